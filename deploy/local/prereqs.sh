@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Checks (and, as root on Debian, installs) what the embedded default needs beside Python:
+# Java 17+ to run the Kafka broker and Maven to fetch its jars from Maven Central.
+set -euo pipefail
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "missing: ${missing[*]} — install Java 17+ and Maven" >&2
+    exit 1
+  fi
+fi
+major=$(java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]}')
+if [ "${major:-0}" -lt 17 ]; then
+  echo "Java 17+ is required (found ${major})" >&2
+  exit 1
+fi

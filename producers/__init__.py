@@ -1,0 +1,1 @@
+"""Venue side: the webhook gateway and the one Kafka producer."""

@@ -1,0 +1,50 @@
+"""The one Kafka producer of the venue side.
+
+Idempotent (``enable_idempotence=True``), ``acks=all``: :meth:`EventProducer.send` returns
+only once the broker acknowledged the write on all in-sync replicas, or raises
+:class:`ProduceFailed` after ``timeout`` seconds. Nothing here retries forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from techne.errors import TechneError
+
+
+class ProduceFailed(TechneError):
+    """Kafka did not acknowledge a write in time; the caller must not report success."""
+
+
+class EventProducer:
+    """Thin wrapper over :class:`AIOKafkaProducer` with the delivery settings we require."""
+
+    def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "techne-gateway") -> None:
+        self.timeout = timeout
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            request_timeout_ms=int(timeout * 1000),
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Write one record and wait for the broker's acknowledgement."""
+        try:
+            fut = await asyncio.wait_for(
+                self._producer.send(topic, value=value, key=key, headers=headers or []), self.timeout
+            )
+            await asyncio.wait_for(fut, self.timeout)
+        except (TimeoutError, KafkaError) as exc:
+            raise ProduceFailed(f"{topic}: {type(exc).__name__}") from exc

@@ -1,0 +1,1 @@
+"""Privacy stream processing: consent ledger, consent filter, pseudonymization, routing."""

@@ -1,0 +1,97 @@
+"""Data-sharing agreements as code: YAML files validated at load.
+
+An agreement names a provider venue list, a partner, purposes, event types, the fields the
+partner may receive (a projection: everything else is removed), a pseudonym domain (the
+partner's own by default), a retention and validity dates. :func:`load_agreements` raises
+:class:`ConfigError` naming the file and field for anything invalid or contradictory; nothing
+is routed without an agreement.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from schemas import CATALOGUE
+from schemas.models import SHARED_TICKET_ORDER, Purpose
+from techne.errors import ConfigError
+
+PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
+# Fields of the shared record that an agreement may project; the rest is always present.
+_ALWAYS = {"event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id", "purpose",
+           "subject_pseudonym", "pseudonym_key_version"}
+PROJECTABLE = frozenset(f["name"] for f in CATALOGUE.entry(SHARED_TICKET_ORDER).raw["fields"]) - _ALWAYS
+EVENT_TYPES = frozenset({"ticket.order_placed"})
+
+
+class Agreement(BaseModel):
+    """One data-sharing agreement (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{1,80}$")]
+    provider_venues: Annotated[list[str], Field(min_length=1)]
+    partner: PartnerId
+    purposes: Annotated[list[Purpose], Field(min_length=1)]
+    event_types: Annotated[list[str], Field(min_length=1)]
+    allowed_fields: list[str]
+    pseudonym_domain: PartnerId | None = None
+    retention_days: Annotated[int, Field(ge=1, le=3650)]
+    valid_from: date
+    valid_until: date
+    legal_basis: str = "consent"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Agreement:
+        if self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        unknown = set(self.allowed_fields) - PROJECTABLE
+        if unknown:
+            raise ValueError(f"allowed_fields not in the shared schema: {sorted(unknown)}")
+        bad_types = set(self.event_types) - EVENT_TYPES
+        if bad_types:
+            raise ValueError(f"unknown event_types: {sorted(bad_types)}")
+        if Purpose.AUDIENCE_MEASUREMENT in self.purposes:
+            raise ValueError("audience_measurement is consent-exempt and venue-internal: it is never shared with a partner")
+        return self
+
+    @property
+    def domain(self) -> str:
+        """The pseudonym domain: the partner's own unless the agreement names a shared one."""
+        return self.pseudonym_domain or f"partner:{self.partner}"
+
+    def active_on(self, when: datetime) -> bool:
+        return self.valid_from <= when.date() <= self.valid_until
+
+    def covers(self, venue_id: str, event_type: str) -> bool:
+        return venue_id in self.provider_venues and event_type in self.event_types
+
+
+def load_agreements(directory: Path, known_venues: set[str] | None = None) -> list[Agreement]:
+    """Load every ``*.yaml`` under ``directory``; raise ConfigError naming file and field."""
+    agreements: list[Agreement] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            agreement = Agreement.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        except ValidationError as exc:
+            where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"{path}: {where}") from exc
+        if known_venues is not None:
+            unknown = set(agreement.provider_venues) - known_venues
+            if unknown:
+                raise ConfigError(f"{path}: provider_venues: unknown venues {sorted(unknown)}")
+        agreements.append(agreement)
+    ids = [a.id for a in agreements]
+    if len(ids) != len(set(ids)):
+        raise ConfigError(f"{directory}: duplicate agreement ids")
+    return agreements
+
+
+def partners(agreements: list[Agreement]) -> list[str]:
+    return sorted({a.partner for a in agreements})

@@ -1,0 +1,1 @@
+"""Pure processing steps (no I/O): consent decisions, pseudonymization, routing."""

@@ -1,0 +1,65 @@
+"""Consent ledger logic (pure).
+
+A ledger entry is the JSON-able state of one subject at one venue::
+
+    {purpose: {"granted": bool, "at": <event time, µs since epoch>,
+               "recipients": [partner ids], "version": <recipient list version>}}
+
+:func:`apply_consent` folds a consent event into an entry, resolving out-of-order delivery by
+event time (``occurred_at``): an older event never overrides a newer one. :func:`decide` is
+default-deny: no entry, no purpose, a withdrawal, an expired grant, or a partner not named in
+the recipients the person was shown all mean "not shared".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+LedgerEntry = dict[str, dict[str, Any]]
+DEFAULT_TTL = timedelta(days=395)  # 13 months, the CNIL's usual consent lifetime
+
+
+def _micros(ts: datetime) -> int:
+    return int(ts.timestamp() * 1_000_000)
+
+
+def apply_consent(entry: LedgerEntry | None, event: dict[str, Any]) -> tuple[LedgerEntry, bool]:
+    """Return ``(new entry, changed)`` after applying a ConsentChanged record."""
+    current: LedgerEntry = dict(entry or {})
+    purpose = str(event["purpose"])
+    at = _micros(event["occurred_at"])
+    previous = current.get(purpose)
+    if previous is not None and int(previous["at"]) > at:
+        return current, False  # stale: a newer decision is already recorded
+    current[purpose] = {
+        "granted": event["event_type"] == "consent.granted",
+        "at": at,
+        "recipients": sorted(set(event.get("recipients") or [])),
+        "version": event.get("recipient_list_version", ""),
+    }
+    return current, True
+
+
+@dataclass(frozen=True)
+class ConsentDecision:
+    allowed: bool
+    reason: str  # granted | no_record | no_purpose | withdrawn | expired | recipient_not_named
+
+
+def decide(entry: LedgerEntry | None, *, purpose: str, partner: str, at: datetime,
+           ttl: timedelta = DEFAULT_TTL) -> ConsentDecision:
+    """May an event of time ``at`` be shared with ``partner`` for ``purpose``?"""
+    if not entry:
+        return ConsentDecision(False, "no_record")
+    state = entry.get(purpose)
+    if state is None:
+        return ConsentDecision(False, "no_purpose")
+    if not state["granted"]:
+        return ConsentDecision(False, "withdrawn")
+    if _micros(at) - int(state["at"]) > ttl.total_seconds() * 1_000_000:
+        return ConsentDecision(False, "expired")
+    if partner not in state["recipients"]:
+        return ConsentDecision(False, "recipient_not_named")
+    return ConsentDecision(True, "granted")

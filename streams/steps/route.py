@@ -1,0 +1,56 @@
+"""Routing by data-sharing agreement (pure).
+
+For one decoded raw event, :func:`route` returns one :class:`Decision` per agreement that
+covers the event's venue and type and is valid on the event's date: either "shared" with the
+record to produce to ``partner.<partner>.<stream>``, or "dropped" with the consent reason.
+An agreement with several purposes shares the event once, for the first consented purpose.
+No matching agreement yields a single "no_agreement" decision (nothing is routed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streams.agreements import Agreement
+from streams.steps.consent import LedgerEntry, decide
+from streams.steps.pseudonymize import share_record
+
+STREAM_OF_TYPE = {"ticket.order_placed": "ticketing"}
+
+
+def partner_topic(partner: str, stream: str) -> str:
+    return f"partner.{partner}.{stream}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # shared | dropped | no_agreement
+    reason: str
+    agreement_id: str | None = None
+    partner: str | None = None
+    purpose: str | None = None
+    topic: str | None = None
+    record: dict[str, Any] | None = None
+
+
+def route(record: dict[str, Any], agreements: list[Agreement], ledger: LedgerEntry | None, *,
+          key_version: int, key: bytes) -> list[Decision]:
+    venue, event_type, at = record["venue_id"], record["event_type"], record["occurred_at"]
+    decisions: list[Decision] = []
+    for agreement in agreements:
+        if not (agreement.covers(venue, event_type) and agreement.active_on(at)):
+            continue
+        reason = "no_purpose"
+        for purpose in agreement.purposes:
+            verdict = decide(ledger, purpose=purpose.value, partner=agreement.partner, at=at)
+            if verdict.allowed:
+                shared = share_record(record, agreement, purpose.value, key_version=key_version, key=key)
+                decisions.append(Decision("shared", "granted", agreement.id, agreement.partner, purpose.value,
+                                          partner_topic(agreement.partner, STREAM_OF_TYPE[event_type]), shared))
+                break
+            reason = verdict.reason
+        else:
+            decisions.append(Decision("dropped", reason, agreement.id, agreement.partner,
+                                      agreement.purposes[0].value))
+    return decisions or [Decision("no_agreement", "no_agreement")]

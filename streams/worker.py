@@ -1,0 +1,24 @@
+"""Run the stream worker: create the bus topics, then hand the app to Faust's worker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from streams.agreements import load_agreements, partners
+from streams.app import create_app
+from streams.topics import bus_topics, ensure_topics
+from techne import metrics
+from techne.settings import Settings
+from techne.venues import load_venues
+
+
+def run_worker(settings: Settings, loglevel: str = "WARN") -> None:
+    """Blocks until the worker is stopped (SIGTERM / Ctrl-C)."""
+    agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
+    asyncio.run(ensure_topics(settings.bootstrap, bus_topics(partners(agreements)), settings.partitions))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = create_app(settings, agreements)
+    metrics.serve(settings.metrics_port)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,77 @@
+"""Account for events end to end: audit decisions and partner-sink progress, read from Kafka.
+
+:func:`collect_audit` reads ``techne.audit`` from the beginning until every expected
+``event_id`` has a decision; :func:`wait_sinks_caught_up` waits until each partner sink's
+committed offsets reach its topic's end offsets (a sink commits only after its insert, so at
+that point the partner's store holds everything that was routed to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.topics import AUDIT
+
+
+async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> dict[str, list[dict[str, Any]]]:
+    """Decisions per expected event id (missing ids are absent from the result on timeout)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    try:
+        partitions = consumer.partitions_for_topic(AUDIT) or set()
+        consumer.assign([TopicPartition(AUDIT, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not expected.issubset(found):
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for messages in batches.values():
+                for m in messages:
+                    decision = json.loads(m.value)
+                    if decision["event_id"] in expected:
+                        found[decision["event_id"]].append(decision)
+    finally:
+        await consumer.stop()
+    return dict(found)
+
+
+async def sink_lag(bootstrap: str, partner: str, stream: str = "ticketing") -> int:
+    """Messages on ``partner.<partner>.<stream>`` not yet committed by that partner's sink."""
+    topic = f"partner.{partner}.{stream}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        ends = await consumer.end_offsets(partitions)
+        committed = await admin.list_consumer_group_offsets(f"techne-sink.{partner}", partitions=partitions)
+        lag = 0
+        for tp in partitions:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, ends[tp] - done)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def wait_sinks_caught_up(bootstrap: str, partners: list[str], timeout: float,
+                               poll: float = 0.5) -> dict[str, int]:
+    """Poll until every partner's sink lag is 0 or ``timeout``; return the last lags."""
+    deadline = time.monotonic() + timeout
+    lags: dict[str, int] = {}
+    while True:
+        lags = {p: await sink_lag(bootstrap, p) for p in partners}
+        if not any(lags.values()) or time.monotonic() > deadline:
+            return lags
+        await asyncio.sleep(poll)

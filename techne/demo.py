@@ -1,0 +1,172 @@
+"""``techne demo``: the whole bus on this machine, with synthetic traffic from the pilot venues.
+
+Starts the local Kafka broker (unless an external bootstrap is given), the gateway, a worker
+and one sink per partner as real child processes, and sends signed events through the real
+HTTP gateway. With ``events`` it waits until each event is accounted for (rejected with a 4xx,
+or decided by the worker and, when shared, committed by the partner's sink), stops, reads
+every partner store and returns the summary; ``all_accounted`` is true only if nothing is
+missing and every partner table holds each shared event exactly once.
+
+The demo owns its data directory: ``partners/``, ``worker/``, ``logs/`` (and ``kafka/`` for the
+embedded broker) are recreated at each start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from sinks.runner import partner_counts
+from streams.agreements import load_agreements, partners
+from streams.topics import bus_topics, ensure_topics
+from techne.accounting import collect_audit, wait_sinks_caught_up
+from techne.local import LocalKafka
+from techne.settings import Settings
+from techne.stack import Stack, generate_secrets
+from techne.traffic import Outgoing, SendResult, generate, send_all
+from techne.venues import load_venues
+
+
+def _send_phased(url: str, batch: list[Outgoing], secrets: dict[str, str]) -> list[SendResult]:
+    """Consents first (acknowledged before any order is sent), then the rest."""
+    consents = [e for e in batch if e.kind == "consent"]
+    others = [e for e in batch if e.kind != "consent"]
+
+    async def go() -> list[SendResult]:
+        return [*await send_all(url, consents, secrets), *await send_all(url, others, secrets)]
+
+    return asyncio.run(go())
+
+
+def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
+              rows: dict[str, dict[str, Any]], lags: dict[str, int]) -> dict[str, Any]:
+    """Pure: build the demo summary from what was sent, decided and stored."""
+    per_venue: dict[str, Counter[str]] = defaultdict(Counter)
+    routed: Counter[str] = Counter()
+    unaccounted = 0
+    for r in results:
+        venue = per_venue[r.outgoing.venue_id]
+        venue["sent"] += 1
+        if 400 <= r.status < 500:
+            venue["rejected"] += 1
+            continue
+        if r.status != 202:
+            venue["failed"] += 1
+            unaccounted += 1
+            continue
+        venue["accepted"] += 1
+        decisions = audit.get(r.body["event_id"])
+        if not decisions:
+            unaccounted += 1
+            continue
+        outcomes = {d["outcome"] for d in decisions}
+        if "consent_recorded" in outcomes:
+            venue["consent_recorded"] += 1
+        elif "shared" in outcomes:
+            venue["shared"] += 1
+        elif "dropped" in outcomes:
+            venue["dropped_no_consent"] += 1
+        else:
+            venue["no_agreement"] += 1
+        for d in decisions:
+            if d["outcome"] == "shared":
+                routed[d["partner"]] += 1
+    per_partner = {p: {"routed": routed[p], **rows.get(p, {}), "lag": lags.get(p, -1)} for p in rows}
+    partners_ok = all(v["rows"] == v["distinct_event_ids"] == v["routed"] and v["lag"] == 0
+                      for v in per_partner.values())
+    totals: Counter[str] = Counter()
+    for counts in per_venue.values():
+        totals.update(counts)
+    return {
+        "events": len(results),
+        "totals": dict(totals),
+        "per_venue": {v: dict(c) for v, c in sorted(per_venue.items())},
+        "per_partner": per_partner,
+        "unaccounted": unaccounted,
+        "all_accounted": unaccounted == 0 and partners_ok,
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    cols = ["sent", "accepted", "rejected", "consent_recorded", "shared", "dropped_no_consent", "no_agreement"]
+    print(f"\nTechné demo — {summary['events']} events in {summary['elapsed_s']:.1f}s "
+          f"(data dir: {summary['data_dir']})")
+    print(f"{'venue':<14}" + "".join(f"{c:>19}" for c in cols))
+    for venue, counts in summary["per_venue"].items():
+        print(f"{venue:<14}" + "".join(f"{counts.get(c, 0):>19}" for c in cols))
+    print(f"{'TOTAL':<14}" + "".join(f"{summary['totals'].get(c, 0):>19}" for c in cols))
+    print("\npartner          routed     rows  distinct  lag")
+    for partner, p in summary["per_partner"].items():
+        print(f"{partner:<14}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}")
+    verdict = "every event accounted for" if summary["all_accounted"] else f"{summary['unaccounted']} UNACCOUNTED"
+    print(f"\n{verdict}; query a partner: techne query --data-dir {summary['data_dir']} --partner observatoire "
+          "\"SELECT venue_id, count() FROM ticket_orders GROUP BY venue_id\"")
+
+
+def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool = False, rate: float = 50.0,
+             seed: int = 7, verbose: bool = True, timeout: float = 180.0) -> dict[str, Any]:
+    started = time.monotonic()
+    data_dir = settings.data_dir.resolve()
+    owned = ["partners", "worker", "logs"] + ([] if external_bootstrap else ["kafka"])
+    for sub in owned:
+        shutil.rmtree(data_dir / sub, ignore_errors=True)
+    venues = sorted(load_venues(settings.venues_file))
+    partner_ids = partners(load_agreements(settings.agreements_dir, set(venues)))
+    broker = None if external_bootstrap else LocalKafka(data_dir / "kafka", partitions=settings.partitions)
+    bootstrap = settings.bootstrap if broker is None else broker.start()
+    env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": bootstrap, "TECHNE_DATA_DIR": str(data_dir)}
+    secrets = {v: s[0] for v, s in json.loads(env["TECHNE_VENUE_SECRETS"]).items()}
+    asyncio.run(ensure_topics(bootstrap, bus_topics(partner_ids), settings.partitions))
+    stack = Stack(env, data_dir / "logs")
+    try:
+        url = stack.start_gateway()
+        worker = stack.start_worker()
+        sinks = [stack.start_sink(p) for p in partner_ids]
+        if verbose:
+            print(f"bus up: kafka {bootstrap}, gateway {url}, worker /metrics :{worker.metrics_port}, "
+                  + ", ".join(f"{s.name} /metrics :{s.metrics_port}" for s in sinks))
+        if events is None:
+            _run_forever(stack, url, secrets, rate, seed)
+            return {"data_dir": str(data_dir), "all_accounted": True}
+        results = _send_phased(url, generate(events, seed=seed), secrets)
+        accepted = {r.body["event_id"] for r in results if r.status == 202}
+        audit = asyncio.run(collect_audit(bootstrap, accepted, timeout))
+        stack.check()
+        lags = asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, timeout))
+        for p in partner_ids:
+            stack.stop(f"sink-{p}")
+        rows = {p: partner_counts(settings.model_copy(update={"data_dir": data_dir}), p) for p in partner_ids}
+        summary = summarize(results, audit, rows, lags)
+        summary.update(data_dir=str(data_dir), bootstrap=bootstrap, elapsed_s=round(time.monotonic() - started, 2))
+        if verbose:
+            print_summary(summary)
+        return summary
+    finally:
+        stack.stop_all()
+        if broker is not None:
+            broker.stop()
+
+
+def _run_forever(stack: Stack, url: str, secrets: dict[str, str], rate: float, seed: int) -> None:
+    """Send about ``rate`` events per second until Ctrl-C, printing progress every 5 s."""
+    sent: Counter[int] = Counter()
+    tick = 0
+    last_print = time.monotonic()
+    try:
+        while True:
+            t0 = time.monotonic()
+            for r in _send_phased(url, generate(max(5, int(rate)), seed=seed + tick), secrets):
+                sent[r.status] += 1
+            stack.check()
+            tick += 1
+            if time.monotonic() - last_print >= 5:
+                print(f"sent {sum(sent.values())} events: " + ", ".join(f"HTTP {s}: {n}" for s, n in sorted(sent.items())),
+                      flush=True)
+                last_print = time.monotonic()
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+    except KeyboardInterrupt:
+        print("\nstopping…")

@@ -1,0 +1,42 @@
+"""Keyed digests of personal identifiers (pure functions).
+
+Everything that stands in for a person is an HMAC-SHA256 under a secret key and a *domain*
+(a label that separates uses): never a plain hash, which anyone can recompute from a guessed
+e-mail address. Two domains never yield the same value for the same person.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+
+def keyed_digest(key: bytes, domain: str, value: str) -> str:
+    """Hex HMAC-SHA256 of ``value`` under ``key``, separated by ``domain``."""
+    return hmac.new(key, f"{domain}\x1f{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def subject_identifier(subject: Mapping[str, Any], venue_id: str) -> str | None:
+    """The identifier that names one person: the normalized e-mail if any, else the venue's
+    customer id (which is only meaningful within that venue). ``None`` if there is neither."""
+    email = subject.get("email")
+    if email:
+        return "email:" + str(email).strip().lower()
+    customer_id = subject.get("customer_id")
+    if customer_id:
+        return f"customer:{venue_id}:{customer_id}"
+    return None
+
+
+def subject_ref(key: bytes, venue_id: str, subject: Mapping[str, Any]) -> str:
+    """Internal reference of a person at a venue: the raw-topic key and the consent-ledger key.
+
+    Consent is given to a venue, so the venue is part of the reference. Events without any
+    identifier get the reference ``anonymous`` (they can never match a consent).
+    """
+    ident = subject_identifier(subject, venue_id)
+    if ident is None:
+        return "anonymous"
+    return keyed_digest(key, "subject-ref:" + venue_id, ident)

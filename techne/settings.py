@@ -1,0 +1,77 @@
+"""Typed, frozen settings, validated once at the edge.
+
+Values come from environment variables prefixed ``TECHNE_`` (JSON for dicts and lists), e.g.
+``TECHNE_BOOTSTRAP=127.0.0.1:9092`` or
+``TECHNE_VENUE_SECRETS='{"opera-lyon": ["whsec_..."]}'``. Secrets are ``SecretStr`` and are never
+printed: ``repr(settings)`` masks them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_AGREEMENTS = REPO_ROOT / "deploy" / "agreements"
+DEFAULT_VENUES = REPO_ROOT / "deploy" / "venues.yaml"
+
+
+class Settings(BaseSettings):
+    """Everything a bus process needs to know, for every process kind."""
+
+    model_config = SettingsConfigDict(env_prefix="TECHNE_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(Path(".techne"), description="Root of local state: partner stores, worker state, broker.")
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port]).")
+    partitions: int = Field(3, ge=1, description="Partitions of the topics the bus creates.")
+
+    venues_file: Path = DEFAULT_VENUES
+    agreements_dir: Path = DEFAULT_AGREEMENTS
+    venue_secrets: dict[str, list[SecretStr]] = Field(
+        default_factory=dict, description="Standard Webhooks secrets (whsec_...) per venue; several = rotation."
+    )
+    subject_key: SecretStr | None = Field(None, description="HMAC key for internal subject references (raw-topic keys).")
+    pseudonym_keys: dict[int, SecretStr] = Field(
+        default_factory=dict, description="Versioned HMAC keys for partner pseudonyms."
+    )
+    pseudonym_key_version: int = Field(1, description="Key version used for new pseudonyms.")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    produce_timeout_s: float = Field(10.0, gt=0)
+    metrics_port: int | None = Field(None, description="Serve Prometheus /metrics on this port (None: off).")
+
+    sink_batch_rows: int = Field(10_000, ge=1)
+    sink_batch_seconds: float = Field(1.0, gt=0)
+
+    @field_validator("pseudonym_keys")
+    @classmethod
+    def _keys_not_empty(cls, v: dict[int, SecretStr]) -> dict[int, SecretStr]:
+        for version, key in v.items():
+            if len(key.get_secret_value()) < 16:
+                raise ValueError(f"pseudonym key version {version} is shorter than 16 characters")
+        return v
+
+    def require_subject_key(self) -> bytes:
+        """The subject-reference key as bytes; a missing key is a configuration error."""
+        from techne.errors import ConfigError
+
+        if self.subject_key is None or len(self.subject_key.get_secret_value()) < 16:
+            raise ConfigError("TECHNE_SUBJECT_KEY is required (at least 16 characters)")
+        return self.subject_key.get_secret_value().encode()
+
+    def current_pseudonym_key(self) -> tuple[int, bytes]:
+        """``(version, key)`` used for new pseudonyms; raises ConfigError when it is missing."""
+        from techne.errors import ConfigError
+
+        key = self.pseudonym_keys.get(self.pseudonym_key_version)
+        if key is None:
+            raise ConfigError(f"TECHNE_PSEUDONYM_KEYS has no key version {self.pseudonym_key_version}")
+        return self.pseudonym_key_version, key.get_secret_value().encode()
+
+    def partner_store_dir(self, partner_id: str) -> Path:
+        """Directory of a partner's embedded ClickHouse store."""
+        return self.data_dir / "partners" / partner_id

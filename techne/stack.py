@@ -1,0 +1,132 @@
+"""Run the bus's processes (gateway, worker, sinks) as child processes.
+
+Used by ``techne demo`` and by the end-to-end tests, so both exercise the real processes.
+Each child gets its configuration through ``TECHNE_*`` environment variables (secrets
+included: they never appear on a command line or in a log) and writes its output to
+``<log_dir>/<name>.log``. :meth:`Stack.stop` sends SIGTERM (a sink then flushes and commits)
+and SIGKILLs after a grace period; :meth:`Stack.kill` is the fault-injection SIGKILL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from techne.errors import TechneError
+from techne.local import free_port
+
+
+class ServiceFailed(TechneError):
+    """A child process exited or did not become ready."""
+
+
+def generate_secrets(venue_ids: list[str]) -> dict[str, str]:
+    """Fresh random secrets as ``TECHNE_*`` environment entries (for demos and tests)."""
+    venue_secrets = {v: ["whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()] for v in venue_ids}
+    return {
+        "TECHNE_VENUE_SECRETS": json.dumps(venue_secrets),
+        "TECHNE_SUBJECT_KEY": secrets.token_urlsafe(32),
+        "TECHNE_PSEUDONYM_KEYS": json.dumps({"1": secrets.token_urlsafe(32)}),
+        "TECHNE_PSEUDONYM_KEY_VERSION": "1",
+    }
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    metrics_port: int | None = None
+    url: str | None = None
+
+
+@dataclass
+class Stack:
+    """Child processes sharing one environment (``env`` overlays ``os.environ``)."""
+
+    env: dict[str, str]
+    log_dir: Path
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def _spawn(self, name: str, args: list[str], metrics_port: int | None = None) -> Service:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+        if metrics_port is not None:
+            env["TECHNE_METRICS_PORT"] = str(metrics_port)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "techne.cli", *args], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        service = Service(name, proc, log_path, metrics_port)
+        self.services[name] = service
+        return service
+
+    def start_gateway(self, port: int | None = None, timeout: float = 30.0) -> str:
+        port = port or free_port()
+        service = self._spawn("gateway", ["gateway", "--port", str(port)])
+        service.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive(service)
+            try:
+                if httpx.get(service.url + "/healthz", timeout=1.0).status_code == 200:
+                    return service.url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise ServiceFailed(f"gateway not ready in {timeout:.0f}s:\n{self.log_tail('gateway')}")
+
+    def start_worker(self, name: str = "worker") -> Service:
+        return self._spawn(name, ["worker"], metrics_port=free_port())
+
+    def start_sink(self, partner: str) -> Service:
+        return self._spawn(f"sink-{partner}", ["sink", "--partner", partner], metrics_port=free_port())
+
+    def _check_alive(self, service: Service) -> None:
+        if service.proc.poll() is not None:
+            raise ServiceFailed(f"{service.name} exited with {service.proc.returncode}:\n{self.log_tail(service.name)}")
+
+    def check(self) -> None:
+        """Raise :class:`ServiceFailed` if any child has died."""
+        for service in self.services.values():
+            self._check_alive(service)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, name: str, grace: float = 30.0) -> int | None:
+        """SIGTERM one child and wait; SIGKILL after ``grace``. Returns its exit code."""
+        service = self.services.pop(name, None)
+        if service is None:
+            return None
+        if service.proc.poll() is None:
+            service.proc.send_signal(signal.SIGTERM)
+            try:
+                service.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                service.proc.kill()
+                service.proc.wait()
+        return service.proc.returncode
+
+    def kill(self, name: str) -> None:
+        service = self.services.pop(name, None)
+        if service is not None and service.proc.poll() is None:
+            service.proc.kill()
+            service.proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.services):
+            self.stop(name)

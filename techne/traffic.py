@@ -1,0 +1,144 @@
+"""Synthetic venue traffic for the demo, tests and benchmarks, and a signed HTTP sender.
+
+:func:`generate` is pure and deterministic for a seed: realistic ticket orders for the five
+pilot venues, persons who attend several venues, and a consent mix (granted, refused,
+absent). :func:`send_all` posts each event through the real gateway, signed per Standard
+Webhooks, with bounded concurrency, and reports every answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from producers.gateway.signatures import sign
+
+PROGRAMME: dict[str, list[tuple[str, str]]] = {
+    "opera-lyon": [("Tosca", "opera"), ("Pelléas et Mélisande", "opera"), ("Ballet de l'Opéra – Forsythe", "danse")],
+    "chaillot": [("Crowd – Gisèle Vienne", "danse"), ("Theatre of Dreams – Hofesh Shechter", "danse"),
+                 ("Café Müller – Pina Bausch", "danse")],
+    "mixt": [("Festival Jeune Public", "jeune_public"), ("Ensemble Mixt en concert", "musique")],
+    "gemeaux": [("Le Misanthrope", "theatre"), ("Jungle Book reimagined – Akram Khan", "danse"),
+                ("Quatuor Ébène", "musique")],
+    "lieu-unique": [("Cirque Inextremiste", "cirque"), ("Nuit électro", "musique"), ("La Mouette", "theatre")],
+}
+POSTCODES = {"opera-lyon": ["69001", "69003", "69006", "69100", "38000"], "chaillot": ["75016", "75011", "92100", "93100"],
+             "mixt": ["44000", "44100", "44300", "49000"], "gemeaux": ["92330", "92160", "75014", "91300"],
+             "lieu-unique": ["44000", "44200", "44600", "35000"]}
+TARIFFS = ["plein", "plein", "reduit", "jeune", "abonne", "invitation"]
+CHANNELS = ["web", "web", "box_office", "reseller"]
+# Who a person's consent names, per purpose (the recipient list shown on the venue's form).
+RECIPIENTS = {"cross_venue_analytics": ["observatoire"], "marketing": ["reseau-danse"]}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One request to send: venue, JSON payload, and what the generator intended."""
+
+    venue_id: str
+    payload: dict[str, Any]
+    kind: str  # consent | order | invalid
+    webhook_id: str = field(default_factory=lambda: "msg_" + uuid.uuid4().hex)
+
+
+def _consent(rng: random.Random, venue: str, email: str, granted: bool, at: datetime) -> dict[str, Any]:
+    purpose = "marketing" if venue in ("chaillot", "gemeaux") and rng.random() < 0.5 else "cross_venue_analytics"
+    return {"type": "consent.granted" if granted else "consent.withdrawn", "event_id": str(uuid.uuid4()),
+            "occurred_at": at.isoformat(), "source_system": "web-form", "customer": {"email": email},
+            "purpose": purpose, "recipients": RECIPIENTS[purpose] if granted else [],
+            "recipient_list_version": "2026-09", "proof_ref": f"form:{venue}:newsletter-2026"}
+
+
+def _order(rng: random.Random, venue: str, email: str, at: datetime) -> dict[str, Any]:
+    production, discipline = rng.choice(PROGRAMME[venue])
+    tariff = rng.choice(TARIFFS)
+    qty = rng.choice([1, 1, 2, 2, 2, 3, 4])
+    unit = 0 if tariff == "invitation" else rng.choice([1200, 1800, 2500, 3500, 5500, 9000])
+    perf_at = at + timedelta(days=rng.randint(3, 120), hours=rng.choice([0, 1, 2]))
+    return {"type": "ticket.order_placed", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
+            "source_system": "billetterie", "customer": {"email": email, "postal_code": rng.choice(POSTCODES[venue])},
+            "order_id": f"{venue[:3].upper()}-{rng.randrange(10**8):08d}", "production": production,
+            "performance_id": f"{venue}-{abs(hash(production)) % 1000:03d}-{perf_at:%Y%m%d}",
+            "performance_at": perf_at.replace(hour=20, minute=0, second=0, microsecond=0).isoformat(),
+            "discipline": discipline, "tariff": tariff, "channel": rng.choice(CHANNELS), "quantity": qty,
+            "amount_minor": unit * qty, "currency": "EUR"}
+
+
+def generate(n: int, seed: int = 7, venues: Sequence[str] = tuple(PROGRAMME), invalid_share: float = 0.01,
+             now: datetime | None = None) -> list[Outgoing]:
+    """``n`` events: consents first (so they precede a person's orders), then orders and a few
+    schema-invalid events. Roughly 45 % of (venue, person) pairs consent, 20 % refuse, 35 % never answer."""
+    rng = random.Random(seed)
+    now = now or datetime.now(UTC)
+    persons = [f"spectateur.{i:05d}.{rng.randrange(10**6):06d}@exemple.fr" for i in range(max(4, n // 6))]
+    attends = {p: rng.sample(list(venues), k=rng.choice([1, 1, 1, 2, 2, 3])) for p in persons}
+    pairs = [(v, p) for p in persons for v in attends[p]]
+    rng.shuffle(pairs)
+    consents: list[Outgoing] = []
+    for venue, person in pairs[: max(1, n // 5)]:
+        roll = rng.random()
+        if roll < 0.65:  # 45 % granted, 20 % refused, the rest never answered
+            at = now - timedelta(days=rng.randint(1, 200))
+            consents.append(Outgoing(venue, _consent(rng, venue, person, roll < 0.45, at), "consent"))
+    rest = n - len(consents)
+    n_invalid = int(rest * invalid_share)
+    out = list(consents)
+    for i in range(rest):
+        venue, person = rng.choice(pairs)
+        at = now - timedelta(seconds=rng.randint(0, 3600))
+        payload = _order(rng, venue, person, at)
+        if i < n_invalid:
+            payload = {**payload, "quantity": "deux", "discipline": "jazz-manouche"}
+            out.append(Outgoing(venue, payload, "invalid"))
+        else:
+            out.append(Outgoing(venue, payload, "order"))
+    return out[:n]
+
+
+@dataclass
+class SendResult:
+    outgoing: Outgoing
+    status: int
+    body: dict[str, Any]
+
+
+async def send_all(base_url: str, events: Sequence[Outgoing], secrets: dict[str, str], *,
+                   concurrency: int = 32, retries: int = 5) -> list[SendResult]:
+    """POST every event, signed with its venue's secret; retry 5xx/connection errors with the
+    same ``webhook-id`` (so a re-delivery keeps its ``event_id``)."""
+    sem = asyncio.Semaphore(concurrency)
+    results: list[SendResult | None] = [None] * len(events)
+
+    async def one(i: int, ev: Outgoing, client: httpx.AsyncClient) -> None:
+        body = json.dumps(ev.payload, ensure_ascii=False).encode()
+        async with sem:
+            for attempt in range(retries + 1):
+                headers = {"content-type": "application/json",
+                           **sign(body, secret=secrets[ev.venue_id], msg_id=ev.webhook_id, timestamp=time.time())}
+                try:
+                    resp = await client.post(f"{base_url}/v1/venues/{ev.venue_id}/events", content=body,
+                                             headers=headers)
+                except httpx.HTTPError:
+                    if attempt == retries:
+                        results[i] = SendResult(ev, 0, {"error": "connection"})
+                        return
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                if resp.status_code >= 500 and attempt < retries:
+                    await asyncio.sleep(0.2 * 2**attempt)
+                    continue
+                results[i] = SendResult(ev, resp.status_code, resp.json())
+                return
+
+    async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=concurrency)) as client:
+        await asyncio.gather(*(one(i, ev, client) for i, ev in enumerate(events)))
+    return [r for r in results if r is not None]

@@ -1,0 +1,39 @@
+"""The venue directory (``deploy/venues.yaml``), validated at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from techne.errors import ConfigError
+
+VenueId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+
+
+class Venue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: VenueId
+    name: str
+    city: str = ""
+
+
+class _VenueFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    venues: list[Venue]
+
+
+def load_venues(path: Path) -> dict[str, Venue]:
+    """Read the venue file; raise :class:`ConfigError` naming the file and field if invalid."""
+    try:
+        parsed = _VenueFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    ids = [v.id for v in parsed.venues]
+    if len(ids) != len(set(ids)):
+        raise ConfigError(f"{path}: duplicate venue ids")
+    return {v.id: v for v in parsed.venues}

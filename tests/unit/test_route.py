@@ -1,0 +1,86 @@
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+
+from streams.agreements import Agreement
+from streams.steps.consent import apply_consent
+from streams.steps.route import route
+
+KEY = b"k" * 32
+AT = datetime(2026, 11, 1, 20, tzinfo=UTC)
+
+
+def agreement(**kw: object) -> Agreement:
+    base = {"id": "dsa-1", "provider_venues": ["v1"], "partner": "p1", "purposes": ["marketing"],
+            "event_types": ["ticket.order_placed"], "allowed_fields": ["production", "quantity"],
+            "retention_days": 30, "valid_from": date(2026, 1, 1), "valid_until": date(2026, 12, 31)}
+    return Agreement.model_validate({**base, **kw})
+
+
+def order(email: str = "a@b.fr", venue: str = "v1") -> dict:
+    return {"event_id": uuid.uuid4(), "event_type": "ticket.order_placed", "occurred_at": AT, "received_at": AT,
+            "venue_id": venue, "subject": {"email": email, "customer_id": "C1", "postal_code": "75011"},
+            "order_id": "o", "production": "Tosca", "performance_id": "p", "performance_at": AT,
+            "discipline": "opera", "tariff": "plein", "channel": "web", "quantity": 2, "amount_minor": 100,
+            "currency": "EUR"}
+
+
+def granted(partners: list[str], purpose: str = "marketing") -> dict:
+    entry, _ = apply_consent(None, {"event_type": "consent.granted", "occurred_at": datetime(2026, 10, 1, tzinfo=UTC),
+                                    "purpose": purpose, "recipients": partners})
+    return entry
+
+
+def test_shared_is_projected_and_pseudonymized() -> None:
+    [d] = route(order(), [agreement()], granted(["p1"]), key_version=1, key=KEY)
+    assert d.outcome == "shared"
+    assert d.topic == "partner.p1.ticketing"
+    assert d.record is not None
+    assert d.record["production"] == "Tosca"
+    assert d.record["quantity"] == 2
+    assert d.record["amount_minor"] is None and d.record["postal_code"] is None and d.record["order_id"] is None
+    assert "a@b.fr" not in repr(d.record) and "C1" not in repr(d.record)
+    assert len(d.record["subject_pseudonym"]) == 64
+
+
+def test_pseudonym_stable_per_subject_distinct_per_partner() -> None:
+    a1 = route(order(), [agreement()], granted(["p1", "p2"]), key_version=1, key=KEY)[0].record
+    a2 = route(order(), [agreement()], granted(["p1", "p2"]), key_version=1, key=KEY)[0].record
+    b = route(order("z@b.fr"), [agreement()], granted(["p1"]), key_version=1, key=KEY)[0].record
+    other = route(order(), [agreement(id="dsa-2", partner="p2")], granted(["p2"]), key_version=1, key=KEY)[0].record
+    assert a1 and a2 and b and other
+    assert a1["subject_pseudonym"] == a2["subject_pseudonym"]
+    assert a1["subject_pseudonym"] != b["subject_pseudonym"]
+    assert a1["subject_pseudonym"] != other["subject_pseudonym"]
+
+
+def test_shared_domain_links_partners_only_when_named() -> None:
+    x = route(order(), [agreement(pseudonym_domain="shared-x")], granted(["p1", "p2"]), key_version=1, key=KEY)
+    y = route(order(), [agreement(id="d2", partner="p2", pseudonym_domain="shared-x")], granted(["p2"]),
+              key_version=1, key=KEY)
+    assert x[0].record and y[0].record
+    assert x[0].record["subject_pseudonym"] == y[0].record["subject_pseudonym"]
+
+
+def test_dropped_without_consent_and_no_agreement() -> None:
+    [d] = route(order(), [agreement()], None, key_version=1, key=KEY)
+    assert (d.outcome, d.reason) == ("dropped", "no_record")
+    [d] = route(order(venue="v9"), [agreement()], granted(["p1"]), key_version=1, key=KEY)
+    assert d.outcome == "no_agreement"
+
+
+def test_agreement_outside_validity_routes_nothing() -> None:
+    expired = agreement(valid_until=date(2026, 6, 30))
+    assert route(order(), [expired], granted(["p1"]), key_version=1, key=KEY)[0].outcome == "no_agreement"
+
+
+@pytest.mark.parametrize("bad", [
+    {"allowed_fields": ["email"]}, {"purposes": ["audience_measurement"]}, {"purposes": ["spying"]},
+    {"valid_until": date(2025, 1, 1)}, {"partner": "Bad Id"}, {"unexpected": 1},
+])
+def test_invalid_agreements_rejected(bad: dict) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        agreement(**bad)

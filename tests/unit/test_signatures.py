@@ -1,0 +1,37 @@
+import time
+
+import pytest
+from pydantic import SecretStr
+
+from producers.gateway.signatures import SignatureRejected, sign, verify
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
+
+
+def test_valid_and_rotated_secrets() -> None:
+    body = b'{"a": 1}'
+    headers = sign(body, secret=SECRET, msg_id="msg_1", timestamp=time.time())
+    verify(body, headers, [SecretStr(SECRET)])
+    verify(body, headers, [SecretStr(OTHER), SecretStr(SECRET)])  # rotation: either active secret
+
+
+@pytest.mark.parametrize(("mutate", "reason"), [
+    (lambda b, h: (b + b" ", h), "signature"),
+    (lambda b, h: (b, {**h, "webhook-timestamp": str(int(time.time()) - 600)}), "too old"),
+    (lambda b, h: (b, {**h, "webhook-timestamp": str(int(time.time()) + 600)}), "too new"),
+    (lambda b, h: (b, {k: v for k, v in h.items() if k != "webhook-id"}), "headers"),
+    (lambda b, h: (b, {**h, "webhook-signature": "garbage"}), "malformed"),
+])
+def test_rejections(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+    body = b'{"a": 1}'
+    b2, h2 = mutate(body, sign(body, secret=SECRET, msg_id="msg_1", timestamp=time.time()))
+    with pytest.raises(SignatureRejected) as info:
+        verify(b2, h2, [SecretStr(SECRET)])
+    assert reason in str(info.value).lower()
+
+
+def test_other_venue_secret_rejected() -> None:
+    body = b"{}"
+    with pytest.raises(SignatureRejected):
+        verify(body, sign(body, secret=OTHER, msg_id="m", timestamp=time.time()), [SecretStr(SECRET)])
