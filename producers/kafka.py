@@ -24,23 +24,31 @@ class EventProducer:
 
     def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "techne-gateway") -> None:
         self.timeout = timeout
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # aiokafka binds to the running loop, so the client is created here, not in __init__.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
-            request_timeout_ms=int(timeout * 1000),
+            request_timeout_ms=int(self.timeout * 1000),
         )
-
-    async def start(self) -> None:
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
         """Write one record and wait for the broker's acknowledgement."""
+        if self._producer is None:
+            raise ProduceFailed("producer not started")
         try:
             fut = await asyncio.wait_for(
                 self._producer.send(topic, value=value, key=key, headers=headers or []), self.timeout

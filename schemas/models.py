@@ -111,8 +111,6 @@ class ConsentIn(_EventIn):
 IncomingEvent = Annotated[TicketOrderIn | ConsentIn, Field(discriminator="type")]
 INCOMING: TypeAdapter[TicketOrderIn | ConsentIn] = TypeAdapter(IncomingEvent)
 
-# Where each schema's raw events go.
-RAW_TOPIC_OF = {TICKET_ORDER: "raw.ticketing", CONSENT: "raw.consent"}
 
 
 def _utc(ts: datetime) -> datetime:

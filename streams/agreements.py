@@ -56,7 +56,7 @@ class Agreement(BaseModel):
         if bad_types:
             raise ValueError(f"unknown event_types: {sorted(bad_types)}")
         if Purpose.AUDIENCE_MEASUREMENT in self.purposes:
-            raise ValueError("audience_measurement is consent-exempt and venue-internal: it is never shared with a partner")
+            raise ValueError("audience_measurement is consent-exempt and venue-internal: never shared with a partner")
         return self
 
     @property

@@ -1,6 +1,6 @@
 """The one Faust app of the bus and its agent (a thin shell around the pure steps).
 
-One agent consumes both raw topics (co-partitioned, keyed by subject reference):
+One agent consumes every venue's raw topic (co-partitioned, keyed by subject reference):
 
 * consent events update the consent ledger (a changelog-backed table, so it survives
   restarts and rebalances), resolved by event time;
@@ -27,7 +27,7 @@ from schemas.models import CONSENT, SHARED_TICKET_ORDER, TICKET_ORDER
 from streams.agreements import Agreement, load_agreements
 from streams.steps.consent import apply_consent
 from streams.steps.route import route
-from streams.topics import AUDIT, DLQ, RAW_CONSENT, RAW_TICKETING
+from streams.topics import AUDIT, DLQ, raw_topic
 from techne import metrics
 from techne.errors import InvalidMessage
 from techne.settings import Settings
@@ -47,10 +47,12 @@ def audit_record(record: dict[str, Any], outcome: str, reason: str, *, agreement
     }).encode()
 
 
-def create_app(settings: Settings, agreements: list[Agreement] | None = None) -> faust.App:
-    """Build the worker app from validated settings and agreements."""
+def create_app(settings: Settings, agreements: list[Agreement] | None = None,
+               venues: list[str] | None = None) -> faust.App:
+    """Build the worker app from validated settings, agreements and the venue list."""
+    venues = venues or sorted(load_venues(settings.venues_file))
     if agreements is None:
-        agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
+        agreements = load_agreements(settings.agreements_dir, set(venues))
     key_version, pseudonym_key = settings.current_pseudonym_key()
     app = faust.App(
         "techne-worker",
@@ -64,9 +66,9 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None) ->
         broker_commit_interval=0.5,
         web_enabled=False,
     )
-    raw = app.topic(RAW_TICKETING, RAW_CONSENT, key_serializer="raw", value_serializer="raw")
+    raw = app.topic(*(raw_topic(v) for v in venues), key_serializer="raw", value_serializer="raw")
     ledger = app.Table("consent-ledger", default=None, partitions=settings.partitions,
-                       key_type=str, value_serializer="json")
+                       key_type=str)  # values: JSON (the app default serializer)
     audit = app.topic(AUDIT, key_serializer="raw", value_serializer="raw")
     dlq = app.topic(DLQ, key_serializer="raw", value_serializer="raw")
     partner_topics: dict[str, faust.TopicT] = {}
@@ -83,7 +85,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None) ->
             ("techne-stage", exc.stage.encode()), ("techne-reason", exc.reason.encode()),
             ("techne-detail", exc.detail[:500].encode()), ("techne-source-topic", source.encode())])
 
-    @app.agent(raw)
+    @app.agent(raw)  # type: ignore[untyped-decorator]
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message

@@ -1,24 +1,31 @@
 """Topic names of the bus and their creation (the broker does not auto-create topics).
 
-Raw topics are co-partitioned (same partition count, same key: the subject reference) so the
-worker that holds a subject's consent-ledger partition also sees that subject's events.
+Each venue has one raw topic, ``raw.<venue_id>``, holding all its event types (consent and
+ticketing alike), keyed by subject reference: Kafka orders records per partition, so a
+person's consent change and their later orders are processed in the order they were
+accepted (two topics would give no such order). Raw topics share one partition count, so
+they are co-partitioned with the consent ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-RAW_TICKETING = "raw.ticketing"
-RAW_CONSENT = "raw.consent"
-RAW_TOPICS = (RAW_TICKETING, RAW_CONSENT)
 AUDIT = "techne.audit"
 DLQ = "techne.dlq"
 
 
-def bus_topics(partners: list[str], streams: tuple[str, ...] = ("ticketing",)) -> list[str]:
-    """Every topic the bus needs for these partners."""
-    return [*RAW_TOPICS, AUDIT, DLQ, *(f"partner.{p}.{s}" for p in partners for s in streams)]
+def raw_topic(venue_id: str) -> str:
+    """The raw topic of one venue."""
+    return f"raw.{venue_id}"
+
+
+def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] = ("ticketing",)) -> list[str]:
+    """Every topic the bus needs for these venues and partners."""
+    return [*(raw_topic(v) for v in venues), AUDIT, DLQ, *(f"partner.{p}.{s}" for p in partners for s in streams)]
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1) -> list[str]:
@@ -29,10 +36,19 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, repli
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently by another process
                 await admin.create_topics([NewTopic(n, partitions, replication) for n in missing])
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process
         return missing
+    finally:
+        await admin.close()
+
+
+async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
+    """Partition numbers of each existing topic (missing topics map to an empty list)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+        return {d["topic"]: sorted(p["partition"] for p in d["partitions"]) for d in described}
     finally:
         await admin.close()

@@ -16,9 +16,10 @@ from techne.venues import load_venues
 
 def run_worker(settings: Settings, loglevel: str = "WARN") -> None:
     """Blocks until the worker is stopped (SIGTERM / Ctrl-C)."""
-    agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
-    asyncio.run(ensure_topics(settings.bootstrap, bus_topics(partners(agreements)), settings.partitions))
+    venues = sorted(load_venues(settings.venues_file))
+    agreements = load_agreements(settings.agreements_dir, set(venues))
+    asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions))
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = create_app(settings, agreements)
+    app = create_app(settings, agreements, venues)
     metrics.serve(settings.metrics_port)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -17,19 +17,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.topics import AUDIT
+from streams.topics import AUDIT, partitions_of
 
 
 async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> dict[str, list[dict[str, Any]]]:
     """Decisions per expected event id (missing ids are absent from the result on timeout)."""
+    partitions = (await partitions_of(bootstrap, [AUDIT]))[AUDIT]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     try:
-        partitions = consumer.partitions_for_topic(AUDIT) or set()
-        consumer.assign([TopicPartition(AUDIT, p) for p in partitions])
-        await consumer.seek_to_beginning()
+        consumer.assign([TopicPartition(AUDIT, p) for p in partitions])  # starts at "earliest"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not expected.issubset(found):
             batches = await consumer.getmany(timeout_ms=500, max_records=5000)
@@ -46,12 +45,13 @@ async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> d
 async def sink_lag(bootstrap: str, partner: str, stream: str = "ticketing") -> int:
     """Messages on ``partner.<partner>.<stream>`` not yet committed by that partner's sink."""
     topic = f"partner.{partner}.{stream}"
+    parts = (await partitions_of(bootstrap, [topic]))[topic]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        partitions = [TopicPartition(topic, p) for p in parts]
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(f"techne-sink.{partner}", partitions=partitions)
         lag = 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -114,7 +113,7 @@ def query(sql: Annotated[str, typer.Argument(help="SQL to run on the partner's d
 
 
 @app.command()
-def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait until all are accounted for, exit.")] = None,
+def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait until all are accounted for.")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on the last line.")] = False,
          bootstrap: Bootstrap = None, data_dir: DataDir = None,
          rate: Annotated[float, typer.Option(help="Events per second when running until Ctrl-C.")] = 50.0,
@@ -140,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -103,8 +103,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     for partner, p in summary["per_partner"].items():
         print(f"{partner:<14}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}")
     verdict = "every event accounted for" if summary["all_accounted"] else f"{summary['unaccounted']} UNACCOUNTED"
-    print(f"\n{verdict}; query a partner: techne query --data-dir {summary['data_dir']} --partner observatoire "
-          "\"SELECT venue_id, count() FROM ticket_orders GROUP BY venue_id\"")
+    hint = "SELECT venue_id, count() FROM ticket_orders GROUP BY venue_id"
+    print(f"\n{verdict}; query a partner: techne query --data-dir {summary['data_dir']} "
+          f"--partner observatoire \"{hint}\"")
 
 
 def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool = False, rate: float = 50.0,
@@ -120,7 +121,7 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
     bootstrap = settings.bootstrap if broker is None else broker.start()
     env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": bootstrap, "TECHNE_DATA_DIR": str(data_dir)}
     secrets = {v: s[0] for v, s in json.loads(env["TECHNE_VENUE_SECRETS"]).items()}
-    asyncio.run(ensure_topics(bootstrap, bus_topics(partner_ids), settings.partitions))
+    asyncio.run(ensure_topics(bootstrap, bus_topics(venues, partner_ids), settings.partitions))
     stack = Stack(env, data_dir / "logs")
     try:
         url = stack.start_gateway()
@@ -164,8 +165,8 @@ def _run_forever(stack: Stack, url: str, secrets: dict[str, str], rate: float, s
             stack.check()
             tick += 1
             if time.monotonic() - last_print >= 5:
-                print(f"sent {sum(sent.values())} events: " + ", ".join(f"HTTP {s}: {n}" for s, n in sorted(sent.items())),
-                      flush=True)
+                statuses = ", ".join(f"HTTP {s}: {n}" for s, n in sorted(sent.items()))
+                print(f"sent {sum(sent.values())} events: {statuses}", flush=True)
                 last_print = time.monotonic()
             time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
     except KeyboardInterrupt:

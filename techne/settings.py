@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TECHNE_", frozen=True, extra="ignore")
 
-    data_dir: Path = Field(Path(".techne"), description="Root of local state: partner stores, worker state, broker.")
+    data_dir: Path = Field(Path(".techne"), description="Root of local state: partner stores, worker, broker.")
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port]).")
     partitions: int = Field(3, ge=1, description="Partitions of the topics the bus creates.")
 
@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     venue_secrets: dict[str, list[SecretStr]] = Field(
         default_factory=dict, description="Standard Webhooks secrets (whsec_...) per venue; several = rotation."
     )
-    subject_key: SecretStr | None = Field(None, description="HMAC key for internal subject references (raw-topic keys).")
+    subject_key: SecretStr | None = Field(None, description="HMAC key for subject references (raw-topic keys).")
     pseudonym_keys: dict[int, SecretStr] = Field(
         default_factory=dict, description="Versioned HMAC keys for partner pseudonyms."
     )

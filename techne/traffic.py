@@ -31,7 +31,8 @@ PROGRAMME: dict[str, list[tuple[str, str]]] = {
                 ("Quatuor Ébène", "musique")],
     "lieu-unique": [("Cirque Inextremiste", "cirque"), ("Nuit électro", "musique"), ("La Mouette", "theatre")],
 }
-POSTCODES = {"opera-lyon": ["69001", "69003", "69006", "69100", "38000"], "chaillot": ["75016", "75011", "92100", "93100"],
+POSTCODES = {"opera-lyon": ["69001", "69003", "69006", "69100", "38000"],
+             "chaillot": ["75016", "75011", "92100", "93100"],
              "mixt": ["44000", "44100", "44300", "49000"], "gemeaux": ["92330", "92160", "75014", "91300"],
              "lieu-unique": ["44000", "44200", "44600", "35000"]}
 TARIFFS = ["plein", "plein", "reduit", "jeune", "abonne", "invitation"]

@@ -34,7 +34,8 @@ from starlette.routing import Mount, Route
 from producers.gateway.signatures import SignatureRejected, verify
 from producers.kafka import EventProducer, ProduceFailed
 from schemas import CATALOGUE
-from schemas.models import INCOMING, RAW_TOPIC_OF, to_record
+from schemas.models import INCOMING, to_record
+from streams.topics import raw_topic
 from techne import metrics
 from techne.errors import InvalidMessage
 from techne.identity import subject_ref
@@ -129,7 +130,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
         key = subject_ref(subject_key, venue_id, record["subject"]).encode()
         started = time.perf_counter()
         try:
-            await kafka.send(RAW_TOPIC_OF[name], key=key, value=value)
+            await kafka.send(raw_topic(venue_id), key=key, value=value)
         except ProduceFailed as exc:
             log.warning("kafka did not acknowledge venue=%s: %s", venue_id, exc)
             return _problem(503, "kafka_unavailable", "retry later", venue_id)

@@ -1,0 +1,50 @@
+"""Partner-topic message -> table row, and the hook for messages that cannot become one.
+
+:func:`decode_row` is pure: framed Avro bytes of a ``SharedTicketOrder`` -> row, or
+:class:`~techne.errors.InvalidMessage` (tombstone, undecodable, another schema, unstorable
+value). The sink hands each invalid message to an :data:`InvalidHandler` before skipping it;
+:func:`log_invalid` (the default) logs where and why, never the payload. A dead-letter
+producer is another ``InvalidHandler``: it is awaited before the batch holding the message is
+committed, so a DLQ write that raises stops the sink instead of losing the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from schemas.codec import CATALOGUE
+from schemas.models import SHARED_TICKET_ORDER
+from sinks.ddl import Row, row_from_record
+from techne.errors import InvalidMessage
+
+log = logging.getLogger(__name__)
+
+
+def decode_row(value: bytes | None) -> Row:
+    """Pure: a partner-topic message value -> table row. Raises :class:`InvalidMessage`."""
+    if value is None:
+        raise InvalidMessage("decode", "tombstone", "message has no value")
+    name, record = CATALOGUE.decode(value)
+    if name != SHARED_TICKET_ORDER:
+        raise InvalidMessage("decode", "unexpected_schema", name)
+    return row_from_record(record)
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where an invalid message came from; ``value`` is for a DLQ and must never be logged."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+InvalidHandler = Callable[[InvalidMessage, MessageRef], Awaitable[None]]
+
+
+async def log_invalid(exc: InvalidMessage, ref: MessageRef) -> None:
+    """Default ``on_invalid``: log where and why (stage/reason/detail), not the payload."""
+    log.warning("skipping invalid message %s[%d]@%d: %s", ref.topic, ref.partition, ref.offset, exc)

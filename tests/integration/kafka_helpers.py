@@ -1,0 +1,43 @@
+"""Small readers of the real broker used by integration tests."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.topics import partitions_of
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Sum of end offsets per topic (how many records were ever written)."""
+    parts = await partitions_of(bootstrap, topics)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        out = {}
+        for topic in topics:
+            tps = [TopicPartition(topic, p) for p in parts.get(topic, [])]
+            ends = await consumer.end_offsets(tps) if tps else {}
+            out[topic] = sum(ends.values())
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str) -> list[bytes]:
+    """Every record value currently on ``topic``."""
+    parts = await partitions_of(bootstrap, [topic])
+    # A fresh assignment with auto_offset_reset="earliest" starts at the log start; an explicit
+    # seek_to_beginning() right after assign() races with the initial reset in aiokafka.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in parts.get(topic, [])]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        values: list[bytes] = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                values.extend(m.value for m in batch if m.value is not None)
+        return values
+    finally:
+        await consumer.stop()
