@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, f
 TICKET_ORDER = "org.techne.ticketing.TicketOrderPlaced"
 CONSENT = "org.techne.consent.ConsentChanged"
 SHARED_TICKET_ORDER = "org.techne.partner.SharedTicketOrder"
+ERASURE_COMMAND = "org.techne.partner.ErasureCommand"
 
 
 class Purpose(StrEnum):

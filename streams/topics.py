@@ -23,7 +23,15 @@ def raw_topic(venue_id: str) -> str:
     return f"raw.{venue_id}"
 
 
-def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] = ("ticketing",)) -> list[str]:
+PARTNER_STREAMS = ("ticketing", "erasure")
+
+
+def erasure_topic(partner: str) -> str:
+    """Erasure commands for one partner's stores (the partner reads them too)."""
+    return f"partner.{partner}.erasure"
+
+
+def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] = PARTNER_STREAMS) -> list[str]:
     """Every topic the bus needs for these venues and partners."""
     return [*(raw_topic(v) for v in venues), AUDIT, DLQ, *(f"partner.{p}.{s}" for p in partners for s in streams)]
 

@@ -16,6 +16,9 @@ app = typer.Typer(help="Techné audience bus: consent-filtered, pseudonymized ve
 local_app = typer.Typer(help="Start/stop the embedded local Kafka broker (real Apache Kafka, KRaft).",
                         no_args_is_help=True)
 app.add_typer(local_app, name="local")
+bench_app = typer.Typer(help="Benchmarks: figures next to a baseline measured in the same run (--json: last line).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
 Bootstrap = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (default: settings).")]
