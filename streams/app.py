@@ -1,50 +1,37 @@
-"""The one Faust app of the bus and its agent (a thin shell around the pure steps).
+"""The one Faust app of the bus: a thin shell around :class:`streams.processor.Processor`.
 
-One agent consumes every venue's raw topic (co-partitioned, keyed by subject reference):
+One agent consumes every venue's raw topic (co-partitioned, keyed by subject reference). The
+consent ledger is a changelog-backed Faust table, so it survives restarts and rebalances.
+For each message the agent reads the ledger, calls the processor, writes the ledger update
+and sends the outputs (partner events, erasure commands, audit lines, dead letters).
 
-* consent events update the consent ledger (a changelog-backed table, so it survives
-  restarts and rebalances), resolved by event time;
-* ticket events are routed: per agreement, shared (pseudonymized, projected, produced to
-  ``partner.<id>.ticketing``) or dropped for lack of consent (counted, audited, not DLQ);
-* undecodable or unroutable messages go to ``techne.dlq`` with stage/reason headers.
-
-Every decision is written to ``techne.audit`` (JSON, no personal data). Faust commits a
-source offset only after flushing what the agent produced for it (at least once); partner
-sinks deduplicate by ``event_id``.
+Delivery: at least once. Faust commits a source offset only after flushing the producer
+(``Consumer._commit_offsets``), so every output of a committed message is on Kafka; a
+replay after a crash re-emits the same records, which sinks deduplicate by ``event_id`` /
+``command_id``. A flood of invalid messages stops the worker (:class:`PoisonFlood`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from datetime import timedelta
 
 import faust
 
-from schemas import CATALOGUE
-from schemas.models import CONSENT, SHARED_TICKET_ORDER, TICKET_ORDER
 from streams.agreements import Agreement, load_agreements
-from streams.steps.consent import apply_consent
-from streams.steps.route import route
-from streams.topics import AUDIT, DLQ, raw_topic
-from techne import metrics
-from techne.errors import InvalidMessage
+from streams.processor import InvalidRateGuard, PoisonFlood, Processor
+from streams.topics import raw_topic
 from techne.settings import Settings
 from techne.venues import load_venues
 
 log = logging.getLogger("techne.worker")
 
 
-def audit_record(record: dict[str, Any], outcome: str, reason: str, *, agreement_id: str | None = None,
-                 partner: str | None = None, purpose: str | None = None) -> bytes:
-    """One audit line: what was decided for which event, why, for whom. No identifiers."""
-    return json.dumps({
-        "event_id": str(record.get("event_id", "")), "venue_id": record.get("venue_id"),
-        "event_type": record.get("event_type"), "outcome": outcome, "reason": reason,
-        "agreement_id": agreement_id, "partner": partner, "purpose": purpose,
-        "decided_at": datetime.now(UTC).isoformat(),
-    }).encode()
+def build_processor(settings: Settings, agreements: list[Agreement]) -> Processor:
+    version, _ = settings.current_pseudonym_key()
+    keys = {v: k.get_secret_value().encode() for v, k in settings.pseudonym_keys.items()}
+    ttls = {p: timedelta(days=d) for p, d in settings.consent_ttl_days.items()}
+    return Processor(agreements, keys, version, ttls)
 
 
 def create_app(settings: Settings, agreements: list[Agreement] | None = None,
@@ -53,7 +40,8 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     venues = venues or sorted(load_venues(settings.venues_file))
     if agreements is None:
         agreements = load_agreements(settings.agreements_dir, set(venues))
-    key_version, pseudonym_key = settings.current_pseudonym_key()
+    processor = build_processor(settings, agreements)
+    guard = InvalidRateGuard(settings.poison_window, settings.poison_threshold)
     app = faust.App(
         "techne-worker",
         broker=f"kafka://{settings.bootstrap}",
@@ -69,61 +57,27 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     raw = app.topic(*(raw_topic(v) for v in venues), key_serializer="raw", value_serializer="raw")
     ledger = app.Table("consent-ledger", default=None, partitions=settings.partitions,
                        key_type=str)  # values: JSON (the app default serializer)
-    audit = app.topic(AUDIT, key_serializer="raw", value_serializer="raw")
-    dlq = app.topic(DLQ, key_serializer="raw", value_serializer="raw")
-    partner_topics: dict[str, faust.TopicT] = {}
+    topics: dict[str, faust.TopicT] = {}
 
-    def out_topic(name: str) -> faust.TopicT:
-        if name not in partner_topics:
-            partner_topics[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
-        return partner_topics[name]
-
-    async def dead_letter(value: bytes, key: bytes | None, source: str, exc: InvalidMessage) -> None:
-        metrics.DEAD_LETTERS.labels(stage=exc.stage, reason=exc.reason).inc()
-        log.warning("dead letter from %s: %s", source, exc)
-        await dlq.send(key=key, value=value, headers=[
-            ("techne-stage", exc.stage.encode()), ("techne-reason", exc.reason.encode()),
-            ("techne-detail", exc.detail[:500].encode()), ("techne-source-topic", source.encode())])
+    def topic(name: str) -> faust.TopicT:
+        if name not in topics:
+            topics[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
+        return topics[name]
 
     @app.agent(raw)  # type: ignore[untyped-decorator]
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            value, key = message.value, message.key
-            subject = key.decode() if isinstance(key, bytes) else str(key)
+            result = processor.handle(message.value, message.key, message.topic, ledger.get)
+            if result.ledger_update is not None:
+                ledger[message.key.decode()] = result.ledger_update
+            for out in result.outputs:
+                await topic(out.topic).send(key=out.key, value=out.value, headers=out.headers or None)
             try:
-                name, record = CATALOGUE.decode(value)
-            except InvalidMessage as exc:
-                await dead_letter(value, key, message.topic, exc)
-                continue
-            metrics.STREAM_EVENTS.labels(event_type=record["event_type"]).inc()
-            if name == CONSENT:
-                entry, changed = apply_consent(ledger.get(subject), record)
-                if changed:
-                    ledger[subject] = entry
-                outcome = "applied" if changed else "stale"
-                metrics.CONSENT_UPDATES.labels(purpose=record["purpose"], outcome=outcome).inc()
-                await audit.send(key=str(record["event_id"]).encode(),
-                                 value=audit_record(record, "consent_recorded", outcome, purpose=record["purpose"]))
-                continue
-            if name != TICKET_ORDER:
-                await dead_letter(value, key, message.topic, InvalidMessage("route", "unexpected_schema", name))
-                continue
-            try:
-                decisions = route(record, agreements, ledger.get(subject), key_version=key_version, key=pseudonym_key)
-            except ValueError as exc:
-                await dead_letter(value, key, message.topic, InvalidMessage("route", "unshareable", str(exc)))
-                continue
-            for d in decisions:
-                if d.outcome == "shared" and d.record is not None and d.topic is not None:
-                    await out_topic(d.topic).send(
-                        key=d.record["subject_pseudonym"].encode(),
-                        value=CATALOGUE.encode(SHARED_TICKET_ORDER, d.record))
-                    metrics.ROUTED.labels(partner=d.partner, purpose=d.purpose).inc()
-                elif d.outcome == "dropped":
-                    metrics.CONSENT_DROPS.labels(partner=d.partner, purpose=d.purpose).inc()
-                await audit.send(key=str(record["event_id"]).encode(),
-                                 value=audit_record(record, d.outcome, d.reason, agreement_id=d.agreement_id,
-                                                    partner=d.partner, purpose=d.purpose))
+                guard.record(result.invalid)
+            except PoisonFlood as exc:
+                log.critical("%s", exc)
+                await app.crash(exc)
+                return
 
     return app

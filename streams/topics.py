@@ -15,7 +15,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 AUDIT = "techne.audit"
-DLQ = "techne.dlq"
+DLQ_STAGES = ("decode", "route", "sink")
+
+
+def dlq_topic(stage: str) -> str:
+    """Dead letters of one stage: original bytes in the value, the reason in headers."""
+    return f"dlq.{stage}"
 
 
 def raw_topic(venue_id: str) -> str:
@@ -33,7 +38,8 @@ def erasure_topic(partner: str) -> str:
 
 def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] = PARTNER_STREAMS) -> list[str]:
     """Every topic the bus needs for these venues and partners."""
-    return [*(raw_topic(v) for v in venues), AUDIT, DLQ, *(f"partner.{p}.{s}" for p in partners for s in streams)]
+    return [*(raw_topic(v) for v in venues), AUDIT, *(dlq_topic(s) for s in DLQ_STAGES),
+            *(f"partner.{p}.{s}" for p in partners for s in streams)]
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1) -> list[str]:

@@ -115,6 +115,32 @@ def query(sql: Annotated[str, typer.Argument(help="SQL to run on the partner's d
         _fail(exc)
 
 
+agreements_app = typer.Typer(help="Data-sharing agreements: validate and explain them.", no_args_is_help=True)
+app.add_typer(agreements_app, name="agreements")
+
+
+@agreements_app.command("check")
+def agreements_check(path: Annotated[Path | None, typer.Argument(help="Agreements directory.")] = None,
+                     lang: Annotated[str, typer.Option(help="fr, en or both")] = "both") -> None:
+    """Validate every agreement (exit 2 naming the file and field if one is invalid) and print,
+    per venue, what is shared, with whom, for what purpose and for how long."""
+    from streams.agreements import load_agreements
+    from streams.summary import summarize
+    from techne.venues import load_venues
+
+    settings = _settings()
+    try:
+        venues = load_venues(settings.venues_file)
+        agreements = load_agreements(path or settings.agreements_dir, set(venues))
+    except TechneError as exc:
+        _fail(exc)
+        return
+    names = {v.id: v.name for v in venues.values()}
+    for language in (["fr", "en"] if lang == "both" else [lang]):
+        typer.echo(summarize(agreements, names, language))
+    typer.echo(f"{len(agreements)} agreement(s) valid.")
+
+
 @app.command()
 def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait until all are accounted for.")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on the last line.")] = False,

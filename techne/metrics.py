@@ -25,6 +25,9 @@ CONSENT_DROPS = Counter("techne_consent_dropped_total",
                         ["partner", "purpose"])
 ROUTED = Counter("techne_routed_total", "Events shared with a partner, by partner and purpose.",
                  ["partner", "purpose"])
+ERASURES_ISSUED = Counter("techne_erasures_issued_total",
+                          "Erasure commands sent to partners after a withdrawal or an erasure request.",
+                          ["partner", "reason"])
 DEAD_LETTERS = Counter("techne_dlq_total", "Messages sent to a dead-letter topic, by stage and reason.",
                        ["stage", "reason"])
 

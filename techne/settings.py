@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     )
     pseudonym_key_version: int = Field(1, description="Key version used for new pseudonyms.")
 
+    consent_ttl_days: dict[str, int] = Field(
+        default_factory=dict, description="Consent lifetime per purpose in days (default 395, i.e. 13 months).")
+    poison_window: int = Field(1000, ge=10, description="Messages over which the invalid share is measured.")
+    poison_threshold: float = Field(0.5, gt=0, le=1, description="Invalid share that stops the worker.")
+
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -53,6 +58,16 @@ class Settings(BaseSettings):
         for version, key in v.items():
             if len(key.get_secret_value()) < 16:
                 raise ValueError(f"pseudonym key version {version} is shorter than 16 characters")
+        return v
+
+    @field_validator("consent_ttl_days")
+    @classmethod
+    def _known_purposes(cls, v: dict[str, int]) -> dict[str, int]:
+        from schemas.models import Purpose
+
+        unknown = set(v) - {p.value for p in Purpose}
+        if unknown:
+            raise ValueError(f"unknown purposes {sorted(unknown)}; known: {[p.value for p in Purpose]}")
         return v
 
     def require_subject_key(self) -> bytes:

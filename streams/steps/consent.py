@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemas.models import Purpose
+
 LedgerEntry = dict[str, dict[str, Any]]
 DEFAULT_TTL = timedelta(days=395)  # 13 months, the CNIL's usual consent lifetime
+PURPOSES = tuple(p.value for p in Purpose)
+ERASURE_REQUEST_TYPES = frozenset({"erasure.requested", "subject.erasure_requested"})
 
 
 def _micros(ts: datetime) -> int:
@@ -26,10 +30,19 @@ def _micros(ts: datetime) -> int:
 
 
 def apply_consent(entry: LedgerEntry | None, event: dict[str, Any]) -> tuple[LedgerEntry, bool]:
-    """Return ``(new entry, changed)`` after applying a ConsentChanged record."""
+    """Return ``(new entry, changed)`` after applying a consent record (granted, withdrawn or
+    expired), or an erasure request, which withdraws every purpose at its event time."""
     current: LedgerEntry = dict(entry or {})
-    purpose = str(event["purpose"])
     at = _micros(event["occurred_at"])
+    if str(event["event_type"]) in ERASURE_REQUEST_TYPES:
+        changed = False
+        for purpose in PURPOSES:
+            previous = current.get(purpose)
+            if previous is None or int(previous["at"]) <= at:
+                current[purpose] = {"granted": False, "at": at, "recipients": [], "version": ""}
+                changed = True
+        return current, changed
+    purpose = str(event["purpose"])
     previous = current.get(purpose)
     if previous is not None and int(previous["at"]) > at:
         return current, False  # stale: a newer decision is already recorded

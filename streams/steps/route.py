@@ -9,11 +9,13 @@ No matching agreement yields a single "no_agreement" decision (nothing is routed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from streams.agreements import Agreement
-from streams.steps.consent import LedgerEntry, decide
+from streams.steps.consent import DEFAULT_TTL, LedgerEntry, decide
 from streams.steps.pseudonymize import share_record
 
 STREAM_OF_TYPE = {"ticket.order_placed": "ticketing"}
@@ -35,7 +37,7 @@ class Decision:
 
 
 def route(record: dict[str, Any], agreements: list[Agreement], ledger: LedgerEntry | None, *,
-          key_version: int, key: bytes) -> list[Decision]:
+          key_version: int, key: bytes, ttls: Mapping[str, timedelta] | None = None) -> list[Decision]:
     venue, event_type, at = record["venue_id"], record["event_type"], record["occurred_at"]
     decisions: list[Decision] = []
     for agreement in agreements:
@@ -43,7 +45,8 @@ def route(record: dict[str, Any], agreements: list[Agreement], ledger: LedgerEnt
             continue
         reason = "no_purpose"
         for purpose in agreement.purposes:
-            verdict = decide(ledger, purpose=purpose.value, partner=agreement.partner, at=at)
+            verdict = decide(ledger, purpose=purpose.value, partner=agreement.partner, at=at,
+                             ttl=(ttls or {}).get(purpose.value, DEFAULT_TTL))
             if verdict.allowed:
                 shared = share_record(record, agreement, purpose.value, key_version=key_version, key=key)
                 decisions.append(Decision("shared", "granted", agreement.id, agreement.partner, purpose.value,

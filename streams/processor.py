@@ -1,0 +1,154 @@
+"""What the worker does with one raw message, without Faust (the agent is a thin shell).
+
+:meth:`Processor.handle` takes the message bytes, its key (the subject reference) and a read
+of the consent ledger, and returns a :class:`Result`: records to produce (partner events,
+erasure commands, audit lines, dead letters) and the ledger update, if any. It performs no
+I/O, so it is unit-testable and benchmarkable on its own.
+
+Outcomes per message: a consent-type event updates the ledger (and may emit erasure
+commands); a ticket event is routed per agreement (shared / dropped for consent / no
+agreement) with one audit line per decision; anything that cannot be processed becomes a
+dead letter on ``dlq.<stage>`` carrying the original bytes and the reason in headers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas import CATALOGUE
+from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER, TICKET_ORDER
+from streams.agreements import Agreement
+from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry, apply_consent
+from streams.steps.erasure import erasure_commands
+from streams.steps.route import route
+from streams.topics import AUDIT, dlq_topic
+from techne import metrics
+from techne.errors import InvalidMessage, TechneError
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    outputs: list[Output] = field(default_factory=list)
+    ledger_update: LedgerEntry | None = None
+    invalid: bool = False
+
+
+def audit_line(record: Mapping[str, Any], outcome: str, reason: str, *, agreement_id: str | None = None,
+               partner: str | None = None, purpose: str | None = None) -> Output:
+    """One audit record: what was decided for which event, why, for whom. No identifiers."""
+    value = json.dumps({
+        "event_id": str(record.get("event_id", "")), "venue_id": record.get("venue_id"),
+        "event_type": record.get("event_type"), "outcome": outcome, "reason": reason,
+        "agreement_id": agreement_id, "partner": partner, "purpose": purpose,
+        "decided_at": datetime.now(UTC).isoformat(),
+    }).encode()
+    return Output(AUDIT, str(record.get("event_id", "")).encode(), value)
+
+
+def dead_letter(value: bytes, key: bytes | None, source_topic: str, exc: InvalidMessage) -> Output:
+    metrics.DEAD_LETTERS.labels(stage=exc.stage, reason=exc.reason).inc()
+    return Output(dlq_topic(exc.stage), key, value, [
+        ("techne-stage", exc.stage.encode()), ("techne-reason", exc.reason.encode()),
+        ("techne-detail", exc.detail[:500].encode()), ("techne-source-topic", source_topic.encode()),
+        ("techne-failed-at", datetime.now(UTC).isoformat().encode())])
+
+
+class PoisonFlood(TechneError):
+    """Too large a share of recent messages was invalid: stop instead of emptying a topic into the DLQ."""
+
+
+@dataclass
+class InvalidRateGuard:
+    """Trips when, over the last ``window`` messages, more than ``threshold`` were invalid."""
+
+    window: int = 1000
+    threshold: float = 0.5
+    _recent: deque[bool] = field(default_factory=deque)
+    _invalid: int = 0
+
+    def record(self, invalid: bool) -> None:
+        self._recent.append(invalid)
+        self._invalid += invalid
+        if len(self._recent) > self.window:
+            self._invalid -= self._recent.popleft()
+        if len(self._recent) == self.window and self._invalid > self.threshold * self.window:
+            raise PoisonFlood(f"{self._invalid} of the last {self.window} messages were invalid "
+                              f"(threshold {self.threshold:.0%}); stopping — inspect with `techne dlq show`")
+
+
+class Processor:
+    """Pure per-message logic of the worker, configured once."""
+
+    def __init__(self, agreements: list[Agreement], keys: Mapping[int, bytes], key_version: int,
+                 ttls: Mapping[str, timedelta] | None = None) -> None:
+        self.agreements = agreements
+        self.keys = dict(keys)
+        self.key_version = key_version
+        self.key = self.keys[key_version]
+        self.ttls = dict(ttls or {})
+
+    def handle(self, value: bytes, key: bytes | None, source_topic: str,
+               ledger_get: Callable[[str], LedgerEntry | None]) -> Result:
+        subject = key.decode() if isinstance(key, bytes) else str(key)
+        try:
+            name, record = CATALOGUE.decode(value)
+        except InvalidMessage as exc:
+            return Result([dead_letter(value, key, source_topic, exc)], invalid=True)
+        event_type = str(record.get("event_type", ""))
+        metrics.STREAM_EVENTS.labels(event_type=event_type).inc()
+        if event_type.startswith("consent.") or event_type in ERASURE_REQUEST_TYPES:
+            return self._consent(record, subject, ledger_get)
+        if name != TICKET_ORDER:
+            unroutable = InvalidMessage("route", "unroutable_schema", name)
+            return Result([dead_letter(value, key, source_topic, unroutable)], invalid=True)
+        try:
+            decisions = route(record, self.agreements, ledger_get(subject), key_version=self.key_version,
+                              key=self.key, ttls=self.ttls)
+        except InvalidMessage as exc:
+            return Result([dead_letter(value, key, source_topic, exc)], invalid=True)
+        except ValueError as exc:
+            unshareable = InvalidMessage("route", "unshareable", str(exc))
+            return Result([dead_letter(value, key, source_topic, unshareable)], invalid=True)
+        outputs: list[Output] = []
+        for d in decisions:
+            if d.outcome == "shared" and d.record is not None and d.topic is not None:
+                outputs.append(Output(d.topic, d.record["subject_pseudonym"].encode(),
+                                      CATALOGUE.encode(SHARED_TICKET_ORDER, d.record)))
+                metrics.ROUTED.labels(partner=d.partner, purpose=d.purpose).inc()
+            elif d.outcome == "dropped":
+                metrics.CONSENT_DROPS.labels(partner=d.partner, purpose=d.purpose).inc()
+            outputs.append(audit_line(record, d.outcome, d.reason, agreement_id=d.agreement_id,
+                                      partner=d.partner, purpose=d.purpose))
+        return Result(outputs)
+
+    def _consent(self, record: dict[str, Any], subject: str,
+                 ledger_get: Callable[[str], LedgerEntry | None]) -> Result:
+        previous = ledger_get(subject)
+        entry, changed = apply_consent(previous, record)
+        purpose = str(record.get("purpose") or "*")
+        metrics.CONSENT_UPDATES.labels(purpose=purpose, outcome="applied" if changed else "stale").inc()
+        outputs = [audit_line(record, "consent_recorded", "applied" if changed else "stale", purpose=purpose)]
+        if changed:
+            for topic, command in erasure_commands(previous, record, self.agreements, keys=self.keys,
+                                                   issued_at=datetime.now(UTC)):
+                outputs.append(Output(topic, command["subject_pseudonym"].encode(),
+                                      CATALOGUE.encode(ERASURE_COMMAND, command)))
+                outputs.append(audit_line(record, "erasure_requested", command["reason"],
+                                          partner=command["partner"], purpose=purpose))
+                metrics.ERASURES_ISSUED.labels(partner=command["partner"], reason=command["reason"]).inc()
+        return Result(outputs, ledger_update=entry if changed else None)

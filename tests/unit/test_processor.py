@@ -1,0 +1,164 @@
+"""The worker's per-message logic (no Faust, no Kafka): consent, routing, erasure, dead letters."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import CATALOGUE
+from schemas.models import CONSENT, ERASURE_COMMAND, SHARED_TICKET_ORDER, TICKET_ORDER
+from streams.agreements import Agreement
+from streams.processor import InvalidRateGuard, PoisonFlood, Processor
+from streams.steps.consent import LedgerEntry
+
+NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
+KEYS = {1: b"a" * 32, 2: b"b" * 32}
+
+
+def agreement(partner: str = "p1", purposes: tuple[str, ...] = ("marketing",), **kw: Any) -> Agreement:
+    return Agreement.model_validate({
+        "id": f"dsa-{partner}", "provider_venues": ["v1"], "partner": partner, "purposes": list(purposes),
+        "event_types": ["ticket.order_placed"], "allowed_fields": ["production", "postal_code"],
+        "retention_days": 30, "valid_from": date(2026, 1, 1), "valid_until": date(2027, 1, 1), **kw})
+
+
+def subject(email: str) -> dict[str, Any]:
+    return {"email": email, "customer_id": "CUST-42", "postal_code": "69003"}
+
+
+def consent(email: str, kind: str, *, days_ago: int = 1, recipients: list[str] | None = None,
+            purpose: str = "marketing") -> bytes:
+    at = NOW - timedelta(days=days_ago)
+    return CATALOGUE.encode(CONSENT, {
+        "event_id": str(uuid.uuid4()), "event_type": f"consent.{kind}", "occurred_at": at, "received_at": at,
+        "venue_id": "v1", "source_system": "t", "subject": subject(email), "purpose": purpose,
+        "recipients": recipients if recipients is not None else ["p1", "p2"], "recipient_list_version": "1",
+        "proof_ref": None})
+
+
+def order(email: str) -> bytes:
+    return CATALOGUE.encode(TICKET_ORDER, {
+        "event_id": str(uuid.uuid4()), "event_type": "ticket.order_placed", "occurred_at": NOW, "received_at": NOW,
+        "venue_id": "v1", "source_system": "t", "subject": subject(email), "order_id": "O1", "production": "Tosca",
+        "performance_id": "P1", "performance_at": NOW, "discipline": "opera", "tariff": "plein", "channel": "web",
+        "quantity": 1, "amount_minor": 100, "currency": "EUR"})
+
+
+class Ledger(dict[str, LedgerEntry]):
+    def feed(self, proc: Processor, value: bytes, key: str = "s1") -> Any:
+        result = proc.handle(value, key.encode(), "raw.v1", self.get)
+        if result.ledger_update is not None:
+            self[key] = result.ledger_update
+        return result
+
+
+def topics(result: Any) -> list[str]:
+    return [o.topic for o in result.outputs]
+
+
+def test_order_shared_only_after_consent() -> None:
+    proc, ledger = Processor([agreement()], KEYS, 1), Ledger()
+    assert "partner.p1.ticketing" not in topics(ledger.feed(proc, order("a@b.fr")))
+    ledger.feed(proc, consent("a@b.fr", "granted"))
+    shared = ledger.feed(proc, order("a@b.fr"))
+    [out] = [o for o in shared.outputs if o.topic == "partner.p1.ticketing"]
+    name, record = CATALOGUE.decode(out.value)
+    assert name == SHARED_TICKET_ORDER
+    assert record["pseudonym_key_version"] == 1
+    audit = [json.loads(o.value) for o in shared.outputs if o.topic == "techne.audit"]
+    assert audit[0]["outcome"] == "shared" and audit[0]["partner"] == "p1"
+
+
+def test_withdrawal_emits_erasure_for_named_partners_and_every_key_version() -> None:
+    proc, ledger = Processor([agreement("p1"), agreement("p2"), agreement("p3")], KEYS, 1), Ledger()
+    ledger.feed(proc, consent("a@b.fr", "granted", days_ago=3, recipients=["p1", "p2"]))
+    result = ledger.feed(proc, consent("a@b.fr", "withdrawn", days_ago=2, recipients=[]))
+    commands = [CATALOGUE.decode(o.value) for o in result.outputs if o.topic.endswith(".erasure")]
+    assert {(c[1]["partner"], c[1]["pseudonym_key_version"]) for c in commands} == {
+        ("p1", 1), ("p1", 2), ("p2", 1), ("p2", 2)}
+    assert all(c[0] == ERASURE_COMMAND and c[1]["purposes"] == ["marketing"] for c in commands)
+    # the pseudonym in the command is the one the partner received
+    ledger.feed(proc, consent("z@b.fr", "granted", days_ago=3))
+    shared = ledger.feed(proc, order("a@b.fr"))
+    assert not [o for o in shared.outputs if o.topic.startswith("partner.")], "withdrawn: nothing shared"
+
+
+def test_erasure_command_addresses_the_partner_pseudonym() -> None:
+    proc, ledger = Processor([agreement("p1")], KEYS, 1), Ledger()
+    ledger.feed(proc, consent("a@b.fr", "granted", days_ago=3))
+    [shared] = [o for o in ledger.feed(proc, order("a@b.fr")).outputs if o.topic == "partner.p1.ticketing"]
+    result = ledger.feed(proc, consent("a@b.fr", "withdrawn", days_ago=0))
+    commands = [CATALOGUE.decode(o.value)[1] for o in result.outputs if o.topic == "partner.p1.erasure"]
+    pseudonym = CATALOGUE.decode(shared.value)[1]["subject_pseudonym"]
+    assert pseudonym in {c["subject_pseudonym"] for c in commands if c["pseudonym_key_version"] == 1}
+
+
+def test_stale_withdrawal_changes_nothing_and_erases_nothing() -> None:
+    proc, ledger = Processor([agreement()], KEYS, 1), Ledger()
+    ledger.feed(proc, consent("a@b.fr", "granted", days_ago=1))
+    result = ledger.feed(proc, consent("a@b.fr", "withdrawn", days_ago=5))
+    assert result.ledger_update is None
+    assert not [t for t in topics(result) if t.endswith(".erasure")]
+
+
+def test_reprocessing_emits_identical_commands() -> None:
+    withdrawal = consent("a@b.fr", "withdrawn", days_ago=0)
+    ids = []
+    for _ in range(2):
+        proc, ledger = Processor([agreement()], KEYS, 1), Ledger()
+        ledger.feed(proc, consent("a@b.fr", "granted", days_ago=3))
+        result = ledger.feed(proc, withdrawal)
+        ids.append(sorted(CATALOGUE.decode(o.value)[1]["command_id"] for o in result.outputs
+                          if o.topic.endswith(".erasure")))
+    assert ids[0] == ids[1] and ids[0]
+
+
+@pytest.mark.parametrize(("value", "stage", "reason"), [
+    (b"\x00ga", "decode", "truncated"), (b"\x00garbage", "decode", "unknown_schema"),
+    (b"not avro at all", "decode", "bad_magic"),
+])
+def test_dead_letters_carry_reason_and_original_bytes(value: bytes, stage: str, reason: str) -> None:
+    result = Processor([agreement()], KEYS, 1).handle(value, b"k", "raw.v1", lambda _: None)
+    [dlq] = result.outputs
+    assert result.invalid
+    assert dlq.topic == f"dlq.{stage}" and dlq.value == value
+    assert dict(dlq.headers)["techne-reason"] == reason.encode()
+
+
+def test_poison_guard_trips_only_above_threshold() -> None:
+    guard = InvalidRateGuard(window=100, threshold=0.5)
+    for i in range(1000):
+        guard.record(i % 2 == 0)  # exactly 50 %: fine
+    with pytest.raises(PoisonFlood):
+        for _ in range(100):
+            guard.record(True)
+
+
+DIRECT = st.emails().map(str.lower)
+
+
+@settings(max_examples=60, deadline=None)
+@given(emails=st.lists(DIRECT, min_size=1, max_size=5, unique=True))
+def test_no_direct_identifier_in_any_routed_event(emails: list[str]) -> None:
+    proc, ledger = Processor([agreement("p1"), agreement("p2")], KEYS, 1), Ledger()
+    pseudonyms: dict[tuple[str, str], set[str]] = {}
+    for email in emails:
+        ledger.feed(proc, consent(email, "granted"), key=email)
+        for _ in range(2):
+            for out in ledger.feed(proc, order(email), key=email).outputs:
+                text = out.value.decode("latin-1").lower()
+                assert email not in text and "cust-42" not in text
+                if out.topic.startswith("partner."):
+                    record = CATALOGUE.decode(out.value)[1]
+                    pseudonyms.setdefault((email, out.topic), set()).add(record["subject_pseudonym"])
+    assert all(len(p) == 1 for p in pseudonyms.values()), "stable within a domain"
+    for email in emails:
+        assert not pseudonyms[(email, "partner.p1.ticketing")] & pseudonyms[(email, "partner.p2.ticketing")]
+    firsts = [next(iter(pseudonyms[(e, "partner.p1.ticketing")])) for e in emails]
+    assert len(set(firsts)) == len(emails), "different subjects, different pseudonyms"
