@@ -43,7 +43,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     processor = build_processor(settings, agreements)
     guard = InvalidRateGuard(settings.poison_window, settings.poison_threshold)
     app = faust.App(
-        "techne-worker",
+        settings.worker_id,
         broker=f"kafka://{settings.bootstrap}",
         store="memory://",
         datadir=str(settings.data_dir / "worker"),

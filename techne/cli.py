@@ -141,6 +141,35 @@ def agreements_check(path: Annotated[Path | None, typer.Argument(help="Agreement
     typer.echo(f"{len(agreements)} agreement(s) valid.")
 
 
+dlq_app = typer.Typer(help="Dead letters: inspect and re-inject after a fix.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+Stage = Annotated[str, typer.Option(help="Stage whose dead letters to read: decode, route or sink.")]
+
+
+@dlq_app.command("show")
+def dlq_show(stage: Stage = "decode", bootstrap: Bootstrap = None, limit: int = 50) -> None:
+    """List dead letters (reason, source, time, size) without their payload."""
+    import asyncio
+
+    from streams import dlq
+
+    for line in asyncio.run(dlq.show(_settings(bootstrap=bootstrap).bootstrap, stage, limit)):
+        typer.echo(line)
+
+
+@dlq_app.command("replay")
+def dlq_replay(stage: Stage = "decode", bootstrap: Bootstrap = None,
+               reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+               dry_run: bool = False) -> None:
+    """Re-produce dead letters to their source topic (each once: progress is committed)."""
+    import asyncio
+
+    from streams import dlq
+
+    n = asyncio.run(dlq.replay(_settings(bootstrap=bootstrap).bootstrap, stage, reason=reason, dry_run=dry_run))
+    typer.echo(f"{'would replay' if dry_run else 'replayed'} {n} dead letter(s) from dlq.{stage}")
+
+
 @app.command()
 def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait until all are accounted for.")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on the last line.")] = False,

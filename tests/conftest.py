@@ -37,6 +37,14 @@ class Bus:
         return str(json.loads(self.env["TECHNE_VENUE_SECRETS"])[venue][0])
 
 
+@pytest.fixture
+def worker(bus: Bus) -> Bus:
+    """The bus with a stream worker running (started once, shared by the tests that need it)."""
+    if "worker" not in bus.stack.services:
+        bus.stack.start_worker()
+    return bus
+
+
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker = LocalKafka(tmp_path_factory.mktemp("kafka"))

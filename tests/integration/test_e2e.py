@@ -78,8 +78,8 @@ def send(bus: Bus, venue: str, payload: dict[str, Any], msg_id: str | None = Non
     return str(resp.json()["event_id"])
 
 
-def test_consented_events_reach_partners_once_pseudonymized(bus: Bus) -> None:
-    bus.stack.start_worker()
+def test_consented_events_reach_partners_once_pseudonymized(worker: Bus) -> None:
+    bus = worker
     for partner in bus.partners:
         bus.stack.start_sink(partner)
 
