@@ -51,7 +51,7 @@ def run_sink_process(settings: Settings, partner_id: str) -> None:
     """Run ``partner_id``'s sink until SIGTERM/SIGINT (see module doc)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    techne_metrics.serve(settings.metrics_port)
+    techne_metrics.serve(settings.metrics_port, settings.metrics_host)
     store = open_store(settings, partner_id)
     try:
         asyncio.run(_serve(settings, partner_id, store))

@@ -21,5 +21,5 @@ def run_worker(settings: Settings, loglevel: str = "WARN") -> None:
     asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions))
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, agreements, venues)
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -32,7 +32,7 @@ DEAD_LETTERS = Counter("techne_dlq_total", "Messages sent to a dead-letter topic
                        ["stage", "reason"])
 
 
-def serve(port: int | None) -> None:
-    """Expose ``/metrics`` on ``port`` in a background thread (no-op when ``port`` is None)."""
+def serve(port: int | None, host: str = "127.0.0.1") -> None:
+    """Expose ``/metrics`` on ``host:port`` in a background thread (no-op when ``port`` is None)."""
     if port is not None:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     produce_timeout_s: float = Field(10.0, gt=0)
     metrics_port: int | None = Field(None, description="Serve Prometheus /metrics on this port (None: off).")
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on (0.0.0.0 in containers).")
+    clickhouse_url: str | None = Field(None, description="ClickHouse server URL; unset: embedded chDB stores.")
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr | None = None
 
     sink_batch_rows: int = Field(10_000, ge=1)
     sink_batch_seconds: float = Field(1.0, gt=0)
