@@ -1,0 +1,96 @@
+"""Normalization of identifiers and generalization of quasi-identifiers (pure).
+
+* e-mail: trimmed, lower-cased; phone: E.164 through ``phonenumbers`` (French numbers by
+  default) — normalized *before* keyed hashing, so one person gets one pseudonym;
+* postal code -> département (``75``, ``2A``/``2B`` for Corsica, ``971``… overseas);
+* birth date -> age band on the event date (``18-24``, ``25-34``, …);
+* IP address -> network prefix (IPv4 /24, IPv6 /48) or nothing;
+* user agent -> device class (``mobile``, ``tablet``, ``desktop``, ``bot``, ``other``).
+
+Every function returns ``None`` for input it cannot interpret: unknown values are dropped,
+never passed through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date
+
+import phonenumbers
+
+AGE_BANDS = ((0, 17, "0-17"), (18, 24, "18-24"), (25, 34, "25-34"), (35, 49, "35-49"), (50, 64, "50-64"),
+             (65, 200, "65+"))
+_FR_POSTCODE = re.compile(r"^\d{5}$")
+
+
+def normalize_email(value: str | None) -> str | None:
+    if not value or "@" not in value:
+        return None
+    return value.strip().lower()
+
+
+def normalize_phone(value: str | None, region: str = "FR") -> str | None:
+    """E.164 (``+33612345678``) or None when it is not a valid number."""
+    if not value:
+        return None
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def departement(postal_code: str | None) -> str | None:
+    """French département of a postal code (``69003`` -> ``69``, ``20090`` -> ``2A``)."""
+    if not postal_code:
+        return None
+    code = postal_code.strip().replace(" ", "")
+    if not _FR_POSTCODE.match(code):
+        return None
+    if code.startswith("97") or code.startswith("98"):
+        return code[:3]
+    if code.startswith("20"):
+        return "2A" if int(code[:3]) < 202 else "2B"
+    if code.startswith("00"):
+        return None
+    return code[:2]
+
+
+def age_band(birth: date | None, on: date) -> str | None:
+    if birth is None or birth > on:
+        return None
+    age = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+    for low, high, label in AGE_BANDS:
+        if low <= age <= high:
+            return label
+    return None
+
+
+def ip_prefix(value: str | None) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) network of an address, as text; None if not an address."""
+    if not value:
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+
+
+_BOT = re.compile(r"bot|crawl|spider|slurp|curl|wget|python-requests|headless", re.I)
+_TABLET = re.compile(r"ipad|tablet|kindle|silk|playbook|android(?!.*mobile)", re.I)
+_MOBILE = re.compile(r"mobi|iphone|ipod|android.*mobile|windows phone|blackberry|opera mini", re.I)
+_DESKTOP = re.compile(r"windows nt|macintosh|x11|linux x86_64|cros", re.I)
+
+
+def device_class(user_agent: str | None) -> str | None:
+    if not user_agent:
+        return None
+    for pattern, label in ((_BOT, "bot"), (_TABLET, "tablet"), (_MOBILE, "mobile"), (_DESKTOP, "desktop")):
+        if pattern.search(user_agent):
+            return label
+    return "other"
