@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from techne.errors import TechneError
+from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
 
 
 class ProduceFailed(TechneError):
@@ -22,9 +23,11 @@ class ProduceFailed(TechneError):
 class EventProducer:
     """Thin wrapper over :class:`AIOKafkaProducer` with the delivery settings we require."""
 
-    def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "techne-gateway") -> None:
+    def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "techne-gateway",
+                 auth: KafkaAuth | None = None) -> None:
         self.timeout = timeout
         self._bootstrap = bootstrap
+        self._auth = auth or KafkaAuth()
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
 
@@ -37,6 +40,7 @@ class EventProducer:
             acks="all",
             linger_ms=5,
             request_timeout_ms=int(self.timeout * 1000),
+            **aiokafka_kwargs(self._auth),
         )
         await self._producer.start()
 

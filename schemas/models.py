@@ -1,9 +1,15 @@
 """Pydantic models of what venues send (JSON), kept in lockstep with the Avro schemas.
 
 A venue posts JSON; :data:`INCOMING` validates it (the ``type`` field selects the model) and
-:meth:`to_record` turns a valid event into the Avro record of its schema, adding what the bus
-owns: ``event_id`` (kept if the venue sent one), ``received_at``, ``venue_id``.
-Validation errors are pydantic ``ValidationError``s whose ``loc`` gives the failing field path.
+:func:`to_record` turns a valid event into the Avro record of the latest version of its schema,
+adding what the bus owns: ``event_id`` (kept if the venue sent one), ``schema_version``,
+``received_at``, ``venue_id``. Validation errors are pydantic ``ValidationError``s whose ``loc``
+gives the failing field path.
+
+The models themselves are generated from the ``.avsc`` files (:mod:`schemas.generated.incoming`);
+this module only narrows two of them (consent purposes and recipients, the ticketing enums) and
+names the schemas the rest of the bus refers to. Ad spend has no subject: it is imported (CSV,
+platform APIs), not posted, so it is not part of :data:`INCOMING`.
 """
 
 from __future__ import annotations
@@ -11,14 +17,31 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Union
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import Field, TypeAdapter
+
+from schemas.codec import CATALOGUE
+from schemas.customer import Customer, OptionalCustomer, VisitorCustomer
+from schemas.generated import incoming as gen
+from schemas.generated.incoming import EventIn
+
+__all__ = ["CONSENT", "ERASURE_COMMAND", "ERASURE_REQUEST", "EVENT_SCHEMAS", "INCOMING", "SHARED_TICKET_ORDER",
+           "TICKET_ORDER", "Channel", "ConsentIn", "Customer", "Discipline", "EventIn", "OptionalCustomer", "Purpose",
+           "Tariff", "TicketOrderIn", "VisitorCustomer", "to_record"]
 
 TICKET_ORDER = "org.techne.ticketing.TicketOrderPlaced"
 CONSENT = "org.techne.consent.ConsentChanged"
+ERASURE_REQUEST = "org.techne.consent.ErasureRequested"
 SHARED_TICKET_ORDER = "org.techne.partner.SharedTicketOrder"
 ERASURE_COMMAND = "org.techne.partner.ErasureCommand"
+AD_SPEND = "org.techne.ads.AdSpendReported"
+
+EVENT_SCHEMAS: dict[str, str] = {
+    event_type: name for name in CATALOGUE.names()
+    for event_type in CATALOGUE.entry(name).raw.get("techne.event_types", [])
+}
+"""Event type (``ticket.order_placed``) -> full name of the schema that carries it."""
 
 
 class Purpose(StrEnum):
@@ -31,6 +54,8 @@ class Purpose(StrEnum):
 
 
 class Discipline(StrEnum):
+    """Artistic domain (symbols of the Avro enum ``org.techne.ticketing.Discipline``)."""
+
     THEATRE = "theatre"
     DANSE = "danse"
     OPERA = "opera"
@@ -38,115 +63,104 @@ class Discipline(StrEnum):
     CIRQUE = "cirque"
     JEUNE_PUBLIC = "jeune_public"
     AUTRE = "autre"
+    MUSIQUES_ACTUELLES = "musiques_actuelles"
+    ARTS_DE_LA_RUE = "arts_de_la_rue"
+    MARIONNETTE = "marionnette"
+    HUMOUR = "humour"
+    PLURIDISCIPLINAIRE = "pluridisciplinaire"
 
 
 class Tariff(StrEnum):
+    """Tariff type (symbols of the Avro enum ``org.techne.ticketing.Tariff``)."""
+
     PLEIN = "plein"
     REDUIT = "reduit"
     JEUNE = "jeune"
     ABONNE = "abonne"
     INVITATION = "invitation"
     AUTRE = "autre"
+    ETUDIANT = "etudiant"
+    SCOLAIRE = "scolaire"
+    SENIOR = "senior"
+    SOLIDAIRE = "solidaire"
+    GROUPE = "groupe"
+    ADHERENT = "adherent"
+    PASS_CULTURE = "pass_culture"  # noqa: S105 (a tariff, not a password)
+    PROFESSIONNEL = "professionnel"
+    DERNIERE_MINUTE = "derniere_minute"
 
 
 class Channel(StrEnum):
+    """Sales channel (symbols of the Avro enum ``org.techne.ticketing.Channel``)."""
+
     BOX_OFFICE = "box_office"
     WEB = "web"
     RESELLER = "reseller"
+    PHONE = "phone"
+    MOBILE_APP = "mobile_app"
+    GROUP_SALES = "group_sales"
+    OTHER = "other"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+class TicketOrderIn(gen.TicketOrderPlacedIn):
+    """``ticket.order_placed``: one order for one performance (enum fields are the ``Literal``
+    aliases of :mod:`schemas.generated.records`; :class:`Discipline` & co. name the same symbols)."""
 
 
-class Customer(_Strict):
-    """The person an event is about, as the venue knows them. At least one identifier."""
-
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
-    customer_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    postal_code: Annotated[str, Field(pattern=r"^[0-9A-Za-z \-]{2,10}$")] | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _lower(cls, v: str | None) -> str | None:
-        return v.lower() if v else v
-
-    def model_post_init(self, __context: Any) -> None:
-        if not (self.email or self.customer_id):
-            raise ValueError("customer needs an email or a customer_id")
+PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
 
 
-class _EventIn(_Strict):
-    event_id: uuid.UUID | None = None
-    occurred_at: AwareDatetime
-    source_system: Annotated[str, Field(min_length=1, max_length=64)] = "unknown"
-    customer: Customer
+class ConsentIn(gen.ConsentChangedIn):
+    """``consent.granted`` / ``consent.withdrawn`` / ``consent.expired`` for one purpose."""
 
-
-class TicketOrderIn(_EventIn):
-    """``ticket.order_placed``: one order for one performance."""
-
-    type: Literal["ticket.order_placed"]
-    order_id: Annotated[str, Field(min_length=1, max_length=128)]
-    production: Annotated[str, Field(min_length=1, max_length=256)]
-    performance_id: Annotated[str, Field(min_length=1, max_length=128)]
-    performance_at: AwareDatetime
-    discipline: Discipline
-    tariff: Tariff
-    channel: Channel
-    quantity: Annotated[int, Field(ge=1, le=10_000)]
-    amount_minor: Annotated[int, Field(ge=0)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "EUR"
-
-
-class ConsentIn(_EventIn):
-    """``consent.granted`` / ``consent.withdrawn`` for one purpose."""
-
-    type: Literal["consent.granted", "consent.withdrawn"]
     purpose: Purpose
-    recipients: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]] = []
-    recipient_list_version: Annotated[str, Field(max_length=64)] = ""
-    proof_ref: Annotated[str, Field(max_length=512)] | None = None
+    recipients: list[PartnerId] = Field(default_factory=list)
 
 
-IncomingEvent = Annotated[TicketOrderIn | ConsentIn, Field(discriminator="type")]
-INCOMING: TypeAdapter[TicketOrderIn | ConsentIn] = TypeAdapter(IncomingEvent)
+_OVERRIDES: dict[str, type[EventIn]] = {TICKET_ORDER: TicketOrderIn, CONSENT: ConsentIn}
+INCOMING_MODELS: dict[str, type[EventIn]] = {
+    name: _OVERRIDES.get(name, model) for name, model in gen.MODELS.items() if name != AD_SPEND
+}
+"""Schema full name -> the model validating what venues post for it."""
+
+_UNION: Any = Union.__getitem__(tuple(INCOMING_MODELS.values()))  # a union built from the catalogue
+INCOMING: TypeAdapter[EventIn] = TypeAdapter(Annotated[_UNION, Field(discriminator="type")])
+
+_VENUE_OWNED = {"type", "event_id", "occurred_at", "source_system", "customer"}
 
 
+def _utc(value: Any) -> Any:
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
 
-def _utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC)
 
-
-def to_record(
-    event: TicketOrderIn | ConsentIn, *, venue_id: str, received_at: datetime, fallback_id: uuid.UUID
-) -> tuple[str, dict[str, Any]]:
+def to_record(event: EventIn, *, venue_id: str, received_at: datetime,
+              fallback_id: uuid.UUID) -> tuple[str, dict[str, Any]]:
     """Return ``(schema name, Avro record)`` for a validated incoming event.
 
     ``fallback_id`` is used when the venue sent no ``event_id``; callers derive it from the
     webhook id so that a re-delivered webhook yields the same ``event_id``.
     """
-    common: dict[str, Any] = {
+    name = EVENT_SCHEMAS[event.type]
+    record: dict[str, Any] = {
         "event_id": str(event.event_id or fallback_id),
         "event_type": event.type,
-        "schema_version": 1,
+        "schema_version": CATALOGUE.entry(name).version,
         "occurred_at": _utc(event.occurred_at),
         "received_at": _utc(received_at),
         "venue_id": venue_id,
         "source_system": event.source_system,
-        "subject": event.customer.model_dump(),
     }
-    if isinstance(event, TicketOrderIn):
-        body = event.model_dump(
-            include={"order_id", "production", "performance_id", "discipline", "tariff",
-                     "channel", "quantity", "amount_minor", "currency"},
-            mode="json",
-        )
-        return TICKET_ORDER, {**common, **body, "performance_at": _utc(event.performance_at)}
-    return CONSENT, {
-        **common,
-        "purpose": event.purpose.value,
-        "recipients": list(event.recipients),
-        "recipient_list_version": event.recipient_list_version,
-        "proof_ref": event.proof_ref,
-    }
+    customer = getattr(event, "customer", None)
+    if customer is not None:
+        record["subject"] = customer.model_dump()
+    for key, value in event:
+        if key not in _VENUE_OWNED:
+            record[key] = [str(v) for v in value] if key == "recipients" else _utc(value)
+    return name, record
+
+
+def literal_types(model: type[EventIn]) -> tuple[str, ...]:
+    """The event types a model accepts (its ``type`` literal)."""
+    annotation = model.model_fields["type"].annotation
+    return tuple(getattr(annotation, "__args__", ()))
+

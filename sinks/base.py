@@ -1,84 +1,93 @@
-"""The one store interface, the per-partition batch, and the idempotent write (pure logic).
+"""The one store interface, the per-partition batch and what a batch write reports (pure logic).
 
-A :class:`Store` is a partner's analytical database (embedded chDB or a ClickHouse server).
-Every store method raises :class:`~techne.errors.StoreUnavailable` when the store cannot do its
-job right now; callers retry the same batch later and commit nothing meanwhile.
+A :class:`Store` is a transport to an analytical database (embedded chDB or a ClickHouse
+server): it runs SQL and inserts pre-encoded data, nothing more. Every statement, table
+definition and idempotence rule lives in the modules that use it (:mod:`sinks.tables`,
+:mod:`sinks.orders`, :mod:`sinks.erasure`, :mod:`sinks.audit`), so both backends run the very
+same SQL. Every store method raises :class:`~techne.errors.StoreUnavailable` when the store
+cannot do its job right now; callers retry the same batch later and commit nothing meanwhile.
 
-Idempotence contract of :func:`write_batch`: writing the same rows twice (a retry, or a
-redelivery after a crash between insert and offset commit) leaves each ``event_id`` in the table
-once. It is layered:
+Idempotence of a batch write is layered (see :mod:`sinks.orders` for the partner tables):
 
-1. rows whose ``event_id`` is already stored, or repeated inside the batch, are dropped
-   (exact when a single writer owns the table, which the sink guarantees per partner);
-2. the insert carries a deduplication token derived from the batch's offsets *and* the ids
-   actually inserted, so the server drops a block it has already seen (a retry whose first
-   attempt did land) but never a block with different content;
-3. the table is a ``ReplacingMergeTree`` keyed on ``event_id``, so any duplicate that slipped
-   through (e.g. two writers racing) collapses at merge time / with ``FINAL``.
+1. items already stored (same ``event_id``, or same Kafka offset for the audit log) or repeated
+   inside the batch are dropped before the insert (exact: each store has a single writer);
+2. the insert carries a deduplication token derived from the batch's offsets *and* the keys
+   actually inserted (:func:`insert_token`), so the engine drops a block it has already seen
+   (a retry whose first attempt did land) but never a block with different content;
+3. tables are ``ReplacingMergeTree`` keyed on the identity, so a duplicate that slipped through
+   (e.g. two writers racing on a server during a rebalance) collapses at merge / with ``FINAL``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from sinks.ddl import Row
+from techne.errors import InvalidMessage
 
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 5.0
 
+T = TypeVar("T")
+Params = Mapping[str, Any]
+"""Query parameters bound to ``{name:Type}`` placeholders: ``str``, ``int`` or lists of ``str``."""
+
 
 class Store(Protocol):
-    """A partner's analytical store. Methods are blocking; call them off the event loop."""
+    """A transport to an analytical database. Methods are blocking; call them off the event loop."""
 
-    def ensure_schema(self) -> None:
-        """Create the database and table if needed and add columns new in the schema."""
+    def command(self, sql: str, params: Params | None = None) -> None:
+        """Run a statement that returns nothing (DDL, ``DELETE``, ``ALTER``)."""
 
-    def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
-        """The subset of ``ids`` (canonical UUID strings) already stored."""
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        """Run a read query; values come back as JSON types (numbers, strings, lists, null)."""
 
-    def insert(self, rows: Sequence[Row], dedup_token: str) -> None:
-        """Insert ``rows`` in one statement carrying ``dedup_token``; nothing if ``rows`` is empty."""
+    def insert(self, table: str, columns: Sequence[str], data: bytes, fmt: str, token: str) -> None:
+        """Insert ``data`` (encoded in ClickHouse input format ``fmt``) into ``columns`` of the
+        qualified ``table`` in one statement carrying ``insert_deduplication_token = token``."""
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run a read query; values come back as JSON types (numbers, strings, null)."""
+    def use(self, database: str) -> None:
+        """Make ``database`` the current one, for ad-hoc queries naming tables unqualified."""
 
     def close(self) -> None:
         """Release the store (idempotent)."""
 
 
 @dataclass
-class Batch:
+class Batch(Generic[T]):
     """Messages of one topic-partition waiting to be written, in offset order.
 
-    Every consumed offset is recorded, including messages that produced no row (invalid,
-    sent to the DLQ hook), so that committing ``max_offset + 1`` moves past all of them.
-    ``ready`` is true once ``max_messages`` messages are held or the first one is
-    ``max_age_s`` old (``now`` comes from a monotonic clock).
+    Every consumed offset is recorded, including messages that produced no item (invalid,
+    handed to the invalid-message hook), so that committing ``max_offset + 1`` moves past all
+    of them. ``offsets[i]`` is the offset of ``items[i]``. ``ready`` is true once
+    ``max_messages`` messages are held or the first one is ``max_age_s`` old (``now`` comes
+    from a monotonic clock).
     """
 
     topic: str
     partition: int
     max_messages: int
     max_age_s: float
-    rows: list[Row] = field(default_factory=list)
+    items: list[T] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
     messages: int = 0
     min_offset: int = -1
     max_offset: int = -1
     started_at: float | None = None
 
-    def add(self, offset: int, row: Row | None, now: float) -> None:
-        """Record message ``offset`` and its row (``None``: the message yields no row)."""
+    def add(self, offset: int, item: T | None, now: float) -> None:
+        """Record message ``offset`` and its item (``None``: the message yields no item)."""
         if self.messages and offset <= self.max_offset:
             raise ValueError(f"offset {offset} not after {self.max_offset} in {self.topic}[{self.partition}]")
         if not self.messages:
             self.min_offset, self.started_at = offset, now
         self.max_offset = offset
         self.messages += 1
-        if row is not None:
-            self.rows.append(row)
+        if item is not None:
+            self.items.append(item)
+            self.offsets.append(offset)
 
     def ready(self, now: float) -> bool:
         if not self.messages or self.started_at is None:
@@ -98,42 +107,44 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A message found invalid only when its batch was written (the engine refused it)."""
+
+    offset: int
+    error: InvalidMessage
+    value: bytes | None
+
+
+@dataclass(frozen=True)
 class WriteResult:
-    inserted: int
-    duplicates: int
+    """What one batch write did: rows inserted, duplicates dropped, rows withheld on purpose
+    (``suppressed``: erased or past retention), invalid messages found at write time."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    rejected: tuple[Rejected, ...] = ()
 
 
-def new_rows(rows: Sequence[Row], existing: set[str]) -> list[Row]:
-    """``rows`` minus those whose ``event_id`` is in ``existing`` or seen earlier in ``rows``."""
+def first_occurrences(keys: Iterable[str], existing: set[str]) -> list[int]:
+    """Indices of the keys not in ``existing`` and not seen earlier in ``keys``."""
     seen = set(existing)
-    kept: list[Row] = []
-    for row in rows:
-        event_id = str(row["event_id"])
-        if event_id not in seen:
-            seen.add(event_id)
-            kept.append(row)
+    kept: list[int] = []
+    for i, key in enumerate(keys):
+        if key not in seen:
+            seen.add(key)
+            kept.append(i)
     return kept
 
 
-def insert_token(batch_token: str, rows: Sequence[Row]) -> str:
-    """Batch token plus a digest of the ids inserted: same content -> same token, else different.
+def insert_token(batch_token: str, keys: Iterable[str]) -> str:
+    """Batch token plus a digest of the keys inserted: same content -> same token, else different.
 
     Needed because a failed attempt may have stored part of a batch: the retry then inserts
     only the remainder, which must not be mistaken for the already-stored block.
     """
-    digest = hashlib.sha256("\n".join(str(r["event_id"]) for r in rows).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
     return f"{batch_token}-{digest}"
-
-
-def write_batch(store: Store, rows: Sequence[Row], batch_token: str) -> WriteResult:
-    """Idempotently write ``rows`` (see the module docstring). Raises ``StoreUnavailable``."""
-    if not rows:
-        return WriteResult(0, 0)
-    existing = store.existing_event_ids(sorted({str(r["event_id"]) for r in rows}))
-    kept = new_rows(rows, existing)
-    if kept:
-        store.insert(kept, insert_token(batch_token, kept))
-    return WriteResult(len(kept), len(rows) - len(kept))
 
 
 class Backoff:

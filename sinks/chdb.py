@@ -1,8 +1,8 @@
-"""Embedded ClickHouse store (chDB), one directory per partner.
+"""Embedded ClickHouse store (chDB): a :class:`~sinks.base.Store` on one local directory.
 
 Contract:
 
-- ``ChdbStore(path, database)`` opens ``path`` (created if missing) and holds it until
+- ``ChdbStore(path)`` opens ``path`` (created if missing) and holds it until
   :meth:`ChdbStore.close`. A directory is exclusive to one process: opening a directory that
   another process holds raises :class:`~techne.errors.StoreLocked` naming the holder's PID.
 - chDB runs one embedded engine per process, bound to one directory: opening a second,
@@ -11,12 +11,11 @@ Contract:
 - Every other engine failure is raised as :class:`~techne.errors.StoreUnavailable`; error
   texts from inserts are reduced to the ClickHouse error code and name so that row contents
   never reach logs.
-- Rows are inserted with ``INSERT ... SETTINGS insert_deduplication_token=... FORMAT
-  JSONEachRow`` followed by the NDJSON body inline in the same statement.
-- After :meth:`ChdbStore.ensure_schema` the partner database is the session's current one,
-  so ad-hoc queries may name ``ticket_orders`` unqualified.
-- Methods are blocking and thread-safe (one lock per store); the sink calls them through
-  ``asyncio.to_thread``.
+- Inserts stream the encoded bytes through ``Session.send_insert`` (no SQL text is built
+  around the data); ``insert_deduplication_token`` is a setting of the ``INSERT`` statement.
+- Parameters are bound server-side (``{name:Type}`` placeholders), passed as their text form.
+- Methods are blocking and thread-safe (one lock per store; the engine releases the GIL while
+  it works); the sink calls them through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -26,18 +25,16 @@ import fcntl
 import os
 import re
 import threading
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from chdb.session import Session
 
-from sinks import ddl
-from sinks.ddl import Row
+from sinks.base import Params
+from sinks.ddl import parse_json_compact, quote
 from techne.errors import StoreLocked, StoreUnavailable
 
-_ID_CHUNK = 10_000
 _CODE_RE = re.compile(r"Code: (\d+)")
 _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
 
@@ -101,12 +98,28 @@ def open_session(path: Path) -> Session:
         raise StoreUnavailable(f"cannot open chDB store {path}: {message[:300]}") from exc
 
 
-class ChdbStore:
-    """A partner's ``ticket_orders`` table in an embedded chDB directory (see module doc)."""
+def param_text(value: Any) -> str:
+    """Text form of a bound parameter: strings escaped as in TSV, lists as array literals."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    if isinstance(value, list | tuple):
+        if all(isinstance(v, str) for v in value):
+            joined = "','".join(value)
+            if "'" not in joined and "\\" not in joined:
+                return f"['{joined}']" if value else "[]"
+        return "[" + ",".join(_sql_string(v) if isinstance(v, str) else param_text(v) for v in value) + "]"
+    raise TypeError(f"unsupported parameter type {type(value).__name__}")
 
-    def __init__(self, path: Path, database: str) -> None:
+
+class ChdbStore:
+    """An embedded chDB directory (see module doc)."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.database = database
         self._lock = threading.Lock()
         self._session: Session | None = open_session(path)
         try:
@@ -121,58 +134,43 @@ class ChdbStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(
-        self, sql: str, params: dict[str, str] | None = None, redacted: bool = False, fmt: str = "JSONCompactEachRow"
-    ) -> bytes:
+    def _run(self, sql: str, params: Params | None = None, fmt: str = "JSONCompactEachRow") -> bytes:
+        text = {k: param_text(v) for k, v in params.items()} if params else None
         with self._lock:
             if self._session is None:
                 raise StoreUnavailable(f"chDB store {self.path} is closed")
             try:
-                result = self._session.query(sql, fmt, params=params)
+                result = self._session.query(sql, fmt, params=text)
             except RuntimeError as exc:
-                detail = redact(str(exc)) if redacted else str(exc)[:500]
-                raise StoreUnavailable(f"chDB {self.database}: {detail}") from exc
+                raise StoreUnavailable(f"chDB {self.path.name}: {str(exc)[:500]}") from exc
         data = result.bytes() if hasattr(result, "bytes") else b""
         return data if isinstance(data, bytes) else b""
 
-    def ensure_schema(self) -> None:
-        self._run(ddl.create_database_sql(self.database))
-        self._run(ddl.create_table_sql(self.database))
-        existing = {
-            str(name)
-            for (name,) in ddl.parse_json_compact(
-                self._run(
-                    "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
-                    {"d": self.database, "t": ddl.TABLE},
-                )
-            )
-        }
-        for statement in ddl.add_missing_columns_sql(self.database, existing):
-            self._run(statement)
-        self._run(f"USE {ddl.quote(self.database)}")
+    def command(self, sql: str, params: Params | None = None) -> None:
+        self._run(sql, params)
 
-    def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
-        valid = [str(uuid.UUID(i)) for i in ids if _is_uuid(i)]
-        found: set[str] = set()
-        sql = ddl.existing_ids_sql(self.database)
-        for start in range(0, len(valid), _ID_CHUNK):
-            chunk = valid[start : start + _ID_CHUNK]
-            param = "[" + ",".join(f"'{i}'" for i in chunk) + "]"
-            found.update(str(r[0]) for r in ddl.parse_json_compact(self._run(sql, {"ids": param})))
-        return found
+    def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        return parse_json_compact(self._run(sql, params))
 
-    def insert(self, rows: Sequence[Row], dedup_token: str) -> None:
-        if not rows:
-            return
-        sql = (
-            f"INSERT INTO {ddl.qualified_table(self.database)} "
-            f"SETTINGS insert_deduplication_token = {_sql_string(dedup_token)} "
-            "FORMAT JSONEachRow\n"
-        )
-        self._run(sql + ddl.to_json_each_row(rows).decode(), redacted=True)
+    def insert(self, table: str, columns: Sequence[str], data: bytes, fmt: str, token: str) -> None:
+        names = ", ".join(quote(c) for c in columns)
+        sql = f"INSERT INTO {table} ({names}) SETTINGS insert_deduplication_token = {_sql_string(token)}"
+        with self._lock:
+            if self._session is None:
+                raise StoreUnavailable(f"chDB store {self.path} is closed")
+            try:
+                inserter = self._session.send_insert(sql, fmt)
+                try:
+                    inserter.append(data)
+                except BaseException:
+                    inserter.cancel()
+                    raise
+                inserter.finish()
+            except RuntimeError as exc:
+                raise StoreUnavailable(f"chDB {self.path.name}: {redact(str(exc))}") from exc
 
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return ddl.parse_json_compact(self._run(sql))
+    def use(self, database: str) -> None:
+        self._run(f"USE {quote(database)}")
 
     def query_text(self, sql: str, fmt: str = "PrettyCompact") -> str:
         """Run ``sql`` and return the result rendered in the ClickHouse output format ``fmt``."""
@@ -183,11 +181,3 @@ class ChdbStore:
             session, self._session = self._session, None
         if session is not None:
             session.close()
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

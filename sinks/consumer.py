@@ -1,54 +1,45 @@
-"""The partner sink loop: ``partner.<id>.ticketing`` -> rows -> batch -> idempotent write -> commit.
+"""Wiring of the sink processes: Kafka consumer (and producer) + handlers + :class:`SinkLoop`.
 
-Contract of :func:`run_sink`:
-
-- consumes as group ``techne-sink.<partner_id>`` from the earliest uncommitted offset, with
-  auto-commit off; an offset is committed only after its batch is durably written, and only for
-  the partition that batch belongs to (``max_offset + 1``);
-- a message that cannot become a row (undecodable, wrong schema, unstorable value) is counted,
-  handed to ``on_invalid`` (default: log the reason, never the payload) and skipped; its offset
-  is committed with its batch. The DLQ will be an ``on_invalid`` implementation;
-- a batch is flushed when it holds ``settings.sink_batch_rows`` messages or its first message
-  is ``settings.sink_batch_seconds`` old;
-- when the store is unavailable, nothing is committed or dropped: all assigned partitions are
-  paused and the *same* batch is retried with capped exponential backoff (0.2 s doubling to
-  5 s) while the loop keeps polling (group membership stays alive); consumption resumes after
-  a successful write. Retries are visible in ``techne_sink_insert_errors_total`` and the logs;
-- on partition revocation, batches of revoked partitions are dropped (they were not
-  committed and will be redelivered to the new owner); a write in progress finishes first;
-- after each flushed batch, ``on_batch`` (if given) gets a :class:`FlushResult` (awaited when it
-  returns an awaitable); ``committed`` is false when the offset commit failed after the write
-  (e.g. a rebalance): the rows are stored and their redelivery will be counted as duplicates;
-- when ``stop`` is set, buffered batches are flushed (retrying for up to
-  :data:`SHUTDOWN_FLUSH_S`), committed, and the consumer is stopped. The store is the caller's
-  to close.
+:func:`run_sink` runs one partner's sink until ``stop`` is set: it consumes
+``partner.<id>.ticketing`` (-> ``ticket_orders``, :mod:`sinks.orders`) and
+``partner.<id>.erasure`` (-> executed erasures, :mod:`sinks.erasure`) as group
+``techne-sink.<id>``, from the earliest uncommitted offsets, and produces erasure completions to
+``techne.audit``. :func:`run_audit_sink` consumes ``techne.audit`` into the audit store as group
+``techne-audit-sink``. Both first create/evolve their tables, retrying with backoff while the
+store is unavailable; see :mod:`sinks.loop` for batching, commits, retries and shutdown.
+Stores are the caller's to open and close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from sinks import metrics
-from sinks.base import Backoff, Batch, Store, write_batch
-from sinks.ddl import Row
-from sinks.records import InvalidHandler, MessageRef, decode_row, log_invalid
-from techne.errors import InvalidMessage, StoreUnavailable
+from sinks import audit
+from sinks.base import Backoff, Store
+from sinks.erasure import EraseHandler, Tombstones
+from sinks.faults import NO_FAULTS, Faults
+from sinks.framing import SharedFormat
+from sinks.loop import BatchCallback, SinkLoop
+from sinks.metrics import AUDIT_LABEL
+from sinks.migrate import ensure_partner, ensure_table
+from sinks.orders import OrdersHandler
+from sinks.records import InvalidHandler, log_invalid
+from sinks.tables import PartnerTables
+from streams.topics import AUDIT, erasure_topic
+from techne.errors import StoreUnavailable
+from techne.kafka_auth import aiokafka_kwargs
 from techne.settings import Settings
 
 log = logging.getLogger(__name__)
-
-POLL_MAX_S = 0.25
-SHUTDOWN_FLUSH_S = 10.0
+AUDIT_GROUP = "techne-audit-sink"
+ERASURE_BATCH_S = 0.05
+FETCH = {"max_partition_fetch_bytes": 8 << 20, "fetch_max_bytes": 32 << 20}
 
 
 def topic_for(partner_id: str) -> str:
@@ -59,253 +50,100 @@ def group_for(partner_id: str) -> str:
     return f"techne-sink.{partner_id}"
 
 
-@dataclass(frozen=True)
-class FlushResult:
-    """What one flushed batch did (passed to ``on_batch``)."""
-
-    partner: str
-    topic: str
-    partition: int
-    first_offset: int
-    last_offset: int
-    messages: int
-    inserted: int
-    duplicates: int
-    committed: bool
-
-
-BatchCallback = Callable[[FlushResult], Awaitable[None] | None]
-
-
-class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: SinkLoop) -> None:
-        self._loop = loop
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        await self._loop.drop(revoked)
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        return None
-
-
-class SinkLoop:
-    """The state machine behind :func:`run_sink`, over an already subscribed consumer."""
-
-    def __init__(
-        self,
-        partner_id: str,
-        store: Store,
-        consumer: Any,
-        *,
-        batch_rows: int,
-        batch_seconds: float,
-        on_batch: BatchCallback | None = None,
-        on_invalid: InvalidHandler = log_invalid,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.partner_id, self._store, self._consumer = partner_id, store, consumer
-        self._batch_rows, self._batch_seconds = batch_rows, batch_seconds
-        self._on_batch, self._on_invalid, self._clock = on_batch, on_invalid, clock
-        self._open: dict[TopicPartition, Batch] = {}
-        self._sealed: dict[TopicPartition, Batch] = {}
-        self._lock = asyncio.Lock()
-        self._backoff = Backoff()
-        self._retry_at: float | None = None
-
-    def listener(self) -> ConsumerRebalanceListener:
-        return _DropRevoked(self)
-
-    @property
-    def buffered(self) -> int:
-        """Messages consumed but not yet committed."""
-        return sum(len(b) for b in (*self._open.values(), *self._sealed.values()))
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self.poll_once()
-            await self.flush_ready()
-        await self.drain(SHUTDOWN_FLUSH_S)
-
-    async def drop(self, revoked: Iterable[TopicPartition]) -> None:
-        """Forget uncommitted batches of ``revoked`` partitions (after any write in progress)."""
-        tps = list(revoked)
-        async with self._lock:
-            dropped = [self._open.pop(tp, None) for tp in tps] + [self._sealed.pop(tp, None) for tp in tps]
-        count = sum(len(b) for b in dropped if b is not None)
-        if count:
-            log.info("partner %s: %d uncommitted messages of revoked partitions dropped", self.partner_id, count)
-
-    def _poll_timeout(self, now: float) -> float:
-        if self._retry_at is not None:
-            wait = self._retry_at - now
-        else:
-            deadlines = [d for b in self._open.values() if (d := b.deadline()) is not None]
-            wait = min(deadlines) - now if deadlines else POLL_MAX_S
-        return max(0.0, min(wait, POLL_MAX_S))
-
-    async def poll_once(self) -> None:
-        """One ``getmany``; every message is added to its partition's open batch."""
-        if self._retry_at is not None:
-            self._consumer.pause(*self._consumer.assignment())
-        timeout_ms = int(self._poll_timeout(self._clock()) * 1000)
-        records = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._batch_rows)
-        for tp, messages in records.items():
-            for message in messages:
-                row = await self._to_row(tp, message.offset, message.value)
-                self._add(tp, message.offset, row)
-
-    async def _to_row(self, tp: TopicPartition, offset: int, value: bytes | None) -> Row | None:
-        try:
-            return decode_row(value)
-        except InvalidMessage as exc:
-            metrics.UNDECODABLE.labels(self.partner_id).inc()
-            await self._on_invalid(exc, MessageRef(tp.topic, tp.partition, offset, value))
-            return None
-
-    def _add(self, tp: TopicPartition, offset: int, row: Row | None) -> None:
-        batch = self._open.get(tp)
-        if batch is not None and batch.messages and offset <= batch.max_offset:
-            # The partition was rewound (reassigned during this poll): older data comes again.
-            log.info("partner %s: %s rewound to %d, rebuilding its batch", self.partner_id, tp, offset)
-            batch = None
-        if batch is None:
-            batch = self._open[tp] = Batch(tp.topic, tp.partition, self._batch_rows, self._batch_seconds)
-        batch.add(offset, row, self._clock())
-
-    async def flush_ready(self, force: bool = False) -> bool:
-        """Write and commit ready batches (all when ``force``); ``False`` if the store failed."""
-        now = self._clock()
-        if self._retry_at is not None and now < self._retry_at and not force:
-            return False
-        for tp, batch in list(self._open.items()):
-            if tp not in self._sealed and (force or batch.ready(now)):
-                self._sealed[tp] = self._open.pop(tp)
-        for tp in list(self._sealed):
-            if not await self._flush(tp):
-                self._retry_at = self._clock() + self._backoff.next()
-                self._consumer.pause(*self._consumer.assignment())
-                return False
-        if self._retry_at is not None:
-            self._retry_at = None
-            self._backoff.reset()
-            self._consumer.resume(*self._consumer.paused())
-        return True
-
-    async def _flush(self, tp: TopicPartition) -> bool:
-        async with self._lock:
-            batch = self._sealed.get(tp)
-            if batch is None:
-                return True  # revoked meanwhile
-            if tp not in self._consumer.assignment():
-                del self._sealed[tp]
-                return True
-            started = time.perf_counter()
-            try:
-                result = await asyncio.to_thread(write_batch, self._store, batch.rows, batch.token())
-            except StoreUnavailable as exc:
-                metrics.INSERT_ERRORS.labels(self.partner_id).inc()
-                log.warning("partner %s: writing batch %s failed, will retry: %s", self.partner_id, batch.token(), exc)
-                return False
-            metrics.INSERT_SECONDS.labels(self.partner_id).observe(time.perf_counter() - started)
-            committed = await self._commit(tp, batch.max_offset + 1)
-            del self._sealed[tp]
-        metrics.BATCHES.labels(self.partner_id).inc()
-        metrics.ROWS_INSERTED.labels(self.partner_id).inc(result.inserted)
-        metrics.DUPLICATES_SKIPPED.labels(self.partner_id).inc(result.duplicates)
-        if self._on_batch is not None:
-            outcome = self._on_batch(
-                FlushResult(
-                    self.partner_id,
-                    tp.topic,
-                    tp.partition,
-                    batch.min_offset,
-                    batch.max_offset,
-                    batch.messages,
-                    result.inserted,
-                    result.duplicates,
-                    committed,
-                )
-            )
-            if inspect.isawaitable(outcome):
-                await outcome
-        return True
-
-    async def _commit(self, tp: TopicPartition, offset: int) -> bool:
-        try:
-            await self._consumer.commit({tp: offset})
-        except KafkaError as exc:
-            # Rows are durable; a redelivery of this batch will be recognised as duplicates.
-            log.warning(
-                "partner %s: commit of %s@%d failed (%s); batch will be redelivered and deduplicated",
-                self.partner_id,
-                tp,
-                offset,
-                exc,
-            )
-            return False
-        return True
-
-    async def drain(self, timeout_s: float) -> None:
-        """Flush everything buffered, retrying until ``timeout_s``; leave the rest uncommitted."""
-        deadline = self._clock() + timeout_s
-        while self._open or self._sealed:
-            if await self.flush_ready(force=True):
-                continue
-            delay = max(0.0, (self._retry_at or 0.0) - self._clock())
-            if self._clock() + delay > deadline:
-                log.error(
-                    "partner %s: store unavailable at shutdown; %d messages left uncommitted "
-                    "(they will be redelivered)",
-                    self.partner_id,
-                    self.buffered,
-                )
-                return
-            await asyncio.sleep(delay)
-
-
-async def _ensure_schema(store: Store, stop: asyncio.Event, partner_id: str) -> bool:
+async def _ensure(step: Callable[[], object], stop: asyncio.Event, owner: str) -> bool:
     backoff = Backoff()
     while not stop.is_set():
         try:
-            await asyncio.to_thread(store.ensure_schema)
+            await asyncio.to_thread(step)
             return True
         except StoreUnavailable as exc:
             delay = backoff.next()
-            log.warning("partner %s: store not ready (%s); retrying in %.1fs", partner_id, exc, delay)
+            log.warning("%s: store not ready (%s); retrying in %.1fs", owner, exc, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
     return False
 
 
+def _consumer(settings: Settings, group: str, client: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        group_id=group,
+        client_id=client,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **FETCH,
+        **aiokafka_kwargs(settings.kafka_auth()),
+    )
+
+
 async def run_sink(
     settings: Settings,
-    partner_id: str,
+    tables: PartnerTables,
+    store: Store,
+    stop: asyncio.Event,
+    on_batch: BatchCallback | None = None,
+    *,
+    on_invalid: InvalidHandler = log_invalid,
+    faults: Faults = NO_FAULTS,
+    shared: SharedFormat | None = None,
+) -> None:
+    """Run the sink of ``tables.partner`` into ``store`` until ``stop`` is set (see module doc)."""
+    partner = tables.partner
+    if not await _ensure(lambda: ensure_partner(store, tables), stop, partner):
+        return
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        client_id=f"techne-sink-{partner}",
+        acks="all",
+        enable_idempotence=True,
+        **aiokafka_kwargs(settings.kafka_auth()),
+    )
+
+    async def publish(key: bytes, value: bytes) -> None:
+        try:
+            await producer.send_and_wait(AUDIT, value, key=key)
+        except KafkaError as exc:
+            raise StoreUnavailable(f"audit topic unavailable: {exc}") from exc
+
+    tombstones = Tombstones(store, tables)
+    orders = OrdersHandler(
+        store, tables, tombstones, topic=topic_for(partner), batch_rows=settings.sink_batch_rows,
+        batch_seconds=settings.sink_batch_seconds, shared=shared, faults=faults,
+    )
+    erase = EraseHandler(
+        store, tables, tombstones, publish, topic=erasure_topic(partner),
+        batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds), faults=faults,
+    )
+    consumer = _consumer(settings, group_for(partner), f"techne-sink-{partner}")
+    loop = SinkLoop(partner, consumer, [orders, erase], on_batch=on_batch, on_invalid=on_invalid, faults=faults)
+    consumer.subscribe(loop.topics, listener=loop.listener())
+    try:
+        await producer.start()
+        await consumer.start()
+        await loop.run(stop)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def run_audit_sink(
+    settings: Settings,
     store: Store,
     stop: asyncio.Event,
     on_batch: BatchCallback | None = None,
     *,
     on_invalid: InvalidHandler = log_invalid,
 ) -> None:
-    """Run the sink of ``partner_id`` into ``store`` until ``stop`` is set (see module doc)."""
-    if not await _ensure_schema(store, stop, partner_id):
+    """Run the audit sink (``techne.audit`` -> ``audit.decisions``) until ``stop`` is set."""
+    if not await _ensure(lambda: ensure_table(store, audit.SPEC), stop, AUDIT_LABEL):
         return
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        group_id=group_for(partner_id),
-        client_id=f"techne-sink-{partner_id}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
+    store.use(audit.DATABASE)
+    handler = audit.AuditHandler(
+        store, topic=AUDIT, batch_rows=settings.sink_batch_rows, batch_seconds=settings.sink_batch_seconds
     )
-    loop = SinkLoop(
-        partner_id,
-        store,
-        consumer,
-        batch_rows=settings.sink_batch_rows,
-        batch_seconds=settings.sink_batch_seconds,
-        on_batch=on_batch,
-        on_invalid=on_invalid,
-    )
-    consumer.subscribe([topic_for(partner_id)], listener=loop.listener())
+    consumer = _consumer(settings, AUDIT_GROUP, "techne-audit-sink")
+    loop = SinkLoop(AUDIT_LABEL, consumer, [handler], on_batch=on_batch, on_invalid=on_invalid)
+    consumer.subscribe(loop.topics, listener=loop.listener())
     try:
         await consumer.start()
         await loop.run(stop)

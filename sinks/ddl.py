@@ -1,8 +1,10 @@
-"""ClickHouse DDL and rows derived from the partner Avro schema (pure, no I/O).
+"""ClickHouse DDL and rows derived from Avro schemas (pure, no I/O).
 
-The Avro schema ``org.techne.partner.SharedTicketOrder`` is the truth: :func:`columns_from_avro`
-maps each field to a :class:`Column`, and every statement or row below is computed from those
-columns, so a new optional field in the ``.avsc`` becomes a new column without code changes.
+Avro schemas are the truth: :func:`columns_from_avro` maps each field to a :class:`Column`; a
+:class:`TableSpec` (columns, engine, sort key, partitioning, TTL, skip indexes) is the
+declarative definition of one table, and every statement below is computed from it, so a new
+optional field in an ``.avsc`` becomes a new column without code changes. Which columns a
+partner table holds (the agreement's projection) is decided in :mod:`sinks.tables`.
 
 Type mapping: ``string``/uuid -> ``UUID``, ``long``/timestamp-micros -> ``DateTime64(6, 'UTC')``,
 ``long``/timestamp-millis -> ``DateTime64(3, 'UTC')``, ``int``/date -> ``Date32``, ``int`` ->
@@ -36,12 +38,9 @@ RowValue: TypeAlias = str | int | float | bool | None
 Row: TypeAlias = dict[str, RowValue]
 Kind = Literal["plain", "uuid", "timestamp", "date"]
 
-TABLE = "ticket_orders"
 LOW_CARDINALITY = frozenset(
     {"discipline", "tariff", "channel", "currency", "venue_id", "event_type", "purpose", "agreement_id"}
 )
-PARTITION_BY = "toYYYYMM(occurred_at)"
-ORDER_BY = ("venue_id", "occurred_at", "event_id")
 DEDUP_WINDOW = 1000
 """``non_replicated_deduplication_window``: recent insert blocks whose token is remembered."""
 
@@ -92,10 +91,6 @@ def database_name(partner_id: str) -> str:
     if not _PARTNER_RE.match(name):
         raise ConfigError(f"partner id {partner_id!r} cannot name a database (allowed: a-z 0-9 _ -)")
     return name
-
-
-def qualified_table(database: str) -> str:
-    return f"{quote(database)}.{quote(TABLE)}"
 
 
 def _base_type(field: str, avro: Any) -> tuple[str, Kind, int]:
@@ -156,43 +151,78 @@ def columns_from_avro(schema: Mapping[str, Any]) -> tuple[Column, ...]:
 
 
 COLUMNS: tuple[Column, ...] = columns_from_avro(CATALOGUE.entry(SHARED_TICKET_ORDER).raw)
-"""The columns of ``ticket_orders``, from the shipped SharedTicketOrder schema."""
+"""Every column of the latest SharedTicketOrder schema (rows built by :func:`row_from_record`)."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Declarative definition of one table (Snuba-style storage config)."""
+
+    database: str
+    name: str
+    columns: tuple[Column, ...]
+    order_by: tuple[str, ...]
+    partition_by: str | None = None
+    ttl: str | None = None
+    indexes: tuple[str, ...] = ()
+    engine: str = "ReplacingMergeTree"
+    settings: tuple[tuple[str, int], ...] = (("non_replicated_deduplication_window", DEDUP_WINDOW),)
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote(self.database)}.{quote(self.name)}"
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
 
 
 def create_database_sql(database: str) -> str:
     return f"CREATE DATABASE IF NOT EXISTS {quote(database)}"
 
 
-def create_table_sql(database: str, columns: Sequence[Column] = COLUMNS) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for the partner table (ReplacingMergeTree)."""
-    body = ",\n".join(f"    {c.definition()}" for c in columns)
-    index = "    INDEX event_id_bloom event_id TYPE bloom_filter GRANULARITY 4"
+def create_table_sql(spec: TableSpec) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` for ``spec``."""
+    body = ",\n".join([*(f"    {c.definition()}" for c in spec.columns), *(f"    INDEX {i}" for i in spec.indexes)])
+    lines = [f"CREATE TABLE IF NOT EXISTS {spec.qualified}\n(\n{body}\n)", f"ENGINE = {spec.engine}"]
+    if spec.partition_by:
+        lines.append(f"PARTITION BY {spec.partition_by}")
+    lines.append(f"ORDER BY ({', '.join(spec.order_by)})")
+    if spec.ttl:
+        lines.append(f"TTL {spec.ttl}")
+    if spec.settings:
+        lines.append("SETTINGS " + ", ".join(f"{k} = {v}" for k, v in spec.settings))
+    return "\n".join(lines)
+
+
+def add_missing_columns_sql(spec: TableSpec, existing: Collection[str]) -> list[str]:
+    """``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` for each column of ``spec`` not in ``existing``.
+
+    Schema evolution only adds fields (Avro backward compatibility) and a wider projection only
+    adds columns, so only additions are generated: a column that leaves the projection is kept
+    with its data (new rows hold NULL), a changed type is not detected here.
+    """
+    return [
+        f"ALTER TABLE {spec.qualified} ADD COLUMN IF NOT EXISTS {c.definition()}"
+        for c in spec.columns
+        if c.name not in existing
+    ]
+
+
+def modify_default_sql(spec: TableSpec, column: Column) -> str:
+    """``ALTER TABLE ... MODIFY COLUMN`` setting the column's ``DEFAULT`` (metadata only)."""
+    return f"ALTER TABLE {spec.qualified} MODIFY COLUMN {column.definition()}"
+
+
+def columns_sql(database: str, table: str) -> tuple[str, dict[str, str]]:
+    """Query (and parameters) listing ``(name, default_expression)`` of an existing table."""
     return (
-        f"CREATE TABLE IF NOT EXISTS {qualified_table(database)}\n(\n{body},\n{index}\n)\n"
-        f"ENGINE = ReplacingMergeTree\n"
-        f"PARTITION BY {PARTITION_BY}\n"
-        f"ORDER BY ({', '.join(ORDER_BY)})\n"
-        f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}"
+        "SELECT name, default_expression FROM system.columns WHERE database = {d:String} AND table = {t:String}",
+        {"d": database, "t": table},
     )
-
-
-def add_missing_columns_sql(database: str, existing: Collection[str], columns: Sequence[Column] = COLUMNS) -> list[str]:
-    """``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` for each schema column not in ``existing``.
-
-    Schema evolution only adds fields (Avro backward compatibility), so only additions are
-    generated; a changed type is not detected here.
-    """
-    table = qualified_table(database)
-    return [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {c.definition()}" for c in columns if c.name not in existing]
-
-
-def existing_ids_sql(database: str) -> str:
-    """Query returning which of ``{ids:Array(UUID)}`` are already stored (as strings).
-
-    Only the (sanitized, quoted) database name is interpolated; the ids are a bound parameter.
-    """
-    table = qualified_table(database)
-    return f"SELECT DISTINCT toString(event_id) FROM {table} WHERE event_id IN {{ids:Array(UUID)}}"  # noqa: S608
 
 
 def _timestamp(value: Any, column: Column) -> str:
@@ -238,7 +268,7 @@ def row_from_record(record: Mapping[str, Any], columns: Sequence[Column] = COLUM
     return row
 
 
-def to_json_each_row(rows: Iterable[Row]) -> bytes:
+def to_json_each_row(rows: Iterable[Mapping[str, Any]]) -> bytes:
     """Serialize rows as newline-delimited JSON (ClickHouse ``FORMAT JSONEachRow``)."""
     return "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows).encode()
 

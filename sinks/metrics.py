@@ -1,27 +1,75 @@
-"""Prometheus metrics of the partner sinks (default registry, one label: ``partner``).
+"""Prometheus metrics of the sinks (default registry).
 
-- ``techne_sink_rows_inserted_total``: rows written to the partner table;
-- ``techne_sink_batches_total``: batches flushed and committed;
-- ``techne_sink_insert_seconds``: duration of one idempotent batch write (check + insert);
-- ``techne_sink_insert_errors_total``: failed write attempts (each is retried, never dropped);
-- ``techne_sink_duplicates_skipped_total``: rows not inserted because their event_id was stored;
-- ``techne_sink_undecodable_total``: messages skipped (sent to the invalid-message hook).
+Labels: ``partner`` (the audit sink reports as ``_audit``, which no partner id can be),
+``table`` (``ticket_orders``, ``erasures``, ``decisions``), ``topic``/``partition`` for lag.
+
+- ``techne_sink_rows_inserted_total{partner,table}``: rows written (erasures: commands executed);
+- ``techne_sink_batches_total{partner,table}``: batches written and committed;
+- ``techne_sink_batch_messages{partner,table}``: histogram of messages per flushed batch;
+- ``techne_sink_insert_seconds{partner,table}``: histogram of one idempotent batch write;
+- ``techne_sink_insert_errors_total{partner,table}``: failed write attempts (never dropped);
+- ``techne_sink_retries_total{partner}``: write attempts made after a failure (backoff);
+- ``techne_sink_paused{partner}``: 1 while consumption is paused because the store fails;
+- ``techne_sink_lag_messages{partner,topic,partition}``: broker high-water mark minus the first
+  offset not yet committed (what is not yet durably in the store);
+- ``techne_sink_duplicates_skipped_total{partner,table}``: rows already stored, not inserted;
+- ``techne_sink_suppressed_total{partner,reason}``: rows withheld on purpose: ``erased`` (an
+  erasure tombstone covers them) or ``expired`` (past retention on arrival);
+- ``techne_sink_unknown_agreement_total{partner}``: batches holding rows of an agreement the
+  sink does not know (stored with the partner's shortest retention);
+- ``techne_sink_undecodable_total{partner,table}``: messages handed to the invalid-message hook;
+- ``techne_sink_erasures_total{partner,outcome}``: erasure commands, ``erased`` / ``already_done``;
+- ``techne_sink_erasure_seconds{partner}``: histogram from the command's ``issued_at`` to done;
+- ``techne_sink_erased_rows_total{partner,table}``: rows deleted by erasure commands.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-ROWS_INSERTED = Counter("techne_sink_rows_inserted_total", "Rows inserted into partner tables", ["partner"])
-BATCHES = Counter("techne_sink_batches_total", "Batches flushed and committed", ["partner"])
+AUDIT_LABEL = "_audit"
+
+ROWS_INSERTED = Counter("techne_sink_rows_inserted_total", "Rows inserted by the sinks", ["partner", "table"])
+BATCHES = Counter("techne_sink_batches_total", "Batches written and committed", ["partner", "table"])
+BATCH_MESSAGES = Histogram(
+    "techne_sink_batch_messages",
+    "Messages per flushed batch",
+    ["partner", "table"],
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000),
+)
 INSERT_SECONDS = Histogram(
     "techne_sink_insert_seconds",
-    "Duration of one idempotent batch write (existing-id check + insert)",
-    ["partner"],
+    "Duration of one idempotent batch write (checks + insert)",
+    ["partner", "table"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-INSERT_ERRORS = Counter("techne_sink_insert_errors_total", "Failed batch write attempts (retried)", ["partner"])
-DUPLICATES_SKIPPED = Counter(
-    "techne_sink_duplicates_skipped_total", "Rows skipped because their event_id was already stored", ["partner"]
+INSERT_ERRORS = Counter(
+    "techne_sink_insert_errors_total", "Failed batch write attempts (retried)", ["partner", "table"]
 )
-UNDECODABLE = Counter("techne_sink_undecodable_total", "Partner-topic messages that could not become rows", ["partner"])
+RETRIES = Counter("techne_sink_retries_total", "Batch write attempts made after a failure", ["partner"])
+PAUSED = Gauge("techne_sink_paused", "1 while consumption is paused because the store fails", ["partner"])
+LAG = Gauge(
+    "techne_sink_lag_messages",
+    "High-water mark minus the first offset not yet committed",
+    ["partner", "topic", "partition"],
+)
+DUPLICATES_SKIPPED = Counter(
+    "techne_sink_duplicates_skipped_total", "Rows not inserted because they were already stored", ["partner", "table"]
+)
+SUPPRESSED = Counter(
+    "techne_sink_suppressed_total", "Rows withheld on purpose (erased, expired)", ["partner", "reason"]
+)
+UNKNOWN_AGREEMENT = Counter(
+    "techne_sink_unknown_agreement_total", "Batches with rows of an agreement the sink does not know", ["partner"]
+)
+UNDECODABLE = Counter(
+    "techne_sink_undecodable_total", "Messages that could not become rows", ["partner", "table"]
+)
+ERASURES = Counter("techne_sink_erasures_total", "Erasure commands by outcome", ["partner", "outcome"])
+ERASURE_SECONDS = Histogram(
+    "techne_sink_erasure_seconds",
+    "From the erasure command's issued_at to its execution",
+    ["partner"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+ERASED_ROWS = Counter("techne_sink_erased_rows_total", "Rows deleted by erasure commands", ["partner", "table"])

@@ -1,8 +1,11 @@
-"""Partner-topic message -> table row, and the hook for messages that cannot become one.
+"""Partner-topic message -> full row (reference decoder), and the hook for invalid messages.
 
-:func:`decode_row` is pure: framed Avro bytes of a ``SharedTicketOrder`` -> row, or
-:class:`~techne.errors.InvalidMessage` (tombstone, undecodable, another schema, unstorable
-value). The sink hands each invalid message to an :data:`InvalidHandler` before skipping it;
+:func:`decode_row` is pure: framed Avro bytes of a ``SharedTicketOrder`` -> every field as a
+JSON-ready row, or :class:`~techne.errors.InvalidMessage` (tombstone, undecodable, another
+schema, unstorable value). The sink's hot path does not use it (the engine decodes the Avro
+body, see :mod:`sinks.framing`); it singles out records the engine refuses, and is the
+reference the fast path is tested against. Sinks hand each invalid message to an
+:data:`InvalidHandler` before skipping it;
 :func:`log_invalid` (the default) logs where and why, never the payload. A dead-letter
 producer is another ``InvalidHandler``: it is awaited before the batch holding the message is
 committed, so a DLQ write that raises stops the sink instead of losing the message.

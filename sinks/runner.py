@@ -1,13 +1,18 @@
-"""Process-level entry points of the sink: what ``techne sink`` / ``techne query`` and the demo call.
+"""Process-level entry points of the sinks: what ``techne sink`` / ``techne query``, the demo and
+reports call.
 
-- :func:`run_sink_process` blocks running one partner's sink into its embedded store
-  (``settings.partner_store_dir(partner)``) until SIGTERM or SIGINT, then flushes, commits and
-  returns normally (exit code 0). It serves ``/metrics`` on ``settings.metrics_port`` if set.
-  It raises :class:`~techne.errors.StoreLocked` when another process holds the store.
-- :func:`query_store`, :func:`partner_rows` and :func:`partner_counts` open the same store for
-  a read and close it; they raise ``StoreLocked`` while that partner's sink runs (chDB
-  directories are exclusive to one process), so stop the sink first. Queries run with the
-  partner database current: ``SELECT ... FROM ticket_orders`` works unqualified.
+- :func:`run_sink_process` blocks running one partner's sink until SIGTERM or SIGINT, then
+  flushes, commits and returns normally (exit code 0). The store is the ClickHouse server at
+  ``settings.clickhouse_url`` when set, else the embedded one in
+  ``settings.partner_store_dir(partner)``. :func:`run_audit_process` does the same for the
+  audit sink (database ``audit``, table ``decisions``; embedded in ``<data_dir>/audit``). Both
+  serve ``/metrics`` on ``settings.metrics_port`` if set, and honour the test-only
+  ``TECHNE_SINK_FAULT`` (:mod:`sinks.faults`). They raise :class:`~techne.errors.StoreLocked` when another process
+  holds the store, :class:`~techne.errors.ConfigError` for a partner without agreement.
+- :func:`query_store`, :func:`partner_rows`, :func:`partner_counts` and :func:`audit_rows` open
+  a store for a read and close it; they raise ``StoreLocked`` while that store's sink runs
+  (chDB directories are exclusive to one process), so stop the sink first. Queries run with the
+  partner's (or ``audit``) database current: ``SELECT ... FROM ticket_orders`` works unqualified.
 """
 
 from __future__ import annotations
@@ -15,46 +20,105 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from sinks import audit
+from sinks.base import Store
 from sinks.chdb import ChdbStore
-from sinks.consumer import run_sink
-from sinks.ddl import TABLE, database_name
+from sinks.consumer import run_audit_sink, run_sink
+from sinks.faults import OutageStore, from_env
+from sinks.migrate import ensure_partner, ensure_table
+from sinks.server import connect
+from sinks.tables import TICKET_ORDERS, PartnerTables, partner_tables
+from streams.agreements import load_agreements
 from techne import metrics as techne_metrics
 from techne.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def audit_store_dir(settings: Settings) -> Path:
+    """Directory of the audit sink's embedded store."""
+    return settings.data_dir / "audit"
+
+
+def tables_for(settings: Settings, partner_id: str) -> PartnerTables:
+    """The partner's tables under the agreements in ``settings.agreements_dir``."""
+    return partner_tables(partner_id, load_agreements(settings.agreements_dir))
+
+
+def _server(settings: Settings) -> Store | None:
+    """The ClickHouse server store when ``settings.clickhouse_url`` is set."""
+    if not settings.clickhouse_url:
+        return None
+    password = settings.clickhouse_password.get_secret_value() if settings.clickhouse_password else ""
+    return connect(settings.clickhouse_url, username=settings.clickhouse_user, password=password)
+
+
 def open_store(settings: Settings, partner_id: str) -> ChdbStore:
-    """The partner's embedded store, schema ensured (raises StoreLocked / StoreUnavailable)."""
-    store = ChdbStore(settings.partner_store_dir(partner_id), database_name(partner_id))
+    """The partner's embedded store, tables ensured (raises StoreLocked / StoreUnavailable)."""
+    tables = tables_for(settings, partner_id)
+    store = ChdbStore(settings.partner_store_dir(partner_id))
     try:
-        store.ensure_schema()
+        ensure_partner(store, tables)
     except BaseException:
         store.close()
         raise
     return store
 
 
-async def _serve(settings: Settings, partner_id: str, store: ChdbStore) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("sink %s: consuming into %s", partner_id, store.path)
-    await run_sink(settings, partner_id, store, stop)
-    log.info("sink %s: stopped", partner_id)
+def open_audit_store(settings: Settings) -> ChdbStore:
+    store = ChdbStore(audit_store_dir(settings))
+    try:
+        ensure_table(store, audit.SPEC)
+        store.use(audit.DATABASE)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _setup(settings: Settings) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    techne_metrics.serve(settings.metrics_port, settings.metrics_host)
+
+
+def _serve(name: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("sink %s: consuming", name)
+        await body(stop)
+        log.info("sink %s: stopped", name)
+
+    asyncio.run(main())
 
 
 def run_sink_process(settings: Settings, partner_id: str) -> None:
     """Run ``partner_id``'s sink until SIGTERM/SIGINT (see module doc)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    techne_metrics.serve(settings.metrics_port, settings.metrics_host)
-    store = open_store(settings, partner_id)
+    _setup(settings)
+    faults = from_env()
+    tables = tables_for(settings, partner_id)
+    store: Store = _server(settings) or ChdbStore(settings.partner_store_dir(partner_id))
+    if faults.point == "store_down":
+        store = OutageStore(store, faults)
     try:
-        asyncio.run(_serve(settings, partner_id, store))
+        _serve(partner_id, lambda stop: run_sink(settings, tables, store, stop, faults=faults))
+    finally:
+        store.close()
+
+
+def run_audit_process(settings: Settings) -> None:
+    """Run the audit sink until SIGTERM/SIGINT (see module doc)."""
+    _setup(settings)
+    store = _server(settings) or ChdbStore(audit_store_dir(settings))
+    try:
+        _serve("audit", lambda stop: run_audit_sink(settings, store, stop))
     finally:
         store.close()
 
@@ -72,6 +136,13 @@ def partner_rows(settings: Settings, partner_id: str, sql: str) -> list[tuple[An
 
 
 def partner_counts(settings: Settings, partner_id: str) -> dict[str, int]:
-    """``{"rows": count(), "distinct_event_ids": count(DISTINCT event_id)}`` of the partner table."""
-    ((rows, distinct),) = partner_rows(settings, partner_id, f"SELECT count(), uniqExact(event_id) FROM {TABLE}")  # noqa: S608
+    """``{"rows": count(), "distinct_event_ids": uniqExact(event_id)}`` of the partner table."""
+    sql = f"SELECT count(), uniqExact(event_id) FROM {TICKET_ORDERS}"  # noqa: S608
+    ((rows, distinct),) = partner_rows(settings, partner_id, sql)
     return {"rows": int(rows), "distinct_event_ids": int(distinct)}
+
+
+def audit_rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the audit store (``decisions`` unqualified); values as JSON types."""
+    with open_audit_store(settings) as store:
+        return store.query(sql)

@@ -52,6 +52,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=0.5,
+        processing_guarantee="exactly_once" if settings.exactly_once else "at_least_once",
         web_enabled=False,
     )
     raw = app.topic(*(raw_topic(v) for v in venues), key_serializer="raw", value_serializer="raw")

@@ -19,6 +19,7 @@ def run_worker(settings: Settings, loglevel: str = "WARN") -> None:
     venues = sorted(load_venues(settings.venues_file))
     agreements = load_agreements(settings.agreements_dir, set(venues))
     asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions))
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, agreements, venues)
     metrics.serve(settings.metrics_port, settings.metrics_host)

@@ -90,13 +90,20 @@ def worker(bootstrap: Bootstrap = None, data_dir: DataDir = None, loglevel: str 
 
 
 @app.command()
-def sink(partner: Annotated[str, typer.Option(help="Partner id (its topic and its store).")],
+def sink(partner: Annotated[str | None, typer.Option(help="Partner id (its topics and its store).")] = None,
+         audit: Annotated[bool, typer.Option("--audit", help="Run the audit sink (techne.audit) instead.")] = False,
          bootstrap: Bootstrap = None, data_dir: DataDir = None) -> None:
-    """Run one partner's ClickHouse sink (embedded chDB store under the data dir)."""
-    from sinks.runner import run_sink_process
+    """Run one partner's ClickHouse sink, or the audit sink (chDB under the data dir, or TECHNE_CLICKHOUSE_URL)."""
+    from sinks.runner import run_audit_process, run_sink_process
 
+    if (partner is None) == (not audit):
+        _fail(TechneError("give exactly one of --partner P or --audit"))
     try:
-        run_sink_process(_settings(data_dir, bootstrap), partner)
+        if audit:
+            run_audit_process(_settings(data_dir, bootstrap))
+        else:
+            assert partner is not None
+            run_sink_process(_settings(data_dir, bootstrap), partner)
     except TechneError as exc:
         _fail(exc)
 
@@ -170,6 +177,149 @@ def dlq_replay(stage: Stage = "decode", bootstrap: Bootstrap = None,
     typer.echo(f"{'would replay' if dry_run else 'replayed'} {n} dead letter(s) from dlq.{stage}")
 
 
+@bench_app.command("streams")
+def bench_streams(events: int = 20_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Worker throughput vs a minimal Faust forwarder and a bare aiokafka passthrough."""
+    from streams.bench import main as bench_main
+
+    bench_main(events, as_json)
+
+
+partner_app = typer.Typer(help="Partners' Kafka access: SCRAM credentials, topics, read-only prefixed ACLs.",
+                          no_args_is_help=True)
+app.add_typer(partner_app, name="partner")
+venue_app = typer.Typer(help="Venues' own Kafka producers: SCRAM credentials, WRITE on raw.<venue> only.",
+                        no_args_is_help=True)
+app.add_typer(venue_app, name="venue")
+Rotate = Annotated[bool, typer.Option("--rotate", help="Issue a new password to a principal that has one.")]
+
+
+def _access(bootstrap: str | None) -> Any:
+    from techne.access import Access
+
+    settings = _settings(bootstrap=bootstrap)
+    return settings, Access(settings.bootstrap, settings.kafka_auth())
+
+
+def _print_issued(kind: str, name: str, issued: Any, groups: str | None = None) -> None:
+    typer.echo(f"{kind} {name} onboarded")
+    typer.echo(f"  user:   {issued.username} (SASL SCRAM-SHA-512)")
+    typer.echo(f"  topics: {', '.join(issued.topics)}")
+    if groups:
+        typer.echo(f"  groups: {groups}")
+    for acl in issued.acls:
+        typer.echo(f"  ACL:    {acl}")
+    typer.echo(f"password: {issued.password.get_secret_value()}")
+    typer.echo("(shown once, stored nowhere: hand it over through a secure channel now)")
+
+
+@partner_app.command("onboard")
+def partner_onboard(partner: str, bootstrap: Bootstrap = None, rotate: Rotate = False) -> None:
+    """Create partner P's credentials, its topics partner.P.*, and READ/DESCRIBE on topics and groups partner.P.*"""
+    settings, access = _access(bootstrap)
+    try:
+        issued = access.onboard_partner(partner, settings.partitions, rotate=rotate)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    _print_issued("partner", partner, issued, groups=f"partner.{partner}.*")
+
+
+@partner_app.command("offboard")
+def partner_offboard(partner: str, bootstrap: Bootstrap = None) -> None:
+    """Revoke every ACL of partner P and delete its credentials (its topics are kept)."""
+    try:
+        acls, creds = _access(bootstrap)[1].offboard_partner(partner)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"partner {partner}: {acls} ACL(s) revoked, credentials {'deleted' if creds else 'absent'}")
+
+
+@partner_app.command("sql")
+def partner_sql(partner: Annotated[str | None, typer.Argument(help="Partner id; none: every partner's role.")] = None
+                ) -> None:
+    """ClickHouse server SQL: read-only role on the partner's own database (and, for one partner, its user).
+
+    Without a partner: the roles of every partner of the agreements (deploy/clickhouse/partners.sql).
+    With one: its role and user; the new password goes to stderr once, the SQL (salted hash only) to
+    stdout, e.g. `techne partner sql P | docker compose exec -T clickhouse clickhouse-client -n`."""
+    from techne import clickhouse_access as ch
+
+    try:
+        if partner is None:
+            from streams.agreements import load_agreements, partners
+            from techne.venues import load_venues
+
+            settings = _settings()
+            agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
+            typer.echo(ch.roles_sql(partners(agreements)), nl=False)
+            return
+        password = ch.new_password()
+        sql = ch.partner_sql(partner, password)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"user {ch.user_name(partner)} password (shown once): {password}", err=True)
+    typer.echo(sql, nl=False)
+
+
+@app.command()
+def lag(bootstrap: Bootstrap = None,
+        serve: Annotated[bool, typer.Option("--serve", help="Export on TECHNE_METRICS_PORT until stopped.")] = False,
+        interval: Annotated[float, typer.Option(help="Seconds between measurements with --serve.")] = 15.0) -> None:
+    """Consumer lag of the bus's groups (worker, partner sinks) per topic partition, from broker offsets."""
+    import signal
+    import threading
+
+    from streams.agreements import load_agreements, partners
+    from techne import metrics
+    from techne.lag import LagMeter, format_table, watched_groups
+    from techne.venues import load_venues
+
+    settings = _settings(bootstrap=bootstrap)
+    try:
+        agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
+        meter = LagMeter(settings.bootstrap, settings.kafka_auth(), watched_groups(settings.worker_id,
+                                                                                     partners(agreements)))
+        if not serve:
+            typer.echo(format_table(meter.measure()))
+            return
+    except TechneError as exc:
+        _fail(exc)
+        return
+    if settings.metrics_port is None:
+        _fail(TechneError("--serve needs TECHNE_METRICS_PORT"))
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    meter.run(stop, interval)
+
+
+@venue_app.command("onboard")
+def venue_onboard(venue: str, bootstrap: Bootstrap = None, rotate: Rotate = False) -> None:
+    """Create venue V's producer credentials and WRITE/DESCRIBE on raw.V (nothing to read)."""
+    settings, access = _access(bootstrap)
+    try:
+        issued = access.onboard_venue(venue, settings.partitions, rotate=rotate)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    _print_issued("venue", venue, issued)
+
+
+@venue_app.command("offboard")
+def venue_offboard(venue: str, bootstrap: Bootstrap = None) -> None:
+    """Revoke venue V's ACLs and delete its credentials."""
+    try:
+        acls, creds = _access(bootstrap)[1].offboard_venue(venue)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"venue {venue}: {acls} ACL(s) revoked, credentials {'deleted' if creds else 'absent'}")
+
+
 @app.command()
 def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait until all are accounted for.")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on the last line.")] = False,
@@ -188,6 +338,86 @@ def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait un
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
     if events is not None and not summary["all_accounted"]:
+        raise typer.Exit(1)
+
+
+@bench_app.command("codec")
+def bench_codec(events: int = 20_000, rounds: int = 5,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Codec encode/decode events/s on ticket orders vs bare fastavro schemaless (baseline)."""
+    from schemas.bench import main as bench_main
+
+    bench_main(events, rounds, as_json)
+
+
+@bench_app.command("sink")
+def bench_sink(rows: int = 200_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Partner topic -> chDB rows/s through a real sink process vs a direct chDB bulk insert (baseline)."""
+    from sinks.bench import main as bench_main
+
+    try:
+        bench_main(rows, as_json)
+    except TechneError as exc:
+        _fail(exc)
+
+
+@app.command()
+def registry(host: str = "127.0.0.1", port: int = 8081) -> None:
+    """Serve the catalogue read-only through the Confluent Schema Registry REST API."""
+    import uvicorn
+
+    from schemas.registry_api import create_app
+    from streams.agreements import load_agreements, partners
+    from techne.venues import load_venues
+
+    settings = _settings()
+    try:
+        known = partners(load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file))))
+    except TechneError as exc:
+        _fail(exc)
+        return
+    uvicorn.run(create_app(partners=known), host=host, port=port, log_level="warning", access_log=False)
+
+
+schemas_app = typer.Typer(help="Event catalogue: generated models and docs, compatibility and privacy checks.",
+                          no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+Check = Annotated[bool, typer.Option("--check", help="Only check: exit 1 if the checked-in files are stale.")]
+
+
+@schemas_app.command("docs")
+def schemas_docs(check: Check = False) -> None:
+    """Write docs/catalogue.en.md and docs/catalogue.fr.md from the .avsc files."""
+    from schemas import docs
+
+    _generated(docs.stale() if check else [str(p) for p in docs.write()], check)
+
+
+@schemas_app.command("models")
+def schemas_models(check: Check = False) -> None:
+    """Write the pydantic models (schemas/generated/) from the .avsc files."""
+    from schemas import gen_models
+
+    _generated(gen_models.stale() if check else [str(p) for p in gen_models.write()], check)
+
+
+def _generated(files: list[str], check: bool) -> None:
+    for f in files:
+        typer.echo(f"{'stale' if check else 'wrote'}: {f}")
+    if check and files:
+        raise typer.Exit(1)
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """BACKWARD compatibility of every version, privacy tags, fingerprints of published versions."""
+    from schemas.checks import all_problems
+
+    problems = all_problems()
+    for p in problems:
+        typer.secho(p, fg="red", err=True)
+    typer.echo(f"{len(problems)} problem(s)")
+    if problems:
         raise typer.Exit(1)
 
 

@@ -7,6 +7,16 @@ outside the repository (``$TECHNE_KAFKA_CACHE`` or ``~/.cache/techne``), once pe
 and stops it (SIGTERM, then SIGKILL after a grace period). Broker output goes to
 ``<dir>/broker.log``; a failed start raises :class:`LocalKafkaError` with its tail.
 
+With ``sasl=True`` the broker authenticates and authorizes like the compose stack: its client
+listener is ``SASL_PLAINTEXT`` with SCRAM-SHA-512, the KRaft ``StandardAuthorizer`` denies
+whatever no ACL allows (``allow.everyone.if.no.acl.found=false``), and the bus's own user
+``techne-admin`` is a super user whose SCRAM credentials are written into the metadata log at
+format time (``kafka-storage format --add-scram``, given the salted password, never the
+password). The controller listener uses SASL/PLAIN with a static user known only to the broker
+(SCRAM cannot authenticate the controller quorum: its credentials live in the metadata the
+quorum serves). Both passwords are random, kept in ``<dir>/credentials.json`` (mode 0600)
+so a restart reuses them; :attr:`LocalKafka.admin_auth` hands the admin's to clients.
+
 Kafka 4.4.0 is the default: aiokafka 0.14 and faust-streaming 0.15 were checked against it
 (idempotent produce, consumer groups, offset commits, topic creation, Faust tables recovered
 from their changelog after a restart).
@@ -14,8 +24,11 @@ from their changelog after a restart).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,12 +37,19 @@ import time
 import uuid
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from techne.errors import TechneError
+from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
 from techne.settings import REPO_ROOT
 
 KAFKA_VERSION = os.environ.get("TECHNE_KAFKA_VERSION", "4.4.0")
 POM = REPO_ROOT / "deploy" / "local" / "pom.xml"
 LOG4J = REPO_ROOT / "deploy" / "local" / "log4j2.properties"
+ADMIN_USER = "techne-admin"
+"""The bus's own Kafka principal (a super user) when the broker runs with SASL."""
+CONTROLLER_USER = "controller"
+SCRAM_ITERATIONS = 8192
 
 
 class LocalKafkaError(TechneError):
@@ -76,16 +96,46 @@ def java_bin() -> str:
     return found
 
 
-def _properties(data: Path, port: int, controller_port: int, partitions: int) -> str:
+def _jaas(module: str, username: str, password: str, **users: str) -> str:
+    extra = "".join(f' user_{name}="{secret}"' for name, secret in users.items())
+    return f'{module} required username="{username}" password="{password}"{extra};'
+
+
+def _security(credentials: dict[str, str] | None) -> list[str]:
+    """Listener security lines: PLAINTEXT everywhere, or SASL + the deny-by-default authorizer."""
+    if credentials is None:
+        return ["listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT"]
+    controller = credentials["controller"]
+    return [
+        "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name=SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+        + _jaas("org.apache.kafka.common.security.scram.ScramLoginModule", ADMIN_USER, credentials["admin"]),
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config="
+        + _jaas("org.apache.kafka.common.security.plain.PlainLoginModule", CONTROLLER_USER, controller,
+                **{CONTROLLER_USER: controller}),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=false",
+        f"super.users=User:{ADMIN_USER};User:{CONTROLLER_USER}",
+    ]
+
+
+def _properties(data: Path, port: int, controller_port: int, partitions: int,
+                credentials: dict[str, str] | None = None) -> str:
+    client = "SASL_PLAINTEXT" if credentials is not None else "PLAINTEXT"
     return "\n".join([
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        f"listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners={client}://127.0.0.1:{port}",
         "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
+        *_security(credentials),
         f"log.dirs={data / 'logs'}",
         f"num.partitions={partitions}",
         "offsets.topic.replication.factor=1",
@@ -100,12 +150,27 @@ def _properties(data: Path, port: int, controller_port: int, partitions: int) ->
     ])
 
 
+def scram_argument(username: str, password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """``--add-scram`` value for ``kafka-storage format``: the salted password (RFC 5802), not the password."""
+    salt = secrets.token_bytes(24)
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return (f"SCRAM-SHA-512=[name={username},salt=\"{b64(salt).decode()}\","
+            f"saltedpassword=\"{b64(salted).decode()}\",iterations={iterations}]")
+
+
 class LocalKafka:
-    """One local broker rooted at ``directory`` (storage, config, log, pid file)."""
+    """One local broker rooted at ``directory`` (storage, config, log, pid file).
+
+    ``sasl=True``: SCRAM-SHA-512 + ACLs, deny by default (see the module doc); clients use
+    :attr:`admin_auth` (the super user) or credentials created through :mod:`techne.access`.
+    """
 
     def __init__(self, directory: Path, *, version: str = KAFKA_VERSION, partitions: int = 3,
-                 port: int | None = None) -> None:
+                 port: int | None = None, sasl: bool = False) -> None:
         self.directory = directory.resolve()
+        self.sasl = sasl
+        self.credentials_file = self.directory / "credentials.json"
         self.version = version
         self.partitions = partitions
         self.state_file = self.directory / "broker.json"
@@ -120,6 +185,24 @@ class LocalKafka:
             raise LocalKafkaError("broker not started")
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def admin_auth(self) -> KafkaAuth:
+        """Credentials of the bus's super user (PLAINTEXT, i.e. no credentials, without SASL)."""
+        if not self.sasl:
+            return KafkaAuth()
+        return KafkaAuth("SASL_PLAINTEXT", "SCRAM-SHA-512", ADMIN_USER, SecretStr(self._credentials()["admin"]))
+
+    def _credentials(self) -> dict[str, str]:
+        """The admin and controller passwords, generated once per storage directory (file mode 0600)."""
+        if self.credentials_file.exists():
+            return dict(json.loads(self.credentials_file.read_text()))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        creds = {"admin": secrets.token_urlsafe(24), "controller": secrets.token_urlsafe(24)}
+        fd = os.open(self.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(creds, f)
+        return creds
+
     def _java(self, libs: Path, main: str, *args: str, log: Path | None = None) -> list[str]:
         return [java_bin(), "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{libs}/*", main, *args]
@@ -129,13 +212,19 @@ class LocalKafka:
         libs = fetch_jars(self.version)
         self.directory.mkdir(parents=True, exist_ok=True)
         props = self.directory / "server.properties"
+        credentials = self._credentials() if self.sasl else None
         if self.port is None or not props.exists():
             self.port = self.port or free_port()
             self.controller_port = free_port()
-            props.write_text(_properties(self.directory, self.port, self.controller_port, self.partitions))
+            props.touch(mode=0o600)  # it holds the JAAS passwords when sasl: owner only
+            props.chmod(0o600)
+            props.write_text(_properties(self.directory, self.port, self.controller_port, self.partitions,
+                                         credentials))
         if not (self.directory / "logs" / "meta.properties").exists():
+            scram = ["--add-scram", scram_argument(ADMIN_USER, credentials["admin"])] if credentials else []
             fmt = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()), "-c", str(props)),
+                self._java(libs, "kafka.tools.StorageTool", "format", "-t", str(uuid.uuid4()), "-c", str(props),
+                           *scram),
                 capture_output=True, text=True, check=False)
             if fmt.returncode != 0:
                 raise LocalKafkaError(f"formatting Kafka storage failed:\n{fmt.stdout[-2000:]}{fmt.stderr[-2000:]}")
@@ -151,7 +240,7 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise LocalKafkaError(f"Kafka exited with {self.proc.returncode}; broker.log:\n{self.log_tail()}")
-            if _answers(self.bootstrap):
+            if _answers(self.bootstrap, self.admin_auth):
                 return
             time.sleep(0.3)
         self.stop()
@@ -184,14 +273,15 @@ class LocalKafka:
             self.proc = None
 
 
-def _answers(bootstrap: str) -> bool:
+def _answers(bootstrap: str, auth: KafkaAuth | None = None) -> bool:
     """True when the broker answers a metadata request and has an active controller."""
     import asyncio
 
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def probe() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000,
+                                    **aiokafka_kwargs(auth or KafkaAuth()))
         try:
             await admin.start()
             await admin.list_topics()

@@ -1,12 +1,32 @@
-"""Every Prometheus metric of the bus, declared in one place.
+"""Every Prometheus metric of the bus, declared in one place (the sinks' own are in sinks/metrics.py).
 
 Labels never carry personal data or unbounded values: venue ids, partner ids, purposes,
-event types, stages and short reason codes only.
+event types, stages, short reason codes, HTTP statuses, consumer groups of the bus, topics and
+partition numbers only. :data:`BOUNDED_LABELS` lists every label name a metric may use;
+``tests/unit/test_metrics.py`` checks every registered metric against it.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+import time
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+BOUNDED_LABELS = frozenset({
+    "venue",       # ids of deploy/venues.yaml, or "unknown"
+    "partner",     # ids of deploy/agreements
+    "purpose",     # the Purpose enum
+    "event_type",  # the schema catalogue's event types
+    "status",      # HTTP status codes
+    "outcome",     # applied | stale
+    "stage",       # pipeline stages (dlq.<stage>)
+    "reason",      # short machine-readable reason codes
+    "group",       # consumer groups of the bus: the worker's and one per partner sink
+    "topic",       # topics of the bus (raw.<venue>, partner.<partner>.<stream>)
+    "partition",   # partition numbers (TECHNE_PARTITIONS)
+    "table",       # tables of the sinks' stores (ticket_orders, erasures, decisions)
+})
 
 # --- gateway ---------------------------------------------------------------------------
 INGESTED = Counter("techne_gateway_requests_total", "Webhook requests by venue and HTTP status.",
@@ -14,6 +34,12 @@ INGESTED = Counter("techne_gateway_requests_total", "Webhook requests by venue a
 INGEST_EVENTS = Counter("techne_gateway_events_total", "Events accepted by the gateway, by venue and type.",
                         ["venue", "event_type"])
 PRODUCE_SECONDS = Histogram("techne_gateway_produce_seconds", "Time until Kafka acknowledged an accepted event.")
+LAST_EVENT = Gauge("techne_gateway_last_event_timestamp_seconds",
+                   "Unix time of the last event accepted per venue (the gateway's start time until the first).",
+                   ["venue"])
+SILENCE_THRESHOLD = Gauge("techne_venue_silence_threshold_seconds",
+                          "Silence after which TechneVenueSilent fires for a venue (TECHNE_VENUE_SILENCE_HOURS).",
+                          ["venue"])
 
 # --- stream processing -----------------------------------------------------------------
 STREAM_EVENTS = Counter("techne_stream_events_total", "Raw events processed by the worker, by type.",
@@ -30,6 +56,26 @@ ERASURES_ISSUED = Counter("techne_erasures_issued_total",
                           ["partner", "reason"])
 DEAD_LETTERS = Counter("techne_dlq_total", "Messages sent to a dead-letter topic, by stage and reason.",
                        ["stage", "reason"])
+
+
+# --- Kafka consumer lag (`techne lag --serve`, see techne/lag.py) -------------------------------
+CONSUMER_LAG = Gauge("techne_consumer_lag",
+                     "Records not yet consumed by a consumer group of the bus: end offset minus committed offset "
+                     "(minus the log start when nothing is committed).",
+                     ["group", "topic", "partition"])
+LAG_ERRORS = Counter("techne_lag_collect_errors_total", "Failed consumer-lag measurements of `techne lag --serve`.")
+
+
+def declare_venues(venues: Iterable[str], silence_hours: Mapping[str, float]) -> None:
+    """Create the per-venue gateway series at start (a venue silent since then still alerts).
+
+    ``silence_hours`` maps venue ids to hours, ``"*"`` being the default for the others.
+    """
+    now = time.time()
+    for venue in venues:
+        LAST_EVENT.labels(venue=venue).set(now)
+        hours = silence_hours.get(venue, silence_hours.get("*", 6.0))
+        SILENCE_THRESHOLD.labels(venue=venue).set(hours * 3600)
 
 
 def serve(port: int | None, host: str = "127.0.0.1") -> None:

@@ -9,9 +9,13 @@ printed: ``repr(settings)`` masks them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from techne.kafka_auth import KafkaAuth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AGREEMENTS = REPO_ROOT / "deploy" / "agreements"
@@ -26,6 +30,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".techne"), description="Root of local state: partner stores, worker, broker.")
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port]).")
     partitions: int = Field(3, ge=1, description="Partitions of the topics the bus creates.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How bus clients talk to Kafka (SASL_* with SCRAM in the compose stack).")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_username: str | None = Field(None, description="SASL user of the bus's clients (a Kafka super user).")
+    kafka_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SASL_SSL (system CAs when unset).")
 
     venues_file: Path = DEFAULT_VENUES
     agreements_dir: Path = DEFAULT_AGREEMENTS
@@ -39,6 +49,7 @@ class Settings(BaseSettings):
     pseudonym_key_version: int = Field(1, description="Key version used for new pseudonyms.")
 
     worker_id: str = Field("techne-worker", description="Faust app id: the worker group and its table topics.")
+    exactly_once: bool = Field(False, description="Faust exactly-once processing (Kafka transactions).")
     consent_ttl_days: dict[str, int] = Field(
         default_factory=dict, description="Consent lifetime per purpose in days (default 395, i.e. 13 months).")
     poison_window: int = Field(1000, ge=10, description="Messages over which the invalid share is measured.")
@@ -48,7 +59,13 @@ class Settings(BaseSettings):
     gateway_port: int = 8080
     max_body_bytes: int = Field(1_048_576, ge=1024)
     produce_timeout_s: float = Field(10.0, gt=0)
+    venue_silence_hours: dict[str, float] = Field(
+        default_factory=lambda: {"*": 6.0},
+        description='Hours without events after which a venue alerts (TechneVenueSilent); "*" = default.')
     metrics_port: int | None = Field(None, description="Serve Prometheus /metrics on this port (None: off).")
+    schema_registry_url: str | None = Field(
+        None, description="External Confluent-compatible schema registry; None: the manifest's stable ids "
+                          "(served by `techne registry`). See schemas/registry_client.py.")
     metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on (0.0.0.0 in containers).")
     clickhouse_url: str | None = Field(None, description="ClickHouse server URL; unset: embedded chDB stores.")
     clickhouse_user: str = "default"
@@ -91,6 +108,13 @@ class Settings(BaseSettings):
         if key is None:
             raise ConfigError(f"TECHNE_PSEUDONYM_KEYS has no key version {self.pseudonym_key_version}")
         return self.pseudonym_key_version, key.get_secret_value().encode()
+
+    def kafka_auth(self) -> KafkaAuth:
+        """How this process authenticates to Kafka (see techne/kafka_auth.py)."""
+        from techne.kafka_auth import KafkaAuth
+
+        return KafkaAuth(self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_username,
+                         self.kafka_password, self.kafka_ssl_cafile)
 
     def partner_store_dir(self, partner_id: str) -> Path:
         """Directory of a partner's embedded ClickHouse store."""

@@ -92,6 +92,10 @@ class Stack:
     def start_sink(self, partner: str) -> Service:
         return self._spawn(f"sink-{partner}", ["sink", "--partner", partner], metrics_port=free_port())
 
+    def start_lag_exporter(self, interval: float = 2.0) -> Service:
+        """``techne lag --serve``: consumer lag of the bus's groups on a /metrics port."""
+        return self._spawn("lag-exporter", ["lag", "--serve", "--interval", str(interval)], metrics_port=free_port())
+
     def _check_alive(self, service: Service) -> None:
         if service.proc.poll() is not None:
             raise ServiceFailed(f"{service.name} exited with {service.proc.returncode}:\n{self.log_tail(service.name)}")

@@ -85,7 +85,9 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
     """Build the gateway. ``producer`` defaults to one on ``settings.bootstrap``."""
     venues = load_venues(settings.venues_file)
     subject_key = settings.require_subject_key()
-    kafka = producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s)
+    kafka = producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s,
+                                      auth=settings.kafka_auth())
+    metrics.declare_venues(venues, settings.venue_silence_hours)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,6 +139,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
         metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
         metrics.INGESTED.labels(venue=venue_id, status="202").inc()
         metrics.INGEST_EVENTS.labels(venue=venue_id, event_type=record["event_type"]).inc()
+        metrics.LAST_EVENT.labels(venue=venue_id).set_to_current_time()
         return JSONResponse({"status": "accepted", "event_id": record["event_id"]}, status_code=202)
 
     async def health(request: Request) -> JSONResponse:

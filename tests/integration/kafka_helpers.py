@@ -23,12 +23,13 @@ async def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
         await consumer.stop()
 
 
-async def read_all(bootstrap: str, topic: str) -> list[bytes]:
-    """Every record value currently on ``topic``."""
+async def read_all(bootstrap: str, topic: str, isolation_level: str = "read_uncommitted") -> list[bytes]:
+    """Every record value currently on ``topic`` (committed ones only with ``read_committed``)."""
     parts = await partitions_of(bootstrap, [topic])
     # A fresh assignment with auto_offset_reset="earliest" starts at the log start; an explicit
     # seek_to_beginning() right after assign() races with the initial reset in aiokafka.
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level=isolation_level)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in parts.get(topic, [])]

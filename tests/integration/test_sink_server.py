@@ -1,118 +1,140 @@
-"""ServerStore's SQL and clickhouse-connect calls, run by the real engine.
+"""ServerStore's statements and clickhouse-connect calls, run by the real engine.
 
 There is no ClickHouse server here, so the injected client is clickhouse-connect's embedded
-backend (``interface="chdb"``): same ServerStore code (raw_query, raw_insert with
-``insert_deduplication_token``, command), only the transport differs from production.
+backend (``interface="chdb"``): same ServerStore code (``raw_query`` with parameters,
+``command``, ``raw_insert`` of an Avro body with ``insert_deduplication_token``), only the
+transport differs from production. With ``TECHNE_TEST_CLICKHOUSE_URL`` set (e.g. the compose
+stack's ``http://techne:…@127.0.0.1:8123``), the same tests also run against that server.
 chDB allows one directory per process: the client is closed after each test.
 """
 
 # ruff: noqa: S608  (test SQL interpolates module constants only)
 from __future__ import annotations
 
-import uuid
+import asyncio
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 import pytest
 
-from schemas.codec import CATALOGUE
-from schemas.models import SHARED_TICKET_ORDER
-from sinks import ddl
-from sinks.base import insert_token, write_batch
-from sinks.ddl import Row
-from sinks.records import decode_row
-from sinks.server import ServerStore
+from sinks.base import Batch, insert_token
+from sinks.erasure import EraseHandler, Tombstones, parse_command
+from sinks.framing import SharedFormat, SharedRow
+from sinks.migrate import ensure_partner
+from sinks.orders import OrdersHandler
+from sinks.server import ServerStore, connect
+from sinks.tables import partner_tables
+from streams.agreements import Agreement
 from techne.errors import StoreUnavailable
+from tests.integration.sink_helpers import erasure_value, shared_value
 
 pytestmark = pytest.mark.integration
 
-DB = ddl.database_name("cnm")
-TABLE = ddl.qualified_table(DB)
+PARTNER = "cnm"
+SHARED = SharedFormat()
+TABLES = partner_tables(PARTNER, [Agreement.model_validate({
+    "id": "dsa-cnm", "provider_venues": ["opera-lyon"], "partner": PARTNER, "purposes": ["research"],
+    "event_types": ["ticket.order_placed"], "allowed_fields": ["quantity", "production"], "retention_days": 365,
+    "valid_from": "2026-01-01", "valid_until": "2030-12-31"})])
+ORDERS = TABLES.orders.qualified
+SERVER_URL = os.environ.get("TECHNE_TEST_CLICKHOUSE_URL")
 
 
-def rows(n: int) -> list[Row]:
-    start = datetime(2024, 12, 31, 20, 0, tzinfo=UTC)
-    return [
-        decode_row(
-            CATALOGUE.encode(
-                SHARED_TICKET_ORDER,
-                {
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": "ticket.order_placed",
-                    "occurred_at": start + timedelta(hours=i),
-                    "received_at": start + timedelta(hours=i, seconds=2),
-                    "venue_id": "scene-nationale",
-                    "agreement_id": "agr-7",
-                    "purpose": "research",
-                    "subject_pseudonym": f"{i:064x}",
-                    "pseudonym_key_version": 2,
-                    "performance_at": start,
-                    "tariff": "reduit",
-                    "amount_minor": i * 100,
-                },
-            )
-        )
-        for i in range(n)
-    ]
+def rows(n: int, **kw: Any) -> list[SharedRow]:
+    return [SHARED.parse(shared_value(i, agreement_id="dsa-cnm", purpose="research", **kw)) for i in range(n)]
+
+
+def batch_of(items: list[SharedRow], start: int = 0) -> Batch[SharedRow]:
+    batch: Batch[SharedRow] = Batch(f"partner.{PARTNER}.ticketing", 1, 10_000, 1.0)
+    for offset, row in enumerate(items, start):
+        batch.add(offset, row, 0.0)
+    return batch
 
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("server") / "cnm"
+    return tmp_path_factory.mktemp("server") / PARTNER
 
 
-@pytest.fixture
-def store(store_dir: Path) -> Iterator[ServerStore]:
-    opened = ServerStore(clickhouse_connect.get_client(interface="chdb", path=str(store_dir)), DB)
+@pytest.fixture(params=["chdb", "server"])
+def store(request: pytest.FixtureRequest, store_dir: Path) -> Iterator[ServerStore]:
+    if request.param == "server":
+        if not SERVER_URL:
+            pytest.skip("TECHNE_TEST_CLICKHOUSE_URL not set")
+        opened = connect(SERVER_URL)
+    else:
+        opened = ServerStore(clickhouse_connect.get_client(interface="chdb", path=str(store_dir)))
     try:
-        opened.ensure_schema()
-        opened.query(f"TRUNCATE TABLE {TABLE}")
+        for spec in TABLES.all:
+            opened.command(f"DROP TABLE IF EXISTS {spec.qualified} SYNC")
+        ensure_partner(opened, TABLES)
         yield opened
     finally:
         opened.close()
 
 
+def handler(store: ServerStore) -> OrdersHandler:
+    return OrdersHandler(store, TABLES, Tombstones(store, TABLES), topic=f"partner.{PARTNER}.ticketing",
+                         batch_rows=10_000, batch_seconds=1.0)
+
+
 def counts(store: ServerStore) -> tuple[int, int]:
-    ((total, distinct),) = store.query(f"SELECT count(), count(DISTINCT event_id) FROM {TABLE}")
-    return total, distinct
+    ((total, distinct),) = store.query(f"SELECT count(), uniqExact(event_id) FROM {ORDERS}")
+    return int(total), int(distinct)
 
 
 def test_schema_is_the_shared_ddl(store: ServerStore) -> None:
-    store.ensure_schema()
-    found = store.query(f"SELECT name, type FROM system.columns WHERE database = '{DB}' AND table = '{ddl.TABLE}'")
-    assert found == [(c.name, c.ch_type) for c in ddl.COLUMNS]
+    ensure_partner(store, TABLES)
+    found = store.query("SELECT name, type FROM system.columns WHERE database = {d:String} AND table = {t:String}",
+                        {"d": TABLES.database, "t": "ticket_orders"})
+    assert found == [(c.name, c.ch_type) for c in TABLES.orders.columns]
 
 
 def test_retried_batch_is_stored_once(store: ServerStore) -> None:
-    batch = rows(200)
-    assert write_batch(store, batch, "t-0-0-199").inserted == 200
-    assert write_batch(store, batch, "t-0-0-199").duplicates == 200
+    batch = batch_of(rows(200))
+    assert handler(store).write_sync(batch).inserted == 200
+    assert handler(store).write_sync(batch).duplicates == 200
     assert counts(store) == (200, 200)
 
 
 def test_dedup_token_is_passed_to_the_engine(store: ServerStore) -> None:
     batch = rows(30)
-    store.insert(batch, insert_token("t-0-0-29", batch))
-    store.insert(batch, insert_token("t-0-0-29", batch))
+    data = SHARED.container(batch[0].schema_id, batch)
+    columns = [c for c in TABLES.orders.names if c != "retain_until"]
+    token = insert_token("t-0-0-29", (r.event_id for r in batch))
+    store.insert(ORDERS, columns, data, "Avro", token)
+    store.insert(ORDERS, columns, data, "Avro", token)
     assert counts(store) == (30, 30)
-    store.insert(batch, "another-token")  # different token: only the id check / FINAL protect
+    store.insert(ORDERS, columns, data, "Avro", "another-token")  # only the id check / FINAL protect now
     assert counts(store) == (60, 30)
-    ((final,),) = store.query(f"SELECT count() FROM {TABLE} FINAL")
+    ((final,),) = store.query(f"SELECT count() FROM {ORDERS} FINAL")
     assert final == 30
 
 
-def test_values_round_trip(store: ServerStore) -> None:
-    (row,) = rows(1)
-    write_batch(store, [row], "t-0-1-1")
-    names = ", ".join(ddl.quote(c.name) for c in ddl.COLUMNS)
-    (stored,) = store.query(f"SELECT {names} FROM {TABLE}")
-    assert dict(zip([c.name for c in ddl.COLUMNS], stored, strict=True)) == row
+def test_erasure_statements_run_through_the_client(store: ServerStore) -> None:
+    subject = "c" * 64
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    h = handler(store)
+    h.write_sync(batch_of(rows(4, at=t0 - timedelta(minutes=1), subject=subject) + rows(3)))
+    published: list[bytes] = []
+
+    async def publish(key: bytes, value: bytes) -> None:
+        published.append(value)
+
+    eraser = EraseHandler(store, TABLES, h.tombstones, publish, topic=f"partner.{PARTNER}.erasure")
+    command = parse_command(erasure_value(PARTNER, subject, occurred_at=t0), PARTNER)
+    assert asyncio.run(eraser.execute(command)) == 1
+    assert asyncio.run(eraser.execute(command)) == 0
+    assert counts(store) == (3, 3) and len(published) == 1
+    assert h.write_sync(batch_of(rows(1, at=t0 - timedelta(minutes=2), subject=subject), 50)).suppressed == 1
 
 
-def test_partner_database_is_current_after_ensure_schema(store: ServerStore) -> None:
-    assert store.query(f"SELECT currentDatabase(), count() FROM {ddl.TABLE}") == [(DB, 0)]
+def test_partner_database_is_current_after_ensure(store: ServerStore) -> None:
+    assert store.query("SELECT currentDatabase(), count() FROM ticket_orders") == [(TABLES.database, 0)]
 
 
 def test_errors_are_store_unavailable(store: ServerStore) -> None:

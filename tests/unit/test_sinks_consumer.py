@@ -1,47 +1,27 @@
-"""The sink loop's state machine (commit after write, retry, pause, revoke, drain).
+"""The sink loop's state machine (commit after write, retry, pause, backpressure, revoke, drain).
 
-These drive :class:`sinks.consumer.SinkLoop` with an in-memory consumer and store: they check
-the ordering rules only. The proof against the real broker and chDB is the end-to-end test.
+These drive :class:`sinks.loop.SinkLoop` with an in-memory consumer and handler: they check the
+ordering rules only. The proofs against the real broker and chDB are the integration tests
+(``test_sink_faults.py``, ``test_sink_erasure.py``, the end-to-end test).
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 from prometheus_client import REGISTRY
 
-from schemas.codec import CATALOGUE
-from schemas.models import SHARED_TICKET_ORDER
-from sinks.consumer import FlushResult, SinkLoop
-from sinks.ddl import Row
+from sinks.base import Batch, Rejected, WriteResult
+from sinks.loop import FlushResult, SinkLoop
 from sinks.records import MessageRef
 from techne.errors import InvalidMessage, StoreUnavailable
 
 TOPIC = "partner.p.ticketing"
-TP0, TP1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-
-
-def message_value() -> bytes:
-    return CATALOGUE.encode(
-        SHARED_TICKET_ORDER,
-        {
-            "event_id": str(uuid.uuid4()),
-            "event_type": "ticket.order_placed",
-            "occurred_at": datetime(2024, 3, 9, tzinfo=UTC),
-            "received_at": datetime(2024, 3, 9, tzinfo=UTC),
-            "venue_id": "opera-lyon",
-            "agreement_id": "agr-1",
-            "purpose": "research",
-            "subject_pseudonym": "a" * 64,
-            "pseudonym_key_version": 1,
-        },
-    )
+OTHER = "partner.p.erasure"
+TP0, TP1, TPE = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1), TopicPartition(OTHER, 0)
 
 
 @dataclass
@@ -52,21 +32,24 @@ class Record:
 
 @dataclass
 class FakeConsumer:
-    assigned: set[TopicPartition] = field(default_factory=lambda: {TP0, TP1})
+    assigned: set[TopicPartition] = field(default_factory=lambda: {TP0, TP1, TPE})
     pending: dict[TopicPartition, list[Record]] = field(default_factory=dict)
     paused_tps: set[TopicPartition] = field(default_factory=set)
     commits: list[dict[TopicPartition, int]] = field(default_factory=list)
     fail_commit: bool = False
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
 
     def feed(self, tp: TopicPartition, *values: bytes | None) -> None:
-        queue = self.pending.setdefault(tp, [])
-        start = queue[-1].offset + 1 if queue else sum(len(c) for c in self.commits)
-        queue.extend(Record(start + i, v) for i, v in enumerate(values))
+        start = self.ends.get(tp, 0)
+        self.pending.setdefault(tp, []).extend(Record(start + i, v) for i, v in enumerate(values))
+        self.ends[tp] = start + len(values)
 
     async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
         out = {tp: recs for tp, recs in self.pending.items() if tp in self.assigned - self.paused_tps and recs}
         for tp in out:
             self.pending[tp] = []
+        if not out:
+            await asyncio.sleep(0)
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -86,31 +69,42 @@ class FakeConsumer:
     def paused(self) -> set[TopicPartition]:
         return set(self.paused_tps)
 
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.ends.get(tp)
 
-class FlakyStore:
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.rows: list[Row] = []
+    async def position(self, tp: TopicPartition) -> int:
+        return self.ends.get(tp, 0)
+
+
+class FakeHandler:
+    """Items are the message values; ``b"bad"`` is invalid; ``b"refused"`` is rejected at write."""
+
+    def __init__(self, topic: str = TOPIC, table: str = "t", failures: int = 0, batch_rows: int = 3) -> None:
+        self.topic, self.table, self.failures = topic, table, failures
+        self.batch_rows, self.batch_seconds = batch_rows, 1.0
+        self.written: list[bytes] = []
         self.tokens: list[str] = []
+        self.gate: asyncio.Event | None = None
 
-    def ensure_schema(self) -> None:
-        return None
+    def decode(self, value: bytes | None) -> bytes:
+        if value is None or value == b"bad":
+            raise InvalidMessage("decode", "bad", "test")
+        return value
 
-    def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
+    async def write(self, batch: Batch[bytes]) -> WriteResult:
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failures:
             self.failures -= 1
             raise StoreUnavailable("down")
-        return {i for i in ids if i in {r["event_id"] for r in self.rows}}
-
-    def insert(self, rows: Sequence[Row], dedup_token: str) -> None:
-        self.tokens.append(dedup_token)
-        self.rows.extend(rows)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return []
-
-    def close(self) -> None:
-        return None
+        rejected = tuple(
+            Rejected(o, InvalidMessage("row", "refused"), v) for o, v in zip(batch.offsets, batch.items, strict=True)
+            if v == b"refused"
+        )
+        kept = [v for v in batch.items if v != b"refused"]
+        self.written.extend(kept)
+        self.tokens.append(batch.token())
+        return WriteResult(inserted=len(kept), rejected=rejected)
 
 
 class Clock:
@@ -121,113 +115,187 @@ class Clock:
         return self.now
 
 
-def make_loop(store: FlakyStore, consumer: FakeConsumer, partner: str, clock: Clock, **kw: Any) -> SinkLoop:
-    return SinkLoop(partner, store, consumer, batch_rows=3, batch_seconds=1.0, clock=clock, **kw)
+def make(*handlers: FakeHandler, owner: str, **kw: object) -> tuple[SinkLoop, FakeConsumer, Clock]:
+    consumer, clock = FakeConsumer(), Clock()
+    loop = SinkLoop(owner, consumer, list(handlers), clock=clock, **kw)  # type: ignore[arg-type]
+    return loop, consumer, clock
 
 
-def sample(name: str, partner: str) -> float:
-    return REGISTRY.get_sample_value(name, {"partner": partner}) or 0.0
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_full_batches_are_written_then_committed_per_partition() -> None:
-    consumer, store, clock = FakeConsumer(), FlakyStore(), Clock()
+    handler = FakeHandler()
     flushed: list[FlushResult] = []
-    loop = make_loop(store, consumer, "p-size", clock, on_batch=flushed.append)
-    consumer.feed(TP0, *(message_value() for _ in range(3)))
-    consumer.feed(TP1, message_value())
+    loop, consumer, clock = make(handler, owner="p-size", on_batch=flushed.append)
+    consumer.feed(TP0, b"a", b"b", b"c")
+    consumer.feed(TP1, b"d")
     await loop.poll_once()
     await loop.flush_ready()
     assert consumer.commits == [{TP0: 3}]
-    assert len(store.rows) == 3 and loop.buffered == 1
+    assert handler.written == [b"a", b"b", b"c"] and loop.buffered == 1
     (result,) = flushed
-    assert isinstance(result, FlushResult)
-    assert (result.partition, result.first_offset, result.last_offset, result.inserted) == (0, 0, 2, 3)
+    assert (result.table, result.partition, result.first_offset, result.last_offset) == ("t", 0, 0, 2)
+    assert result.inserted == 3
     clock.now += 1.0  # TP1's batch is now old enough
     await loop.flush_ready()
     assert consumer.commits[-1] == {TP1: 1}
-    assert sample("techne_sink_rows_inserted_total", "p-size") == 4
+    assert sample("techne_sink_rows_inserted_total", partner="p-size", table="t") == 4
+    assert sample("techne_sink_batch_messages_count", partner="p-size", table="t") == 2
+
+
+async def test_each_topic_goes_to_its_handler() -> None:
+    orders, erasures = FakeHandler(), FakeHandler(OTHER, "erasures", batch_rows=1)
+    loop, consumer, _ = make(orders, erasures, owner="p-route")
+    consumer.feed(TPE, b"erase-me")
+    consumer.feed(TP0, b"x")
+    await loop.poll_once()
+    await loop.flush_ready()
+    assert erasures.written == [b"erase-me"] and orders.written == []
+    assert consumer.commits == [{TPE: 1}]
 
 
 async def test_invalid_messages_are_counted_handed_over_and_committed() -> None:
-    consumer, store, clock = FakeConsumer(), FlakyStore(), Clock()
     seen: list[tuple[str, int]] = []
 
     async def on_invalid(exc: InvalidMessage, ref: MessageRef) -> None:
         seen.append((exc.reason, ref.offset))
 
-    loop = make_loop(store, consumer, "p-invalid", clock, on_invalid=on_invalid)
-    consumer.feed(TP0, message_value(), b"garbage", None)
+    handler = FakeHandler()
+    loop, consumer, _ = make(handler, owner="p-invalid", on_invalid=on_invalid)
+    consumer.feed(TP0, b"ok", b"bad", None)
     await loop.poll_once()
     await loop.flush_ready()
-    assert seen == [("bad_magic", 1), ("tombstone", 2)]
-    assert consumer.commits == [{TP0: 3}] and len(store.rows) == 1
-    assert sample("techne_sink_undecodable_total", "p-invalid") == 2
+    assert seen == [("bad", 1), ("bad", 2)]
+    assert consumer.commits == [{TP0: 3}] and handler.written == [b"ok"]
+    assert sample("techne_sink_undecodable_total", partner="p-invalid", table="t") == 2
+
+
+async def test_rows_refused_at_write_time_are_handed_over_before_the_commit() -> None:
+    seen: list[int] = []
+
+    async def on_invalid(exc: InvalidMessage, ref: MessageRef) -> None:
+        assert consumer.commits == []  # before the commit
+        seen.append(ref.offset)
+
+    handler = FakeHandler()
+    loop, consumer, _ = make(handler, owner="p-refused", on_invalid=on_invalid)
+    consumer.feed(TP0, b"a", b"refused", b"c")
+    await loop.poll_once()
+    await loop.flush_ready()
+    assert seen == [1] and handler.written == [b"a", b"c"] and consumer.commits == [{TP0: 3}]
 
 
 async def test_store_failure_pauses_retries_same_batch_and_commits_only_after_success() -> None:
-    consumer, store, clock = FakeConsumer(), FlakyStore(failures=2), Clock()
-    loop = make_loop(store, consumer, "p-retry", clock)
-    consumer.feed(TP0, *(message_value() for _ in range(3)))
+    handler = FakeHandler(failures=2)
+    loop, consumer, clock = make(handler, owner="p-retry")
+    consumer.feed(TP0, b"a", b"b", b"c")
     await loop.poll_once()
     assert not await loop.flush_ready()
-    assert consumer.commits == [] and consumer.paused_tps == {TP0, TP1}
-    consumer.feed(TP0, message_value())
+    assert consumer.commits == [] and consumer.paused_tps == {TP0, TP1, TPE}
+    assert sample("techne_sink_paused", partner="p-retry") == 1
+    consumer.feed(TP0, b"d")
     await loop.poll_once()  # paused: nothing new arrives
     assert loop.buffered == 3
     clock.now += 0.1
     assert not await loop.flush_ready()  # backoff (0.2 s) not elapsed: no attempt
-    assert store.failures == 1
+    assert handler.failures == 1
     clock.now += 0.15
     assert not await loop.flush_ready()  # second attempt fails, next delay 0.4 s
     clock.now += 0.3
     assert not await loop.flush_ready()
-    assert store.failures == 0
+    assert handler.failures == 0
     clock.now += 0.15
     assert await loop.flush_ready()
     assert consumer.commits == [{TP0: 3}] and consumer.paused_tps == set()
-    assert len(store.rows) == 3 and len(store.tokens) == 1
-    assert store.tokens[0].startswith(f"{TOPIC}-0-0-2-")
-    assert sample("techne_sink_insert_errors_total", "p-retry") == 2
+    assert handler.tokens == [f"{TOPIC}-0-0-2"]
+    assert sample("techne_sink_insert_errors_total", partner="p-retry", table="t") == 2
+    assert sample("techne_sink_retries_total", partner="p-retry") == 2
+    assert sample("techne_sink_paused", partner="p-retry") == 0
+
+
+async def test_writes_run_in_the_background_with_backpressure_per_partition() -> None:
+    handler = FakeHandler(batch_rows=2)
+    handler.gate = asyncio.Event()
+    loop, consumer, _ = make(handler, owner="p-pipe")
+    consumer.feed(TP0, b"a", b"b")
+    await loop.step()  # polls, seals, starts the writer (blocked on the gate)
+    assert handler.written == [] and consumer.commits == []
+    consumer.feed(TP0, b"c", b"d")
+    await loop.step()  # the next batch is ready while the first is being written: TP0 is held
+    assert TP0 in consumer.paused_tps and TP1 not in consumer.paused_tps
+    consumer.feed(TP0, b"e")
+    await loop.step()
+    assert loop.buffered == 4  # nothing fetched for the held partition
+    handler.gate.set()
+    for _ in range(5):
+        await loop.step()
+    assert consumer.commits == [{TP0: 2}, {TP0: 4}]
+    assert TP0 not in consumer.paused_tps
+    assert handler.written == [b"a", b"b", b"c", b"d"]
+
+
+async def test_lag_counts_what_is_not_committed() -> None:
+    handler = FakeHandler(batch_rows=10)
+    loop, consumer, _ = make(handler, owner="p-lag")
+    consumer.feed(TP0, b"a", b"b")
+    consumer.ends[TP0] = 7  # five more on the broker, not fetched yet
+    await loop.poll_once()
+    assert sample("techne_sink_lag_messages", partner="p-lag", topic=TOPIC, partition="0") == 7
 
 
 async def test_revoked_partitions_lose_their_uncommitted_batches() -> None:
-    consumer, store, clock = FakeConsumer(), FlakyStore(), Clock()
-    loop = make_loop(store, consumer, "p-revoke", clock)
-    consumer.feed(TP0, message_value())
-    consumer.feed(TP1, message_value())
+    handler = FakeHandler()
+    loop, consumer, clock = make(handler, owner="p-revoke")
+    consumer.feed(TP0, b"a")
+    consumer.feed(TP1, b"b")
     await loop.poll_once()
     await loop.drop({TP0})
     consumer.assigned = {TP1}
     clock.now += 1.0
     await loop.flush_ready()
-    assert consumer.commits == [{TP1: 1}] and len(store.rows) == 1 and loop.buffered == 0
+    assert consumer.commits == [{TP1: 1}] and handler.written == [b"b"] and loop.buffered == 0
 
 
 async def test_failed_commit_keeps_going_rows_stay_once() -> None:
-    consumer, store, clock = FakeConsumer(fail_commit=True), FlakyStore(), Clock()
+    handler = FakeHandler()
     flushed: list[FlushResult] = []
-    loop = make_loop(store, consumer, "p-commit", clock, on_batch=flushed.append)
-    consumer.feed(TP0, *(message_value() for _ in range(3)))
+    loop, consumer, _ = make(handler, owner="p-commit", on_batch=flushed.append)
+    consumer.fail_commit = True
+    consumer.feed(TP0, b"a", b"b", b"c")
     await loop.poll_once()
     assert await loop.flush_ready()
     assert flushed[0].committed is False and loop.buffered == 0
 
 
 async def test_drain_flushes_young_batches_on_stop() -> None:
-    consumer, store, clock = FakeConsumer(), FlakyStore(failures=1), Clock()
-    loop = make_loop(store, consumer, "p-drain", clock)
-    consumer.feed(TP0, message_value())
-    consumer.feed(TP1, message_value(), message_value())
+    handler = FakeHandler(failures=1)
+    loop, consumer, _ = make(handler, owner="p-drain")
+    consumer.feed(TP0, b"a")
+    consumer.feed(TP1, b"b", b"c")
     await loop.poll_once()
     await loop.drain(timeout_s=5.0)
     assert sorted(consumer.commits, key=lambda c: next(iter(c)).partition) == [{TP0: 1}, {TP1: 2}]
-    assert len(store.rows) == 3
+    assert len(handler.written) == 3
 
 
 async def test_drain_gives_up_without_committing_when_the_store_stays_down() -> None:
-    consumer, store, clock = FakeConsumer(), FlakyStore(failures=1000), Clock()
-    loop = make_loop(store, consumer, "p-giveup", clock)
-    consumer.feed(TP0, message_value())
+    handler = FakeHandler(failures=1000)
+    loop, consumer, _ = make(handler, owner="p-giveup")
+    consumer.feed(TP0, b"a")
     await loop.poll_once()
     await loop.drain(timeout_s=0.3)
     assert consumer.commits == [] and loop.buffered == 1
+
+
+async def test_run_stops_and_drains() -> None:
+    handler = FakeHandler(batch_rows=100)
+    loop, consumer, _ = make(handler, owner="p-run")
+    consumer.feed(TP0, b"a", b"b")
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert consumer.commits == [{TP0: 2}] and handler.written == [b"a", b"b"]

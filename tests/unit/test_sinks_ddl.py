@@ -1,10 +1,9 @@
-"""Pure sink logic: DDL from the Avro schema, rows, batches, the idempotent write plan."""
+"""Pure sink logic: DDL from the Avro schema, rows, batches, dedup helpers."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,9 +12,10 @@ import pytest
 from schemas.codec import CATALOGUE
 from schemas.models import CONSENT, SHARED_TICKET_ORDER
 from sinks import ddl
-from sinks.base import Backoff, Batch, insert_token, new_rows, write_batch
-from sinks.ddl import Row
+from sinks.base import Backoff, Batch, first_occurrences, insert_token
 from sinks.records import decode_row
+from sinks.tables import partner_tables
+from streams.agreements import Agreement
 from techne.errors import ConfigError, InvalidMessage
 
 
@@ -96,23 +96,34 @@ def test_columns_cover_every_schema_field_in_order() -> None:
     assert [c.name for c in ddl.COLUMNS] == fields
 
 
+def agreement(**overrides: Any) -> Agreement:
+    fields: dict[str, Any] = {
+        "id": "dsa-test", "provider_venues": ["opera-lyon"], "partner": "opera-lyon", "purposes": ["research"],
+        "event_types": ["ticket.order_placed"], "allowed_fields": ["quantity"], "retention_days": 30,
+        "valid_from": "2026-01-01", "valid_until": "2027-01-01",
+    }
+    return Agreement.model_validate({**fields, **overrides})
+
+
 def test_create_table_sql() -> None:
-    sql = ddl.create_table_sql("opera_lyon")
+    spec = partner_tables("opera-lyon", [agreement()]).orders
+    sql = ddl.create_table_sql(spec)
     assert sql.startswith("CREATE TABLE IF NOT EXISTS `opera_lyon`.`ticket_orders`")
     assert "ENGINE = ReplacingMergeTree" in sql
     assert "PARTITION BY toYYYYMM(occurred_at)" in sql
-    assert "ORDER BY (venue_id, occurred_at, event_id)" in sql
-    assert "`discipline` LowCardinality(Nullable(String))" in sql
+    assert "ORDER BY (purpose, venue_id, occurred_at, event_id)" in sql
+    assert "TTL retain_until DELETE" in sql
+    assert "`quantity` Nullable(Int32)" in sql and "discipline" not in sql
     assert ddl.create_database_sql("opera_lyon") == "CREATE DATABASE IF NOT EXISTS `opera_lyon`"
 
 
 def test_add_missing_columns_only_for_absent_ones() -> None:
-    names = {c.name for c in ddl.COLUMNS}
-    assert ddl.add_missing_columns_sql("p", names) == []
-    statements = ddl.add_missing_columns_sql("p", names - {"currency", "quantity"})
+    spec = partner_tables("opera-lyon", [agreement(allowed_fields=["quantity", "currency"])]).orders
+    assert ddl.add_missing_columns_sql(spec, spec.names) == []
+    statements = ddl.add_missing_columns_sql(spec, set(spec.names) - {"currency", "quantity"})
     assert statements == [
-        "ALTER TABLE `p`.`ticket_orders` ADD COLUMN IF NOT EXISTS `quantity` Nullable(Int32)",
-        "ALTER TABLE `p`.`ticket_orders` ADD COLUMN IF NOT EXISTS `currency` LowCardinality(Nullable(String))",
+        "ALTER TABLE `opera_lyon`.`ticket_orders` ADD COLUMN IF NOT EXISTS `quantity` Nullable(Int32)",
+        "ALTER TABLE `opera_lyon`.`ticket_orders` ADD COLUMN IF NOT EXISTS `currency` LowCardinality(Nullable(String))",
     ]
 
 
@@ -120,7 +131,8 @@ def test_evolved_schema_field_with_default_gets_a_sql_default() -> None:
     evolved = dict(CATALOGUE.entry(SHARED_TICKET_ORDER).raw)
     evolved["fields"] = [*evolved["fields"], {"name": "seat_zone", "type": "string", "default": "it's"}]
     cols = ddl.columns_from_avro(evolved)
-    (statement,) = ddl.add_missing_columns_sql("p", {c.name for c in ddl.COLUMNS}, cols)
+    spec = partner_tables("opera-lyon", [agreement()], cols).orders
+    (statement,) = ddl.add_missing_columns_sql(spec, set(spec.names) - {"seat_zone"})
     assert statement.endswith("`seat_zone` String DEFAULT 'it\\'s'")
 
 
@@ -229,14 +241,14 @@ def test_decode_row_rejects_other_schemas() -> None:
 
 
 def test_batch_ready_by_size() -> None:
-    batch = Batch("partner.p.ticketing", 2, max_messages=3, max_age_s=60)
+    batch: Batch[dict[str, str]] = Batch("partner.p.ticketing", 2, max_messages=3, max_age_s=60)
     assert not batch.ready(0.0)
     batch.add(10, {"event_id": "a"}, now=0.0)
     batch.add(11, None, now=0.0)
     assert not batch.ready(0.0)
     batch.add(14, {"event_id": "b"}, now=0.0)
     assert batch.ready(0.0)
-    assert (batch.min_offset, batch.max_offset, len(batch), len(batch.rows)) == (10, 14, 3, 2)
+    assert (batch.min_offset, batch.max_offset, len(batch), len(batch.items), batch.offsets) == (10, 14, 3, 2, [10, 14])
     assert batch.token() == "partner.p.ticketing-2-10-14"
 
 
@@ -263,67 +275,15 @@ def test_backoff_doubles_to_a_cap_and_resets() -> None:
     assert backoff.next() == pytest.approx(0.2)
 
 
-# --- idempotent write plan -------------------------------------------------------------------
+# --- dedup helpers ---------------------------------------------------------------------------
 
 
-class MemoryStore:
-    """In-memory twin of a Store, for the write plan only (the real stores have their own tests)."""
-
-    def __init__(self) -> None:
-        self.rows: list[Row] = []
-        self.tokens: list[str] = []
-
-    def ensure_schema(self) -> None:
-        return None
-
-    def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
-        stored = {r["event_id"] for r in self.rows}
-        return {i for i in ids if i in stored}
-
-    def insert(self, rows: Sequence[Row], dedup_token: str) -> None:
-        self.tokens.append(dedup_token)
-        self.rows.extend(rows)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return []
-
-    def close(self) -> None:
-        return None
-
-
-def test_new_rows_drops_stored_and_repeated_ids() -> None:
-    rows: list[Row] = [{"event_id": "a"}, {"event_id": "b"}, {"event_id": "a"}, {"event_id": "c"}]
-    assert new_rows(rows, {"c"}) == [{"event_id": "a"}, {"event_id": "b"}]
+def test_first_occurrences_drops_stored_and_repeated_keys() -> None:
+    assert first_occurrences(["a", "b", "a", "c"], {"c"}) == [0, 1]
 
 
 def test_insert_token_depends_on_content() -> None:
-    one: list[Row] = [{"event_id": "a"}, {"event_id": "b"}]
+    one = ["a", "b"]
     assert insert_token("t-0-0-1", one) == insert_token("t-0-0-1", list(one))
     assert insert_token("t-0-0-1", one[:1]) != insert_token("t-0-0-1", one)
     assert insert_token("t-0-0-1", one).startswith("t-0-0-1-")
-
-
-def test_write_batch_is_idempotent() -> None:
-    store = MemoryStore()
-    rows: list[Row] = [{"event_id": str(uuid.uuid4())} for _ in range(5)]
-    first = write_batch(store, rows, "t-0-0-4")
-    again = write_batch(store, rows, "t-0-0-4")
-    assert (first.inserted, first.duplicates) == (5, 0)
-    assert (again.inserted, again.duplicates) == (0, 5)
-    assert len(store.rows) == 5 and len(store.tokens) == 1
-
-
-def test_write_batch_after_partial_landing_inserts_the_rest_under_a_new_token() -> None:
-    store = MemoryStore()
-    rows: list[Row] = [{"event_id": str(uuid.uuid4())} for _ in range(4)]
-    store.insert(rows[:2], insert_token("t-0-0-3", rows))  # first attempt half landed
-    result = write_batch(store, rows, "t-0-0-3")
-    assert (result.inserted, result.duplicates) == (2, 2)
-    assert store.tokens[0] != store.tokens[1]
-    assert sorted(str(r["event_id"]) for r in store.rows) == sorted(str(r["event_id"]) for r in rows)
-
-
-def test_write_batch_without_rows_touches_nothing() -> None:
-    store = MemoryStore()
-    assert write_batch(store, [], "t-0-0-0").inserted == 0
-    assert store.tokens == []

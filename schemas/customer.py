@@ -1,0 +1,80 @@
+"""The ``customer`` block of the JSON events venues post: who the event is about.
+
+It becomes the Avro ``subject`` record (``org.techne.common.Subject``, same field names) and
+is normalized on the way in: e-mail lower-cased, phone numbers parsed with libphonenumber
+(French numbers without a country code are accepted) and written in E.164. Which identifiers
+are required depends on the event (the schema's ``techne.customer`` attribute):
+
+* :class:`Customer` (ticketing, consent, campaigns…): an e-mail or a customer id;
+* :class:`VisitorCustomer` (web events): an e-mail, a customer id, a visitor id or a phone;
+* :class:`OptionalCustomer` (door scans): possibly nothing at all.
+
+A test keeps the fields in lockstep with the latest Subject schema.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_PHONE_REGION = "FR"
+
+
+class OptionalCustomer(BaseModel):
+    """Identifiers of a person as the venue knows them; every field is optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    customer_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    postal_code: Annotated[str, Field(pattern=r"^[0-9A-Za-z \-]{2,10}$")] | None = None
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    first_name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    last_name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    visitor_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    city: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    country_code: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    birth_date: datetime.date | None = None
+    ip_address: Annotated[str, Field(max_length=45)] | None = None
+    user_agent: Annotated[str, Field(max_length=1024)] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, v: str | None) -> str | None:
+        return v.lower() if v else v
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, v: str | None) -> str | None:
+        if not v:
+            return v
+        try:
+            number = phonenumbers.parse(v, DEFAULT_PHONE_REGION)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError(f"not a phone number: {exc}") from exc
+        if not phonenumbers.is_valid_number(number):
+            raise ValueError("not a valid phone number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Customer(OptionalCustomer):
+    """A person known by an e-mail or a customer id (at least one)."""
+
+    @model_validator(mode="after")
+    def _identified(self) -> Customer:
+        if not (self.email or self.customer_id):
+            raise ValueError("customer needs an email or a customer_id")
+        return self
+
+
+class VisitorCustomer(OptionalCustomer):
+    """A web visitor: an e-mail, a customer id, a visitor id or a phone (at least one)."""
+
+    @model_validator(mode="after")
+    def _identified(self) -> VisitorCustomer:
+        if not (self.email or self.customer_id or self.visitor_id or self.phone):
+            raise ValueError("customer needs an email, a customer_id, a visitor_id or a phone")
+        return self

@@ -1,0 +1,1 @@
+"""Generated pydantic models of the catalogue (see schemas/gen_models.py)."""

@@ -1,0 +1,269 @@
+"""Erasure commands (``partner.<id>.erasure``) executed on the partner's store.
+
+A command names a subject pseudonym, a venue, purposes (empty: all) and the event time of the
+withdrawal/request. Executing it (:class:`EraseHandler`, one command at a time, under the sink's
+write lock so no batch insert interleaves):
+
+1. in every table of the partner holding ``subject_pseudonym, venue_id, occurred_at, purpose``:
+   count, then lightweight ``DELETE`` the rows of that subject and venue (and purposes) with
+   ``occurred_at <=`` the command's ``occurred_at``;
+2. publish an ``erased`` record on ``techne.audit`` (the same JSON shape as the worker's
+   decisions, plus ``rows_deleted``, ``issued_at``, ``command_occurred_at``), awaited;
+3. insert a tombstone in ``erasures``; only then is the command's offset committed.
+
+Idempotent: a command whose tombstone exists is ``already_done`` (the ``DELETE`` is re-run if
+matching rows are found, no second audit record). A crash between 1 and 3 re-executes the
+command on redelivery (its audit record may then appear twice, with the same ``event_id`` =
+``command_id``). Tombstones also guard the other direction: the erasure and ticketing topics
+are not ordered relative to each other, so a shared event arriving *after* its erasure with
+``occurred_at <=`` the command's is withheld (:func:`suppressed`) instead of inserted.
+
+Physical removal: a lightweight ``DELETE`` masks the rows at once (no query sees them from
+the moment the command is committed); their bytes stay in the data parts until those are
+merged, which ClickHouse does in the background with no time bound. To remove them now:
+``ALTER TABLE <db>.ticket_orders APPLY DELETED MASK`` (rewrites the parts holding masked rows)
+or ``OPTIMIZE TABLE <db>.ticket_orders FINAL``. Copies outside the store (the Kafka topic
+until its retention, the partner's own downstream copies) are erased by whoever holds them:
+partners consume the same erasure topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.codec import CATALOGUE
+from schemas.models import ERASURE_COMMAND
+from sinks import metrics
+from sinks.base import Batch, Params, Store, WriteResult
+from sinks.ddl import quote, to_json_each_row
+from sinks.faults import NO_FAULTS, Faults
+from sinks.framing import SharedRow
+from sinks.tables import PartnerTables
+from techne.errors import InvalidMessage
+
+log = logging.getLogger(__name__)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CHUNK = 5_000
+Publish = Callable[[bytes, bytes], Awaitable[None]]
+"""Produce ``(key, value)`` to ``techne.audit`` and wait for the acknowledgement."""
+
+
+@dataclass(frozen=True)
+class ErasureCommand:
+    command_id: str
+    partner: str
+    venue_id: str
+    subject_pseudonym: str
+    purposes: tuple[str, ...]
+    reason: str
+    occurred_at_us: int
+    issued_at_us: int
+
+
+def micros(ts: datetime) -> int:
+    return (ts.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+
+
+def iso(us: int) -> str:
+    return (EPOCH + timedelta(microseconds=us)).isoformat()
+
+
+def ch_time(us: int) -> str:
+    return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def parse_command(value: bytes | None, partner: str) -> ErasureCommand:
+    """Pure: a framed ``ErasureCommand`` for ``partner``, or :class:`InvalidMessage`."""
+    if value is None:
+        raise InvalidMessage("decode", "tombstone", "message has no value")
+    name, r = CATALOGUE.decode(value)
+    if name != ERASURE_COMMAND:
+        raise InvalidMessage("decode", "unexpected_schema", name)
+    if r["partner"] != partner:
+        raise InvalidMessage("erase", "wrong_partner", f"command for {r['partner']!r} on {partner!r}'s topic")
+    return ErasureCommand(
+        str(uuid.UUID(str(r["command_id"]))),
+        r["partner"],
+        r["venue_id"],
+        r["subject_pseudonym"],
+        tuple(r["purposes"]),
+        r["reason"],
+        micros(r["occurred_at"]),
+        micros(r["issued_at"]),
+    )
+
+
+def where(command: ErasureCommand) -> tuple[str, Params]:
+    """The rows a command erases: ``(WHERE clause, parameters)``."""
+    clause = (
+        "subject_pseudonym = {s:String} AND venue_id = {v:String} "
+        "AND occurred_at <= fromUnixTimestamp64Micro({t:Int64}, 'UTC')"
+    )
+    params: dict[str, Any] = {"s": command.subject_pseudonym, "v": command.venue_id, "t": command.occurred_at_us}
+    if command.purposes:
+        clause += " AND purpose IN {p:Array(String)}"
+        params["p"] = list(command.purposes)
+    return clause, params
+
+
+Index = dict[tuple[str, str], list[tuple[frozenset[str], int]]]
+
+
+def suppressed(row: SharedRow, index: Index) -> bool:
+    """Pure: true when a tombstone in ``index`` covers ``row`` (same subject and venue, purpose
+    among the command's or the command names none, ``occurred_at`` not after the command's)."""
+    for purposes, until_us in index.get((row.subject_pseudonym, row.venue_id), ()):
+        if row.occurred_at_us <= until_us and (not purposes or row.purpose in purposes):
+            return True
+    return False
+
+
+class Tombstones:
+    """Reads the ``erasures`` table; remembers whether it holds anything (the sink is its only
+    writer), so batches skip the lookup until the first erasure."""
+
+    def __init__(self, store: Store, tables: PartnerTables) -> None:
+        self.store, self.spec = store, tables.erasures
+        self.any: bool | None = None
+
+    def exists(self, command_id: str) -> bool:
+        sql = f"SELECT count() FROM {self.spec.qualified} WHERE command_id = {{c:UUID}}"  # noqa: S608
+        ((n,),) = self.store.query(sql, {"c": command_id})
+        return int(n) > 0
+
+    def index(self, pseudonyms: Iterable[str]) -> Index:
+        if self.any is None:
+            ((n,),) = self.store.query(f"SELECT count() FROM {self.spec.qualified}")  # noqa: S608
+            self.any = int(n) > 0
+        out: Index = {}
+        if not self.any:
+            return out
+        wanted = sorted(set(pseudonyms))
+        sql = (
+            "SELECT subject_pseudonym, venue_id, purposes, toUnixTimestamp64Micro(occurred_at) "  # noqa: S608
+            f"FROM {self.spec.qualified} WHERE subject_pseudonym IN {{ps:Array(String)}}"
+        )
+        for start in range(0, len(wanted), _CHUNK):
+            for subject, venue, purposes, until in self.store.query(sql, {"ps": wanted[start : start + _CHUNK]}):
+                out.setdefault((subject, venue), []).append((frozenset(purposes), int(until)))
+        return out
+
+    def filter(self, rows: Sequence[SharedRow]) -> list[SharedRow]:
+        """``rows`` minus those a tombstone covers."""
+        index = self.index(r.subject_pseudonym for r in rows)
+        return [r for r in rows if not suppressed(r, index)] if index else list(rows)
+
+
+def audit_value(command: ErasureCommand, rows_deleted: int, now_us: int) -> bytes:
+    """The ``erased`` audit record (JSON, no identifiers beyond the partner's pseudonym space)."""
+    return json.dumps(
+        {
+            "event_id": command.command_id,
+            "venue_id": command.venue_id,
+            "event_type": "erasure_command",
+            "outcome": "erased",
+            "reason": command.reason,
+            "agreement_id": None,
+            "partner": command.partner,
+            "purpose": ",".join(command.purposes) or None,
+            "decided_at": iso(now_us),
+            "rows_deleted": rows_deleted,
+            "issued_at": iso(command.issued_at_us),
+            "command_occurred_at": iso(command.occurred_at_us),
+        }
+    ).encode()
+
+
+class EraseHandler:
+    """``partner.<id>.erasure`` -> executed commands (see module doc). A sink-loop handler."""
+
+    table = "erasures"
+
+    def __init__(
+        self,
+        store: Store,
+        tables: PartnerTables,
+        tombstones: Tombstones,
+        publish: Publish,
+        *,
+        topic: str,
+        batch_rows: int = 500,
+        batch_seconds: float = 0.1,
+        faults: Faults = NO_FAULTS,
+        now_us: Callable[[], int] = lambda: micros(datetime.now(UTC)),
+    ) -> None:
+        self.store, self.tables, self.tombstones, self.publish = store, tables, tombstones, publish
+        self.topic, self.batch_rows, self.batch_seconds = topic, batch_rows, batch_seconds
+        self.faults, self.now_us = faults, now_us
+
+    def decode(self, value: bytes | None) -> ErasureCommand:
+        return parse_command(value, self.tables.partner)
+
+    def tables_to_erase(self) -> list[str]:
+        sql = (
+            "SELECT table FROM system.columns WHERE database = {d:String} "
+            "AND name IN ('subject_pseudonym', 'venue_id', 'occurred_at', 'purpose') GROUP BY table HAVING count() = 4"
+        )
+        return sorted(str(t) for (t,) in self.store.query(sql, {"d": self.tables.database}))
+
+    def delete(self, command: ErasureCommand) -> int:
+        """Count and lightweight-delete the command's rows in every table; rows deleted."""
+        clause, params = where(command)
+        total = 0
+        for table in self.tables_to_erase():
+            qualified = f"{quote(self.tables.database)}.{quote(table)}"
+            ((n,),) = self.store.query(f"SELECT count() FROM {qualified} WHERE {clause}", params)  # noqa: S608
+            if int(n):
+                self.store.command(f"DELETE FROM {qualified} WHERE {clause}", params)  # noqa: S608
+                metrics.ERASED_ROWS.labels(self.tables.partner, table).inc(int(n))
+                total += int(n)
+        return total
+
+    def record(self, command: ErasureCommand, rows_deleted: int, now_us: int) -> None:
+        keep = (EPOCH + timedelta(microseconds=command.occurred_at_us)).date()
+        row: dict[str, Any] = {
+            "command_id": command.command_id,
+            "venue_id": command.venue_id,
+            "subject_pseudonym": command.subject_pseudonym,
+            "purposes": list(command.purposes),
+            "reason": command.reason,
+            "occurred_at": ch_time(command.occurred_at_us),
+            "issued_at": ch_time(command.issued_at_us),
+            "executed_at": ch_time(now_us),
+            "rows_deleted": rows_deleted,
+            "keep_until": (keep + timedelta(days=self.tables.retention.max_days + 1)).isoformat(),
+        }
+        spec, token = self.tables.erasures, f"erasure-{command.command_id}"
+        self.store.insert(spec.qualified, spec.names, to_json_each_row([row]), "JSONEachRow", token)
+        self.tombstones.any = True
+
+    async def write(self, batch: Batch[ErasureCommand]) -> WriteResult:
+        erased = 0
+        for command in batch.items:
+            erased += await self.execute(command)
+        return WriteResult(inserted=erased)
+
+    async def execute(self, command: ErasureCommand) -> int:
+        """Execute one command; returns 1 if it was executed now, 0 if it already was."""
+        partner = self.tables.partner
+        if await asyncio.to_thread(self.tombstones.exists, command.command_id):
+            again = await asyncio.to_thread(self.delete, command)
+            metrics.ERASURES.labels(partner, "already_done").inc()
+            log.info("erasure %s already done (%d rows deleted again)", command.command_id, again)
+            return 0
+        deleted = await asyncio.to_thread(self.delete, command)
+        self.faults.hit("after_erase")
+        now_us = self.now_us()
+        await self.publish(command.command_id.encode(), audit_value(command, deleted, now_us))
+        await asyncio.to_thread(self.record, command, deleted, now_us)
+        metrics.ERASURES.labels(partner, "erased").inc()
+        metrics.ERASURE_SECONDS.labels(partner).observe(max(0, self.now_us() - command.issued_at_us) / 1e6)
+        log.info("erasure %s executed: %d rows deleted", command.command_id, deleted)
+        return 1

@@ -1,0 +1,343 @@
+"""The sink loop: messages -> per-partition batches -> ``handler.write`` -> commit (generic).
+
+A :class:`Handler` owns one topic: a pure ``decode(value) -> item`` (raising
+:class:`InvalidMessage`) and an awaitable ``write(batch) -> WriteResult`` (raising
+:class:`StoreUnavailable` when the store cannot take it now). :class:`SinkLoop` runs any number
+of handlers over one subscribed consumer. Its contract:
+
+- an offset is committed only after the batch holding it was written, and only for that
+  batch's partition (``max_offset + 1``); auto-commit is off;
+- a message that cannot become an item is counted, handed to ``on_invalid`` (awaited; default:
+  log the reason, never the payload) and skipped; its offset is committed with its batch. So
+  are messages a write reports as :class:`~sinks.base.Rejected`, before the commit;
+- a batch is sealed when it holds ``handler.batch_rows`` messages or its first message is
+  ``handler.batch_seconds`` old. Sealed batches are written by one background writer, in
+  sealing order, while polling goes on (the store works while Python decodes the next batch).
+  At most one sealed and one open batch per partition: a partition whose next batch is ready
+  while the previous one is still being written is paused (explicit backpressure);
+- when a write fails, nothing is committed or dropped: every assigned partition is paused and
+  the *same* batch is retried with capped exponential backoff (0.2 s doubling to 5 s) while
+  the loop keeps polling (group membership stays alive); consumption resumes after a
+  successful write. Visible in ``techne_sink_insert_errors_total``, ``_retries_total``,
+  ``_paused`` and ``_lag_messages``;
+- on partition revocation, batches of revoked partitions are dropped (not committed, they are
+  redelivered to the new owner); a write in progress finishes first;
+- ``on_batch`` (if given) gets a :class:`FlushResult` per written batch; ``committed`` is false
+  when the offset commit failed after the write (the redelivery is then deduplicated);
+- when ``stop`` is set, buffered batches are written (retrying for up to
+  :data:`SHUTDOWN_FLUSH_S`) and committed. Stores and consumer are the caller's to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from sinks import metrics
+from sinks.base import Backoff, Batch, WriteResult
+from sinks.faults import FAULT_TABLE, NO_FAULTS, Faults
+from sinks.records import InvalidHandler, MessageRef, log_invalid
+from techne.errors import InvalidMessage, StoreUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+POLL_MAX_S = 0.25
+SHUTDOWN_FLUSH_S = 10.0
+LAG_EVERY_S = 1.0
+
+
+class Handler(Protocol[T]):
+    """One topic's decode step and batch write (see module doc)."""
+
+    topic: str
+    table: str
+    batch_rows: int
+    batch_seconds: float
+
+    def decode(self, value: bytes | None) -> T: ...
+
+    async def write(self, batch: Batch[T]) -> WriteResult: ...
+
+
+@dataclass(frozen=True)
+class FlushResult:
+    """What one written batch did (passed to ``on_batch``)."""
+
+    partner: str
+    table: str
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    messages: int
+    inserted: int
+    duplicates: int
+    suppressed: int
+    committed: bool
+
+
+BatchCallback = Callable[[FlushResult], Awaitable[None] | None]
+
+
+class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: SinkLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._loop.drop(revoked)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        return None
+
+
+class SinkLoop:
+    """The state machine behind the sinks, over an already subscribed consumer."""
+
+    def __init__(
+        self,
+        owner: str,
+        consumer: Any,
+        handlers: Sequence[Handler[Any]],
+        *,
+        on_batch: BatchCallback | None = None,
+        on_invalid: InvalidHandler = log_invalid,
+        faults: Faults = NO_FAULTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.owner, self._consumer = owner, consumer
+        self._handlers = {h.topic: h for h in handlers}
+        self._max_records = max(h.batch_rows for h in handlers)
+        self._on_batch, self._on_invalid, self._faults, self._clock = on_batch, on_invalid, faults, clock
+        self._open: dict[TopicPartition, Batch[Any]] = {}
+        self._sealed: dict[TopicPartition, Batch[Any]] = {}
+        self._held: set[TopicPartition] = set()
+        self._next: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self._backoff = Backoff()
+        self._retry_at: float | None = None
+        self._writer: asyncio.Task[bool] | None = None
+        self._lag_at = 0.0
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._handlers)
+
+    def listener(self) -> ConsumerRebalanceListener:
+        return _DropRevoked(self)
+
+    @property
+    def buffered(self) -> int:
+        """Messages consumed but not yet committed."""
+        return sum(len(b) for b in (*self._open.values(), *self._sealed.values()))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self.step()
+        await self.drain(SHUTDOWN_FLUSH_S)
+
+    async def step(self) -> None:
+        """Poll (or wait for the writer when every partition is held), seal, start the writer."""
+        self._reap()
+        assigned = self._consumer.assignment()
+        if self._writing() and assigned and assigned <= self._consumer.paused():
+            assert self._writer is not None
+            await asyncio.wait({self._writer}, timeout=POLL_MAX_S)
+            self._reap()
+        else:
+            await self.poll_once()
+        self._seal(self._clock(), force=False)
+        if self._sealed and not self._writing() and (self._retry_at is None or self._clock() >= self._retry_at):
+            self._writer = asyncio.create_task(self.write_sealed())
+
+    def _writing(self) -> bool:
+        return self._writer is not None and not self._writer.done()
+
+    def _reap(self) -> None:
+        if self._writer is not None and self._writer.done():
+            writer, self._writer = self._writer, None
+            writer.result()  # re-raise an unexpected failure: the sink stops, nothing more is committed
+
+    async def drop(self, revoked: Iterable[TopicPartition]) -> None:
+        """Forget uncommitted batches of ``revoked`` partitions (after any write in progress)."""
+        tps = list(revoked)
+        async with self._lock:
+            dropped = [self._open.pop(tp, None) for tp in tps] + [self._sealed.pop(tp, None) for tp in tps]
+            for tp in tps:
+                self._held.discard(tp)
+                self._next.pop(tp, None)
+        count = sum(len(b) for b in dropped if b is not None)
+        if count:
+            log.info("%s: %d uncommitted messages of revoked partitions dropped", self.owner, count)
+
+    def _poll_timeout(self, now: float) -> float:
+        if self._retry_at is not None:
+            wait = self._retry_at - now
+        else:
+            deadlines = [d for b in self._open.values() if (d := b.deadline()) is not None]
+            wait = min(deadlines) - now if deadlines else POLL_MAX_S
+        return max(0.0, min(wait, POLL_MAX_S))
+
+    async def poll_once(self) -> None:
+        """One ``getmany``; every message is decoded and added to its partition's open batch."""
+        if self._retry_at is not None:
+            self._consumer.pause(*self._consumer.assignment())
+        timeout_ms = int(self._poll_timeout(self._clock()) * 1000)
+        records = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        now = self._clock()
+        for tp, messages in records.items():
+            if messages:
+                await self._add_all(tp, messages, now)
+        if now >= self._lag_at:
+            self._lag_at = now + LAG_EVERY_S
+            await self._update_lag()
+
+    async def _add_all(self, tp: TopicPartition, messages: list[Any], now: float) -> None:
+        handler = self._handlers[tp.topic]
+        batch = self._open.get(tp)
+        if batch is not None and messages[0].offset <= batch.max_offset:
+            # The partition was rewound (reassigned during this poll): older data comes again.
+            log.info("%s: %s rewound to %d, rebuilding its batch", self.owner, tp, messages[0].offset)
+            batch = None
+        if batch is None:
+            batch = self._open[tp] = Batch(tp.topic, tp.partition, handler.batch_rows, handler.batch_seconds)
+        decode, add = handler.decode, batch.add
+        for message in messages:
+            try:
+                item = decode(message.value)
+            except InvalidMessage as exc:
+                await self._invalid(handler, exc, MessageRef(tp.topic, tp.partition, message.offset, message.value))
+                item = None
+            add(message.offset, item, now)
+        self._next[tp] = messages[-1].offset + 1
+
+    async def _invalid(self, handler: Handler[Any], exc: InvalidMessage, ref: MessageRef) -> None:
+        metrics.UNDECODABLE.labels(self.owner, handler.table).inc()
+        await self._on_invalid(exc, ref)
+
+    async def _update_lag(self) -> None:
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            firsts = [b.min_offset for b in (self._sealed.get(tp), self._open.get(tp)) if b is not None and b.messages]
+            first = min(firsts) if firsts else self._next.get(tp)
+            if first is None:
+                first = await self._consumer.position(tp)
+            metrics.LAG.labels(self.owner, tp.topic, str(tp.partition)).set(max(0, high - first))
+
+    def _seal(self, now: float, force: bool) -> None:
+        for tp, batch in list(self._open.items()):
+            if not (force or batch.ready(now)):
+                continue
+            if tp in self._sealed:
+                if not force and tp not in self._held:
+                    self._held.add(tp)
+                    self._consumer.pause(tp)
+                continue
+            self._sealed[tp] = self._open.pop(tp)
+
+    async def flush_ready(self, force: bool = False) -> bool:
+        """Seal ready batches (all when ``force``) and write them now; ``False`` if the store failed."""
+        if self._writer is not None:
+            await asyncio.wait({self._writer})
+            self._reap()
+        now = self._clock()
+        if self._retry_at is not None and now < self._retry_at and not force:
+            return False
+        self._seal(now, force)
+        return await self.write_sealed()
+
+    async def write_sealed(self) -> bool:
+        """Write and commit every sealed batch in order; on a failure, pause and schedule a retry."""
+        if self._retry_at is not None and self._sealed:
+            metrics.RETRIES.labels(self.owner).inc()
+        for tp in list(self._sealed):
+            if not await self._flush(tp):
+                self._retry_at = self._clock() + self._backoff.next()
+                self._consumer.pause(*self._consumer.assignment())
+                metrics.PAUSED.labels(self.owner).set(1)
+                return False
+        if self._retry_at is not None:
+            self._retry_at = None
+            self._backoff.reset()
+            self._held.clear()
+            self._consumer.resume(*self._consumer.paused())
+            metrics.PAUSED.labels(self.owner).set(0)
+        return True
+
+    async def _flush(self, tp: TopicPartition) -> bool:
+        async with self._lock:
+            batch = self._sealed.get(tp)
+            if batch is None:
+                return True  # revoked meanwhile
+            if tp not in self._consumer.assignment():
+                del self._sealed[tp]
+                return True
+            handler = self._handlers[tp.topic]
+            started = time.perf_counter()
+            try:
+                result = await handler.write(batch)
+            except StoreUnavailable as exc:
+                metrics.INSERT_ERRORS.labels(self.owner, handler.table).inc()
+                log.warning("%s: writing batch %s failed, will retry: %s", self.owner, batch.token(), exc)
+                return False
+            metrics.INSERT_SECONDS.labels(self.owner, handler.table).observe(time.perf_counter() - started)
+            for rejected in result.rejected:
+                ref = MessageRef(tp.topic, tp.partition, rejected.offset, rejected.value)
+                await self._invalid(handler, rejected.error, ref)
+            if batch.items and handler.table == FAULT_TABLE:
+                self._faults.hit("after_insert")
+            committed = await self._commit(tp, batch.max_offset + 1)
+            del self._sealed[tp]
+            if tp in self._held and self._retry_at is None:
+                self._held.discard(tp)
+                self._consumer.resume(tp)
+        self._count(handler, batch, result)
+        if self._on_batch is not None:
+            outcome = self._on_batch(
+                FlushResult(
+                    self.owner, handler.table, tp.topic, tp.partition, batch.min_offset, batch.max_offset,
+                    batch.messages, result.inserted, result.duplicates, result.suppressed, committed,
+                )
+            )
+            if inspect.isawaitable(outcome):
+                await outcome
+        return True
+
+    def _count(self, handler: Handler[Any], batch: Batch[Any], result: WriteResult) -> None:
+        labels = (self.owner, handler.table)
+        metrics.BATCHES.labels(*labels).inc()
+        metrics.BATCH_MESSAGES.labels(*labels).observe(batch.messages)
+        metrics.ROWS_INSERTED.labels(*labels).inc(result.inserted)
+        metrics.DUPLICATES_SKIPPED.labels(*labels).inc(result.duplicates)
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> bool:
+        try:
+            await self._consumer.commit({tp: offset})
+        except KafkaError as exc:
+            # Rows are durable; a redelivery of this batch will be recognised as duplicates.
+            log.warning("%s: commit of %s@%d failed (%s); the batch will be redelivered and deduplicated",
+                        self.owner, tp, offset, exc)
+            return False
+        return True
+
+    async def drain(self, timeout_s: float) -> None:
+        """Write everything buffered, retrying until ``timeout_s``; leave the rest uncommitted."""
+        deadline = self._clock() + timeout_s
+        while self._open or self._sealed:
+            if await self.flush_ready(force=True):
+                continue
+            delay = max(0.0, (self._retry_at or 0.0) - self._clock())
+            if self._clock() + delay > deadline:
+                log.error("%s: store unavailable at shutdown; %d messages left uncommitted (they will be redelivered)",
+                          self.owner, self.buffered)
+                return
+            await asyncio.sleep(delay)

@@ -1,0 +1,61 @@
+"""Create or evolve tables in a store from their :class:`~sinks.ddl.TableSpec` (idempotent).
+
+:func:`ensure_table` creates the database and the table if missing, adds the columns the
+table lacks (schema evolution and wider projections only add columns: existing rows keep their
+data and read ``NULL``/the default in the new ones) and updates column ``DEFAULT`` expressions
+that changed (metadata only). :func:`ensure_partner` does that for every table of a partner,
+then applies shortened retentions to existing rows (:func:`sinks.tables.shortened_retention_sql`).
+Raises :class:`~techne.errors.StoreUnavailable` like any store call.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from sinks.base import Store
+from sinks.ddl import (
+    TableSpec,
+    add_missing_columns_sql,
+    columns_sql,
+    create_database_sql,
+    create_table_sql,
+    modify_default_sql,
+)
+from sinks.tables import PartnerTables, shortened_retention_sql
+
+log = logging.getLogger(__name__)
+_SPACE = re.compile(r"\s+")
+
+
+def _normal(expression: str) -> str:
+    return _SPACE.sub("", expression).replace('"', "'")
+
+
+def ensure_table(store: Store, spec: TableSpec) -> list[str]:
+    """Create/evolve ``spec``'s table; returns the ``ALTER`` statements it ran."""
+    store.command(create_database_sql(spec.database))
+    store.command(create_table_sql(spec))
+    sql, params = columns_sql(spec.database, spec.name)
+    existing = {str(name): str(default or "") for name, default in store.query(sql, params)}
+    statements = add_missing_columns_sql(spec, existing)
+    for column in spec.columns:
+        default = column.default_sql
+        if column.name in existing and default is not None and _normal(existing[column.name]) != _normal(default):
+            statements.append(modify_default_sql(spec, column))
+    for statement in statements:
+        log.info("%s: %s", spec.qualified, statement[:200])
+        store.command(statement)
+    return statements
+
+
+def ensure_partner(store: Store, tables: PartnerTables) -> None:
+    """Every table of the partner, evolved, with retention shortenings applied; then ``USE`` it."""
+    for spec in tables.all:
+        ensure_table(store, spec)
+    for count_sql, update_sql, params in shortened_retention_sql(tables.orders, tables.retention):
+        ((stale,),) = store.query(count_sql, params)
+        if int(stale):
+            log.info("%s: retention of %s shortened, updating %s rows", tables.orders.qualified, params["a"], stale)
+            store.command(update_sql, params)
+    store.use(tables.database)

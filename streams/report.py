@@ -1,0 +1,60 @@
+""""What we share, why, with whom": the sharing report of one venue, in French and English.
+
+Built from the audit store (every routing decision, consent change and erasure, written by
+the audit sink into ``<data_dir>/audit``). :func:`report_sql` is the one query;
+:func:`render` is pure formatting of its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+OUTCOME_TEXT = {
+    "fr": {"shared": "partagés", "dropped": "non partagés (pas de consentement)",
+           "no_agreement": "non partagés (aucun accord)", "erasure_requested": "effacements demandés",
+           "erased": "effacements exécutés", "consent_recorded": "changements de consentement enregistrés"},
+    "en": {"shared": "shared", "dropped": "not shared (no consent)", "no_agreement": "not shared (no agreement)",
+           "erasure_requested": "erasures requested", "erased": "erasures done",
+           "consent_recorded": "consent changes recorded"},
+}
+REASON_TEXT = {
+    "fr": {"no_record": "aucun consentement enregistré", "withdrawn": "consentement retiré",
+           "expired": "consentement expiré", "recipient_not_named": "partenaire non nommé dans le consentement",
+           "no_purpose": "pas de consentement pour cette finalité", "granted": "consentement valide"},
+    "en": {"no_record": "no consent recorded", "withdrawn": "consent withdrawn", "expired": "consent expired",
+           "recipient_not_named": "partner not named in the consent", "no_purpose": "no consent for this purpose",
+           "granted": "valid consent"},
+}
+
+
+def report_sql(venue: str, since: date | None) -> str:
+    """Aggregate of the audit decisions of ``venue`` (values are validated before use)."""
+    if not venue.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"invalid venue id {venue!r}")
+    where = f"venue_id = '{venue}'"
+    if since is not None:
+        where += f" AND decided_at >= toDateTime64('{since.isoformat()}', 6, 'UTC')"
+    return ("SELECT outcome, ifNull(partner, ''), ifNull(purpose, ''), ifNull(event_type, ''), reason, count() "  # noqa: S608
+            f"FROM decisions WHERE {where} GROUP BY ALL ORDER BY outcome, 2, 3, 4, 5")
+
+
+def render(rows: Sequence[Sequence[Any]], venue: str, lang: str, since: date | None = None) -> str:
+    """Human report from ``report_sql`` rows: (outcome, partner, purpose, event_type, reason, count)."""
+    t = OUTCOME_TEXT[lang]
+    reasons = REASON_TEXT[lang]
+    title = (f"Ce que partage {venue}" if lang == "fr" else f"What {venue} shares") + (
+        f" (depuis le {since:%d/%m/%Y})" if since and lang == "fr" else f" (since {since})" if since else "")
+    lines = [title, "=" * len(title)]
+    if not rows:
+        lines.append("aucune décision enregistrée" if lang == "fr" else "no decision recorded")
+    current = None
+    for outcome, partner, purpose, event_type, reason, count in rows:
+        if outcome != current:
+            lines.append(f"\n{t.get(outcome, outcome)}:")
+            current = outcome
+        who = f"{'avec' if lang == 'fr' else 'with'} {partner}" if partner else ""
+        why = f"{'pour' if lang == 'fr' else 'for'} {purpose}" if purpose else ""
+        lines.append(f"  {int(count):>7}  {event_type:<22} {who:<26} {why:<32} ({reasons.get(reason, reason)})")
+    return "\n".join(lines)
