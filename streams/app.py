@@ -19,6 +19,7 @@ from datetime import timedelta
 import faust
 
 from streams.agreements import Agreement, load_agreements
+from streams.faust_config import faust_settings
 from streams.processor import InvalidRateGuard, PoisonFlood, Processor
 from streams.topics import raw_topic
 from techne.settings import Settings
@@ -44,27 +45,15 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     guard = InvalidRateGuard(settings.poison_window, settings.poison_threshold)
     app = faust.App(
         settings.worker_id,
-        broker=f"kafka://{settings.bootstrap}",
-        store="memory://",
+        **faust_settings(settings.bootstrap),
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
-        producer_acks=-1,
-        consumer_auto_offset_reset="earliest",
         broker_commit_interval=0.5,
-        processing_guarantee="exactly_once" if settings.exactly_once else "at_least_once",
-        web_enabled=False,
+        processing_guarantee="at_least_once",  # exactly_once does not cover our outputs: see README
     )
     raw = app.topic(*(raw_topic(v) for v in venues), key_serializer="raw", value_serializer="raw")
     ledger = app.Table("consent-ledger", default=None, partitions=settings.partitions,
                        key_type=str)  # values: JSON (the app default serializer)
-    topics: dict[str, faust.TopicT] = {}
-
-    def topic(name: str) -> faust.TopicT:
-        if name not in topics:
-            topics[name] = app.topic(name, key_serializer="raw", value_serializer="raw")
-        return topics[name]
-
     @app.agent(raw)  # type: ignore[untyped-decorator]
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -72,8 +61,8 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
             result = processor.handle(message.value, message.key, message.topic, ledger.get)
             if result.ledger_update is not None:
                 ledger[message.key.decode()] = result.ledger_update
-            for out in result.outputs:
-                await topic(out.topic).send(key=out.key, value=out.value, headers=out.headers or None)
+            for out in result.outputs:  # straight to Faust's producer, flushed by Faust before each commit
+                await app.producer.send(out.topic, out.key, out.value, None, None, out.headers or None)
             try:
                 guard.record(result.invalid)
             except PoisonFlood as exc:

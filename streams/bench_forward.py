@@ -10,11 +10,12 @@ import sys
 
 import faust
 
+from streams.faust_config import faust_settings, quiet_logging
+
 
 def main(bootstrap: str, source: str, target: str, app_id: str) -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
-                    consumer_auto_offset_reset="earliest", producer_acks=-1, topic_replication_factor=1)
+    app = faust.App(app_id, **faust_settings(bootstrap))
     src = app.topic(source, key_serializer="raw", value_serializer="raw")
     out = app.topic(target, key_serializer="raw", value_serializer="raw")
 
@@ -23,7 +24,9 @@ def main(bootstrap: str, source: str, target: str, app_id: str) -> None:
         async for event in stream.events():
             await out.send(key=event.message.key, value=event.message.value)
 
-    faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="WARN", quiet=True)
+    quiet_logging()
+    worker.execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import faust
 
 from streams.agreements import load_agreements, partners
 from streams.app import create_app
+from streams.faust_config import quiet_logging
 from streams.topics import bus_topics, ensure_topics
 from techne import metrics
 from techne.settings import Settings
@@ -23,4 +25,6 @@ def run_worker(settings: Settings, loglevel: str = "WARN") -> None:
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, agreements, venues)
     metrics.serve(settings.metrics_port, settings.metrics_host)
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    quiet_logging(logging.getLevelName(loglevel.upper().replace("WARN", "WARNING").replace("WARNINGING", "WARNING")))
+    worker.execute_from_commandline()

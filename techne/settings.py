@@ -49,7 +49,6 @@ class Settings(BaseSettings):
     pseudonym_key_version: int = Field(1, description="Key version used for new pseudonyms.")
 
     worker_id: str = Field("techne-worker", description="Faust app id: the worker group and its table topics.")
-    exactly_once: bool = Field(False, description="Faust exactly-once processing (Kafka transactions).")
     consent_ttl_days: dict[str, int] = Field(
         default_factory=dict, description="Consent lifetime per purpose in days (default 395, i.e. 13 months).")
     poison_window: int = Field(1000, ge=10, description="Messages over which the invalid share is measured.")

@@ -26,6 +26,7 @@ import yaml
 
 from techne import dashboards
 from techne.local import free_port
+from techne.stack import Stack
 from techne.traffic import generate, send_all
 from tests.conftest import Bus
 
@@ -65,6 +66,8 @@ def scraped(bus: Bus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         stack.start_sink(name.removeprefix("sink-"))
     stack.start_lag_exporter(interval=1.0)
     started.append("lag-exporter")
+    for name in started:  # every /metrics answers (and its port is taken) before Prometheus starts
+        _wait_metrics(stack, name)
     gateway = bus.gateway_url.removeprefix("http://")
 
     def job(name: str, services: list[str], path: str = "/metrics") -> dict[str, Any]:
@@ -112,6 +115,19 @@ def scraped(bus: Bus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         log.close()
         for name in started:
             stack.stop(name)
+
+
+def _wait_metrics(stack: Stack, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        stack.check()  # raises with the log tail if the process died
+        try:
+            if httpx.get(f"http://127.0.0.1:{stack.services[name].metrics_port}/metrics", timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{name} serves no /metrics after {timeout:.0f} s"
+        time.sleep(0.2)
 
 
 def query(url: str, expr: str) -> list[dict[str, Any]]:

@@ -1,0 +1,39 @@
+"""Faust settings shared by the worker and its benchmark baseline (measured, see README).
+
+Profiling a minimal forwarder (py-spy) showed three costs our configuration removes:
+* one produce request per message: Faust's producer lingers 0 ms by default, so every
+  ``send`` became its own request (socket writes were the top self-time) -> linger 10 ms and
+  larger batches;
+* ``logger.debug(...)`` calls in Faust's send path building LogRecords although nothing
+  at DEBUG is emitted (the faust/mode/aiokafka loggers inherit DEBUG from the worker's setup)
+  -> those loggers are set to the worker's level explicitly;
+* fetches of 500 records -> larger polls.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+QUIET_LOGGERS = ("faust", "mode", "aiokafka", "kafka")
+
+
+def faust_settings(bootstrap: str) -> dict[str, Any]:
+    return {
+        "broker": f"kafka://{bootstrap}",
+        "store": "memory://",
+        "topic_replication_factor": 1,
+        "producer_acks": -1,
+        "producer_linger": 0.01,
+        "producer_max_batch_size": 256 * 1024,
+        "broker_max_poll_records": 2000,
+        "stream_buffer_maxsize": 8192,
+        "consumer_auto_offset_reset": "earliest",
+        "web_enabled": False,
+    }
+
+
+def quiet_logging(level: int = logging.WARNING) -> None:
+    """Set library loggers to ``level`` so disabled debug calls cost nothing."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(level)
