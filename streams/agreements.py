@@ -16,15 +16,11 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas import CATALOGUE
-from schemas.models import SHARED_TICKET_ORDER, Purpose
+from schemas.models import Purpose
+from streams.steps.pseudonymize import PROJECTABLE
 from techne.errors import ConfigError
 
 PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
-# Fields of the shared record that an agreement may project; the rest is always present.
-_ALWAYS = {"event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id", "purpose",
-           "subject_pseudonym", "pseudonym_key_version"}
-PROJECTABLE = frozenset(f["name"] for f in CATALOGUE.entry(SHARED_TICKET_ORDER).raw["fields"]) - _ALWAYS
 EVENT_TYPES = frozenset({"ticket.order_placed"})
 
 
@@ -51,7 +47,8 @@ class Agreement(BaseModel):
             raise ValueError("valid_until is before valid_from")
         unknown = set(self.allowed_fields) - PROJECTABLE
         if unknown:
-            raise ValueError(f"allowed_fields not in the shared schema: {sorted(unknown)}")
+            raise ValueError(f"allowed_fields cannot be shared (unknown, or an identifier that is never shared raw): "
+                             f"{sorted(unknown)}; shareable: {sorted(PROJECTABLE)}")
         bad_types = set(self.event_types) - EVENT_TYPES
         if bad_types:
             raise ValueError(f"unknown event_types: {sorted(bad_types)}")

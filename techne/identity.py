@@ -19,11 +19,15 @@ def keyed_digest(key: bytes, domain: str, value: str) -> str:
 
 
 def subject_identifier(subject: Mapping[str, Any], venue_id: str) -> str | None:
-    """The identifier that names one person: the normalized e-mail if any, else the venue's
-    customer id (which is only meaningful within that venue). ``None`` if there is neither."""
+    """The identifier that names one person: the normalized e-mail if any, else the phone
+    number (E.164, as normalized at ingestion), else the venue's customer id (only meaningful
+    within that venue). ``None`` if there is none of them."""
     email = subject.get("email")
     if email:
         return "email:" + str(email).strip().lower()
+    phone = subject.get("phone")
+    if phone:
+        return "phone:" + str(phone).replace(" ", "")
     customer_id = subject.get("customer_id")
     if customer_id:
         return f"customer:{venue_id}:{customer_id}"

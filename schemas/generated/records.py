@@ -736,12 +736,12 @@ class SharedTicketOrder(_Record):
     )
     postal_code: str | None = Field(
         None,
-        description="Buyer's postal code, if the agreement allows it.",
+        description='Deprecated, always null: raw postal codes are never shared (see departement).',
         json_schema_extra={'techne.privacy': 'quasi'},
     )
     order_id: str | None = Field(
         None,
-        description='Vendor order id, if allowed.',
+        description='Deprecated, always null: vendor order ids are quasi-identifiers and are never shared.',
         json_schema_extra={'techne.privacy': 'quasi'},
     )
     production: str | None = Field(
@@ -771,6 +771,32 @@ class SharedTicketOrder(_Record):
     currency: str | None = Field(
         None,
         description='ISO 4217 currency code.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    departement: str | None = Field(
+        None,
+        description="Buyer's French département, generalized from the postal code, if the agreement allows it.",
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    age_band: str | None = Field(
+        None,
+        description="Buyer's age band on the event date, generalized from the birth date, if allowed.",
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    production_id: str | None = Field(
+        None,
+        description='Vendor production id.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    hall: str | None = Field(None, description='Hall (salle).', json_schema_extra={'techne.privacy': 'none'})
+    price_category: str | None = Field(
+        None,
+        description='Price category.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    is_invitation: bool | None = Field(
+        None,
+        description='Free ticket (invitation).',
         json_schema_extra={'techne.privacy': 'none'},
     )
 

@@ -1,44 +1,103 @@
-"""Pseudonymization and projection of an event for one partner (pure).
+"""Pseudonymization and projection of an event for one partner, driven by the privacy tags.
 
-The partner receives ``subject_pseudonym`` = HMAC-SHA256(key, domain, identifier) where the
-identifier is the normalized e-mail (else the venue-scoped customer id) and the domain is the
-agreement's (the partner's own unless a shared domain is named): two partners cannot join
-their data on a person. Every direct identifier is removed; of the rest, only the
-agreement's ``allowed_fields`` are kept (others are null).
+What a partner may receive is decided by the tags of the partner-facing schema
+(``techne.privacy``, see :mod:`schemas.privacy`), never by a hand-kept list:
+
+* ``subject_pseudonym`` = HMAC-SHA256(key, agreement domain, normalized identifier): the
+  e-mail (trimmed, lower-cased), else the E.164 phone, else the venue-scoped customer id. The
+  domain is the partner's own unless the agreement names a shared one, so two partners cannot
+  join their data on a person;
+* a field tagged ``none`` is copied from the source event when the agreement allows it;
+* a field carrying ``techne.generalize`` (``{"from": "subject.postal_code", "with":
+  "departement"}``) is computed from its source by that generalizer when allowed;
+* every other field (``direct``, ``free_text``, ``quasi`` without a generalizer) is null.
+
+:data:`PROJECTABLE` (what an agreement may list in ``allowed_fields``) follows from the same
+rules, so an agreement cannot even name a raw identifier.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from typing import Any
 
-from streams.agreements import PROJECTABLE, Agreement
+from schemas import CATALOGUE
+from schemas.models import SHARED_TICKET_ORDER
+from streams.steps import generalize
 from techne.identity import keyed_digest, subject_identifier
+
+ALWAYS = ("event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id", "purpose",
+          "subject_pseudonym", "pseudonym_key_version")
+
+
+def _age_band(value: Any, record: Mapping[str, Any]) -> str | None:
+    birth = value if isinstance(value, date) else None
+    on = record["occurred_at"]
+    return generalize.age_band(birth, on.date() if isinstance(on, datetime) else on)
+
+
+GENERALIZERS: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
+    "departement": lambda v, _: generalize.departement(v),
+    "age_band": _age_band,
+    "ip_prefix": lambda v, _: generalize.ip_prefix(v),
+    "device_class": lambda v, _: generalize.device_class(v),
+}
+
+
+def _plan(schema_name: str) -> dict[str, tuple[str, str | None]]:
+    """field -> ("copy", None) | ("generalize", generalizer) | ("never", None)."""
+    plan: dict[str, tuple[str, str | None]] = {}
+    for field in CATALOGUE.entry(schema_name).raw["fields"]:
+        name = field["name"]
+        if name in ALWAYS:
+            continue
+        rule = field.get("techne.generalize")
+        if rule is not None and rule.get("with") in GENERALIZERS:
+            plan[name] = ("generalize", str(rule["with"]))
+        elif field.get("techne.privacy") == "none":
+            plan[name] = ("copy", None)
+        else:
+            plan[name] = ("never", None)
+    return plan
+
+
+PLAN = _plan(SHARED_TICKET_ORDER)
+SOURCES = {f["name"]: str(f["techne.generalize"]["from"]) for f in CATALOGUE.entry(SHARED_TICKET_ORDER).raw["fields"]
+           if "techne.generalize" in f}
+PROJECTABLE = frozenset(name for name, (how, _) in PLAN.items() if how != "never")
+
+
+def _lookup(record: Mapping[str, Any], path: str) -> Any:
+    value: Any = record
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 def pseudonym(key: bytes, domain: str, identifier: str) -> str:
     return keyed_digest(key, "pseudonym:" + domain, identifier)
 
 
-def share_record(record: dict[str, Any], agreement: Agreement, purpose: str, *,
-                 key_version: int, key: bytes) -> dict[str, Any]:
-    """Build the SharedTicketOrder record a partner receives for ``record``."""
-    subject = record["subject"]
-    identifier = subject_identifier(subject, record["venue_id"])
+def share_record(record: dict[str, Any], agreement: Any, purpose: str, *, key_version: int,
+                 key: bytes) -> dict[str, Any]:
+    """Build the SharedTicketOrder record a partner receives for ``record`` under ``agreement``."""
+    identifier = subject_identifier(record["subject"], record["venue_id"])
     if identifier is None:
         raise ValueError("event has no subject identifier; it cannot be shared at person level")
-    flat = {**record, "postal_code": subject.get("postal_code")}
     out: dict[str, Any] = {
-        "event_id": str(record["event_id"]),
-        "event_type": record["event_type"],
-        "occurred_at": record["occurred_at"],
-        "received_at": record["received_at"],
-        "venue_id": record["venue_id"],
-        "agreement_id": agreement.id,
-        "purpose": purpose,
-        "subject_pseudonym": pseudonym(key, agreement.domain, identifier),
-        "pseudonym_key_version": key_version,
+        "event_id": str(record["event_id"]), "event_type": record["event_type"],
+        "occurred_at": record["occurred_at"], "received_at": record["received_at"],
+        "venue_id": record["venue_id"], "agreement_id": agreement.id, "purpose": purpose,
+        "subject_pseudonym": pseudonym(key, agreement.domain, identifier), "pseudonym_key_version": key_version,
     }
     allowed = set(agreement.allowed_fields)
-    for name in PROJECTABLE:
-        out[name] = flat.get(name) if name in allowed else None
+    for name, (how, generalizer) in PLAN.items():
+        if name not in allowed or how == "never":
+            out[name] = None
+        elif how == "copy":
+            out[name] = record.get(name)
+        else:
+            assert generalizer is not None
+            out[name] = GENERALIZERS[generalizer](_lookup(record, SOURCES[name]), record)
     return out

@@ -96,4 +96,5 @@ def test_confluent_avro_deserializer_decodes_a_partner_topic(kafka: LocalKafka, 
         assert back["occurred_at"] == record["occurred_at"]
     # the client resolved the writer schema by id and sees the same subjects a partner would use
     assert json.loads(client.get_schema(2001).schema_str)["name"] == "SharedTicketOrder"
-    assert client.get_latest_version(f"partner.{PARTNER}.ticketing-value").schema_id == 2001
+    latest = CATALOGUE.entry(SHARED_TICKET_ORDER).schema_id
+    assert client.get_latest_version(f"partner.{PARTNER}.ticketing-value").schema_id == latest

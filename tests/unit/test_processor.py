@@ -24,7 +24,7 @@ KEYS = {1: b"a" * 32, 2: b"b" * 32}
 def agreement(partner: str = "p1", purposes: tuple[str, ...] = ("marketing",), **kw: Any) -> Agreement:
     return Agreement.model_validate({
         "id": f"dsa-{partner}", "provider_venues": ["v1"], "partner": partner, "purposes": list(purposes),
-        "event_types": ["ticket.order_placed"], "allowed_fields": ["production", "postal_code"],
+        "event_types": ["ticket.order_placed"], "allowed_fields": ["production", "departement"],
         "retention_days": 30, "valid_from": date(2026, 1, 1), "valid_until": date(2027, 1, 1), **kw})
 
 

@@ -75,7 +75,17 @@ def test_agreement_outside_validity_routes_nothing() -> None:
     assert route(order(), [expired], granted(["p1"]), key_version=1, key=KEY)[0].outcome == "no_agreement"
 
 
+def test_quasi_identifiers_only_generalized() -> None:
+    ag = agreement(allowed_fields=["departement", "production"])
+    record = order()
+    record["subject"] = {**record["subject"], "birth_date": None}
+    [d] = route(record, [ag], granted(["p1"]), key_version=1, key=KEY)
+    assert d.record is not None
+    assert d.record["departement"] == "75" and d.record["postal_code"] is None and d.record["order_id"] is None
+
+
 @pytest.mark.parametrize("bad", [
+    {"allowed_fields": ["postal_code"]}, {"allowed_fields": ["order_id"]}, {"allowed_fields": ["subject_pseudonym"]},
     {"allowed_fields": ["email"]}, {"purposes": ["audience_measurement"]}, {"purposes": ["spying"]},
     {"valid_until": date(2025, 1, 1)}, {"partner": "Bad Id"}, {"unexpected": 1},
 ])
