@@ -2,7 +2,8 @@
 
 An agreement names a provider venue list, a partner, purposes, event types, the fields the
 partner may receive (a projection: everything else is removed), a pseudonym domain (the
-partner's own by default), a retention and validity dates. :func:`load_agreements` raises
+partner's own by default), a retention and validity dates, and the smallest number of
+persons a published insight cell may count (``min_cell_size``, k = 10 by default). :func:`load_agreements` raises
 :class:`ConfigError` naming the file and field for anything invalid or contradictory; nothing
 is routed without an agreement.
 """
@@ -40,6 +41,8 @@ class Agreement(BaseModel):
     valid_from: date
     valid_until: date
     legal_basis: str = "consent"
+    min_cell_size: Annotated[int, Field(ge=5, le=1000)] = 10
+    """k of small-cell protection: no insight published from these rows counts fewer persons."""
 
     @model_validator(mode="after")
     def _coherent(self) -> Agreement:

@@ -22,6 +22,7 @@ from streams.agreements import Agreement, load_agreements
 from streams.faust_config import faust_settings
 from streams.processor import InvalidRateGuard, PoisonFlood, Processor
 from streams.topics import raw_topic
+from techne.kafka_auth import faust_credentials
 from techne.settings import Settings
 from techne.venues import load_venues
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     app = faust.App(
         settings.worker_id,
         **faust_settings(settings.bootstrap),
+        broker_credentials=faust_credentials(settings.kafka_auth()),
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,
         broker_commit_interval=0.5,

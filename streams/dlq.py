@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.topics import dlq_topic, partitions_of
+from techne.kafka_auth import env_kwargs
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ async def read(bootstrap: str, stage: str, *, group: str | None = None, limit: i
     topic = dlq_topic(stage)
     parts = (await partitions_of(bootstrap, [topic])).get(topic, [])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest", **env_kwargs())
     await consumer.start()
     letters: list[DeadLetter] = []
     try:
@@ -76,7 +77,7 @@ async def replay(bootstrap: str, stage: str, *, reason: str | None = None, dry_r
     chosen = [d for d in letters if d.source_topic and (reason is None or d.headers.get("techne-reason") == reason)]
     if dry_run or not letters:
         return len(chosen)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **env_kwargs())
     await producer.start()
     try:
         for letter in chosen:
@@ -84,7 +85,7 @@ async def replay(bootstrap: str, stage: str, *, reason: str | None = None, dry_r
                                          headers=[("techne-replayed-from", f"{letter.topic}@{letter.offset}".encode())])
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **env_kwargs())
     await consumer.start()
     try:
         last: dict[TopicPartition, int] = {}

@@ -14,6 +14,8 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from techne.kafka_auth import env_kwargs
+
 AUDIT = "techne.audit"
 DLQ_STAGES = ("decode", "route", "sink")
 
@@ -44,7 +46,7 @@ def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1) -> list[str]:
     """Create the missing topics among ``names``; return those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -59,7 +61,7 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, repli
 
 async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:
     """Partition numbers of each existing topic (missing topics map to an empty list)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
     await admin.start()
     try:
         described = await admin.describe_topics(topics)

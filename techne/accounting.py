@@ -18,13 +18,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.topics import AUDIT, partitions_of
+from techne.kafka_auth import env_kwargs
 
 
 async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> dict[str, list[dict[str, Any]]]:
     """Decisions per expected event id (missing ids are absent from the result on timeout)."""
     partitions = (await partitions_of(bootstrap, [AUDIT]))[AUDIT]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+                                auto_offset_reset="earliest", **env_kwargs())
     await consumer.start()
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     try:
@@ -46,8 +47,8 @@ async def sink_lag(bootstrap: str, partner: str, stream: str = "ticketing") -> i
     """Messages on ``partner.<partner>.<stream>`` not yet committed by that partner's sink."""
     topic = f"partner.{partner}.{stream}"
     parts = (await partitions_of(bootstrap, [topic]))[topic]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **env_kwargs())
     await admin.start()
     await consumer.start()
     try:

@@ -108,3 +108,14 @@ def auth_env(auth: KafkaAuth) -> dict[str, str]:
     if auth.ssl_cafile is not None:
         env["TECHNE_KAFKA_SSL_CAFILE"] = str(auth.ssl_cafile)
     return env
+
+
+def env_kwargs() -> dict[str, Any]:
+    """aiokafka client options for this process's configured identity (``TECHNE_KAFKA_*``).
+
+    Helpers that only receive a bootstrap address use this, so every client of a process
+    authenticates the same way without threading credentials through each call.
+    """
+    from techne.settings import Settings
+
+    return aiokafka_kwargs(Settings(**{}).kafka_auth())  # values from the environment

@@ -48,6 +48,8 @@ class Service:
     log_path: Path
     metrics_port: int | None = None
     url: str | None = None
+    args: list[str] = field(default_factory=list)
+    restarts: int = 0
 
 
 @dataclass
@@ -67,9 +69,53 @@ class Stack:
         with log_path.open("ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", "techne.cli", *args], stdout=log,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        service = Service(name, proc, log_path, metrics_port)
+        service = Service(name, proc, log_path, metrics_port, args=args)
         self.services[name] = service
         return service
+
+    def revive(self) -> list[str]:
+        """Restart the children that exited, like a process supervisor (compose's
+        ``restart: unless-stopped``) would; returns their names. Restarts are counted."""
+        revived = []
+        for name, service in list(self.services.items()):
+            if service.proc.poll() is not None:
+                restarts = service.restarts + 1
+                fresh = self._spawn(name, service.args, service.metrics_port)
+                fresh.url, fresh.restarts = service.url, restarts
+                revived.append(name)
+        return revived
+
+    def wait_group_stable(self, group: str, bootstrap: str, timeout: float = 60.0) -> None:
+        """Wait until consumer group ``group`` has members and a stable assignment."""
+        import asyncio
+
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        from techne.kafka_auth import env_kwargs
+
+        async def state() -> str:
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
+            await admin.start()
+            try:
+                described = await admin.describe_consumer_groups([group])
+                if not described or not described[0].groups:
+                    return ""
+                entry = described[0].groups[0]  # (error_code, group, state, ...)
+                return str(getattr(entry, "state", None) or entry[2])
+            finally:
+                await admin.close()
+
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                if asyncio.run(state()) == "Stable":
+                    return
+            except Exception as exc:  # broker not answering yet: keep waiting until the deadline
+                last_error = exc
+            time.sleep(0.5)
+        raise ServiceFailed(f"group {group} not stable within {timeout:.0f}s (last error: {last_error!r})")
 
     def start_gateway(self, port: int | None = None, timeout: float = 30.0) -> str:
         port = port or free_port()
