@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from insights import cli as insights_cli
 from techne.errors import TechneError
 
 app = typer.Typer(help="Techné audience bus: consent-filtered, pseudonymized venue events for partners.",
@@ -41,18 +42,24 @@ def _fail(exc: Exception) -> None:
 
 
 @local_app.command("up")
-def local_up(data_dir: DataDir = None) -> None:
+def local_up(data_dir: DataDir = None,
+             sasl: Annotated[bool, typer.Option("--sasl", help="SASL/SCRAM + ACLs, deny by default (own state dir).")]
+             = False) -> None:
     """Start a local broker in the background; prints its bootstrap address."""
     from techne.local import LocalKafka
 
     settings = _settings(data_dir)
-    broker = LocalKafka(settings.data_dir / "kafka", partitions=settings.partitions)
+    broker = LocalKafka(settings.data_dir / ("kafka-sasl" if sasl else "kafka"), partitions=settings.partitions,
+                        sasl=sasl)
     try:
         bootstrap = broker.start()
     except TechneError as exc:
         _fail(exc)
     broker.proc = None  # leave it running detached; `techne local down` stops it
     typer.echo(bootstrap)
+    if sasl:
+        typer.echo(f"SASL_PLAINTEXT, SCRAM-SHA-512, super user techne-admin: its password is \"admin\" in "
+                   f"{broker.credentials_file} (set TECHNE_KAFKA_SECURITY_PROTOCOL, _USERNAME, _PASSWORD)", err=True)
 
 
 @local_app.command("down")
@@ -60,8 +67,9 @@ def local_down(data_dir: DataDir = None) -> None:
     """Stop the broker started by `techne local up`."""
     from techne.local import stop_detached
 
-    stopped = stop_detached(_settings(data_dir).data_dir / "kafka")
-    typer.echo("stopped" if stopped else "no local broker running")
+    root = _settings(data_dir).data_dir
+    stopped = [stop_detached(root / name) for name in ("kafka", "kafka-sasl")]
+    typer.echo("stopped" if any(stopped) else "no local broker running")
 
 
 @app.command()
@@ -269,21 +277,20 @@ def lag(bootstrap: Bootstrap = None,
         serve: Annotated[bool, typer.Option("--serve", help="Export on TECHNE_METRICS_PORT until stopped.")] = False,
         interval: Annotated[float, typer.Option(help="Seconds between measurements with --serve.")] = 15.0) -> None:
     """Consumer lag of the bus's groups (worker, partner sinks) per topic partition, from broker offsets."""
-    import signal
-    import threading
+    import asyncio
 
     from streams.agreements import load_agreements, partners
+    from techne import lag as lag_
     from techne import metrics
-    from techne.lag import LagMeter, format_table, watched_groups
     from techne.venues import load_venues
 
     settings = _settings(bootstrap=bootstrap)
     try:
         agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
-        meter = LagMeter(settings.bootstrap, settings.kafka_auth(), watched_groups(settings.worker_id,
-                                                                                     partners(agreements)))
+        groups = lag_.watched_groups(settings.worker_id, partners(agreements))
         if not serve:
-            typer.echo(format_table(meter.measure()))
+            typer.echo(lag_.format_table(asyncio.run(lag_.measure_once(settings.bootstrap, settings.kafka_auth(),
+                                                                       groups))))
             return
     except TechneError as exc:
         _fail(exc)
@@ -291,10 +298,7 @@ def lag(bootstrap: Bootstrap = None,
     if settings.metrics_port is None:
         _fail(TechneError("--serve needs TECHNE_METRICS_PORT"))
     metrics.serve(settings.metrics_port, settings.metrics_host)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    meter.run(stop, interval)
+    asyncio.run(lag_.serve(lag_.LagMeter(settings.bootstrap, settings.kafka_auth(), groups), interval))
 
 
 @venue_app.command("onboard")
@@ -419,6 +423,12 @@ def schemas_check() -> None:
     typer.echo(f"{len(problems)} problem(s)")
     if problems:
         raise typer.Exit(1)
+
+
+app.add_typer(insights_cli.insights_app, name="insights")
+app.add_typer(insights_cli.report_app, name="report")
+app.command("sibil")(insights_cli.sibil)
+app.command("init")(insights_cli.init)
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Two dashboards, provisioned by the compose stack (deploy/grafana/provisioning/dashboards/):
 
 - ``techne-overview``: throughput per venue and per partner, consent drops, dead letters,
-  consumer lag, end-to-end latency p50/p99, gateway and sink latencies, silent venues;
+  consumer lag, end-to-end latency p50/p99, gateway and sink latencies, silent venues, spool;
 - ``techne-partner``: one partner (template variable ``partner``): what is shared with it, by
   purpose, what is dropped, its sink (rows, duplicates, batches, insert latency and errors), its
   consumer lag and its erasure commands.
@@ -81,6 +81,9 @@ def overview_panels() -> list[Panel]:
         Panel("Erasure commands sent", [(f"sum by (partner, reason) (rate(techne_erasures_issued_total[{RATE}]))",
                                          "{{partner}}: {{reason}}")], "ops",
               "Consent withdrawals and erasure requests propagated to partner stores."),
+        Panel("Gateway spool (Kafka unavailable)", [("max(techne_spool_depth)", "events waiting"),
+                                                     ("max(techne_spool_oldest_age_seconds)", "oldest age (s)")],
+              "short", "Accepted events fsynced by the gateway while Kafka does not acknowledge them."),
         Panel("Targets up", [('up{job=~"techne-.*"}', "{{service}}")], "short", kind="stat",
               extra={"options": {"colorMode": "background", "graphMode": "none"}}),
     ]

@@ -3,9 +3,10 @@
 Lag is what Kafka holds that a group has not consumed yet, per topic partition: the end offset
 minus the group's committed offset (minus the log start when the group never committed, so a
 sink that never started shows everything as lag). It is measured from the outside, through the
-admin API (confluent-kafka's ``AdminClient``: ``list_consumer_group_offsets`` and
-``list_offsets``), so it keeps being reported while the consumer itself is down or stuck, which
-is exactly when it matters.
+admin API (aiokafka: the group's committed offsets from its coordinator, the log start and
+end offsets from the partition leaders), so it keeps being reported while the consumer itself is
+down or stuck, which is exactly when it matters. (librdkafka's admin client was tried first: its
+process crashed now and then with SIGSEGV on a freshly started broker; aiokafka is pure Python.)
 
 The groups watched and their topics, derived from the configuration (bounded label sets):
 
@@ -22,18 +23,23 @@ partner's choice (under ``partner.<partner>.``), so they would make the label se
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from techne import metrics
 from techne.errors import TechneError
-from techne.kafka_auth import KafkaAuth, confluent_config
+from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
 
 log = logging.getLogger("techne.lag")
+AUDIT_SINK_GROUP = "techne-audit-sink"  # sinks.consumer.AUDIT_GROUP (tests/unit/test_lag.py keeps them equal)
 
 
 class LagUnavailable(TechneError):
@@ -54,9 +60,6 @@ class PartitionLag:
         return max(0, self.end - (self.start if self.committed is None else self.committed))
 
 
-AUDIT_SINK_GROUP = "techne-audit-sink"  # sinks.consumer.AUDIT_GROUP (tests/unit/test_lag.py keeps them equal)
-
-
 def sink_group(partner: str) -> str:
     return f"techne-sink.{partner}"  # sinks.consumer.group_for
 
@@ -68,55 +71,93 @@ def watched_groups(worker_id: str, partners: list[str]) -> dict[str, tuple[str, 
 
 
 class LagMeter:
-    """Measures lag through one admin client (thread-safe: librdkafka's admin client is)."""
+    """Measures lag with two long-lived clients (an admin client and a group-less consumer).
+
+    Use as ``async with LagMeter(...) as meter: await meter.measure()``.
+    """
 
     def __init__(self, bootstrap: str, auth: KafkaAuth, groups: dict[str, tuple[str, ...]],
                  timeout: float = 10.0) -> None:
         self.groups = groups
         self.timeout = timeout
-        self._admin = AdminClient(confluent_config(auth, bootstrap))
+        options: dict[str, Any] = {"bootstrap_servers": bootstrap, "request_timeout_ms": int(timeout * 1000),
+                                   **aiokafka_kwargs(auth)}
+        self._options = options
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
 
-    def measure(self) -> list[PartitionLag]:
-        try:
-            return self._measure()
-        except KafkaException as exc:
-            raise LagUnavailable(f"measuring consumer lag: {exc.args[0]}") from None
+    async def __aenter__(self) -> LagMeter:
+        return self
 
-    def _measure(self) -> list[PartitionLag]:
-        topics = self._admin.list_topics(timeout=self.timeout).topics
-        plan = {group: [TopicPartition(t, p) for t in sorted(topics) if t.startswith(prefixes)
-                        for p in sorted(topics[t].partitions)]
-                for group, prefixes in self.groups.items()}
-        every = {(tp.topic, tp.partition) for tps in plan.values() for tp in tps}
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        if self._admin is None or self._consumer is None:
+            admin = AIOKafkaAdminClient(**self._options)
+            consumer = AIOKafkaConsumer(enable_auto_commit=False, **self._options)
+            try:
+                await asyncio.wait_for(admin.start(), self.timeout)
+                await asyncio.wait_for(consumer.start(), self.timeout)
+            except BaseException:
+                await consumer.stop()
+                await admin.close()
+                raise
+            self._admin, self._consumer = admin, consumer
+        return self._admin, self._consumer
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._admin is not None:
+            await self._admin.close()
+        self._admin = self._consumer = None
+
+    async def measure(self) -> list[PartitionLag]:
+        """One measurement; retriable broker errors (a coordinator still loading...) are retried for ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return await asyncio.wait_for(self._measure(), self.timeout * 3)
+            except KafkaError as exc:
+                if getattr(exc, "retriable", False) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    continue
+                error: Exception = exc
+            except (OSError, TimeoutError) as exc:
+                error = exc
+            await self.close()  # reconnect from scratch next time
+            raise LagUnavailable(f"measuring consumer lag: {type(error).__name__}: {error}") from None
+
+    async def _measure(self) -> list[PartitionLag]:
+        admin, consumer = await self._clients()
+        prefixes = tuple(p for group_prefixes in self.groups.values() for p in group_prefixes)
+        names = sorted(t for t in await admin.list_topics() if t.startswith(prefixes))
+        partitions = {d["topic"]: sorted(p["partition"] for p in d["partitions"])
+                      for d in (await admin.describe_topics(names) if names else [])}
+        plan = {group: [TopicPartition(t, p) for t in names if t.startswith(group_prefixes)
+                        for p in partitions.get(t, [])]
+                for group, group_prefixes in self.groups.items()}
+        every = sorted({tp for tps in plan.values() for tp in tps})
         if not every:
             return []
-        start = self._offsets(every, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-        end = self._offsets(every, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+        start = await consumer.beginning_offsets(every)
+        end = await consumer.end_offsets(every)
         out: list[PartitionLag] = []
         for group, tps in plan.items():
             if not tps:
                 continue
-            committed = self._committed(group, tps)
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
             for tp in tps:
-                key = (tp.topic, tp.partition)
-                out.append(PartitionLag(group, tp.topic, tp.partition, committed.get(key), start[key], end[key]))
+                done = committed.get(tp)
+                offset = done.offset if done is not None and done.offset >= 0 else None
+                out.append(PartitionLag(group, tp.topic, tp.partition, offset, start[tp], end[tp]))
         return out
 
-    def _offsets(self, tps: set[tuple[str, int]], spec: OffsetSpec) -> dict[tuple[str, int], int]:
-        futures = self._admin.list_offsets({TopicPartition(t, p): spec for t, p in tps},
-                                           request_timeout=self.timeout)
-        return {(tp.topic, tp.partition): int(f.result(self.timeout).offset) for tp, f in futures.items()}
-
-    def _committed(self, group: str, tps: list[TopicPartition]) -> dict[tuple[str, int], int]:
-        (future,) = self._admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)],
-                                                            request_timeout=self.timeout).values()
-        result = future.result(self.timeout)
-        return {(tp.topic, tp.partition): int(tp.offset) for tp in result.topic_partitions if tp.offset >= 0}
-
-    def export(self) -> None:
+    async def export(self) -> None:
         """Measure once and replace every ``techne_consumer_lag`` series (a failure is counted, not raised)."""
         try:
-            lags = self.measure()
+            lags = await self.measure()
         except LagUnavailable as exc:
             metrics.LAG_ERRORS.inc()
             log.warning("%s", exc)
@@ -125,11 +166,31 @@ class LagMeter:
         for item in lags:
             metrics.CONSUMER_LAG.labels(group=item.group, topic=item.topic, partition=str(item.partition)).set(item.lag)
 
-    def run(self, stop: threading.Event, interval: float) -> None:
+    async def run(self, stop: asyncio.Event, interval: float) -> None:
         """Export every ``interval`` seconds until ``stop`` is set."""
-        while not stop.is_set():
-            self.export()
-            stop.wait(interval)
+        try:
+            while not stop.is_set():
+                await self.export()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+        finally:
+            await self.close()
+
+
+async def measure_once(bootstrap: str, auth: KafkaAuth, groups: dict[str, tuple[str, ...]]) -> list[PartitionLag]:
+    async with LagMeter(bootstrap, auth, groups) as meter:
+        return await meter.measure()
+
+
+async def serve(meter: LagMeter, interval: float) -> None:
+    """Run the exporter until SIGTERM or SIGINT."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await meter.run(stop, interval)
 
 
 def format_table(lags: list[PartitionLag]) -> str:

@@ -37,6 +37,18 @@ PRODUCE_SECONDS = Histogram("techne_gateway_produce_seconds", "Time until Kafka 
 LAST_EVENT = Gauge("techne_gateway_last_event_timestamp_seconds",
                    "Unix time of the last event accepted per venue (the gateway's start time until the first).",
                    ["venue"])
+INGEST_REJECTED = Counter("techne_gateway_events_rejected_total",
+                          "Events refused by the venue side (whole requests and batch items), by reason.",
+                          ["venue", "reason"])
+WEBHOOK_REPLAYS = Counter("techne_gateway_webhook_replays_total",
+                          "Requests whose webhook-id was already accepted (answered again, nothing produced).",
+                          ["venue"])
+SPOOLED = Counter("techne_spool_appended_total", "Events written to the durable spool instead of Kafka.")
+SPOOL_REPLAYED = Counter("techne_spool_replayed_total", "Spooled events acknowledged by Kafka after a replay.")
+SPOOL_RECONCILED = Counter("techne_spool_reconciled_total",
+                           "In-flight spooled events found already on their topic (not sent again).")
+SPOOL_DEPTH = Gauge("techne_spool_depth", "Events waiting in the durable spool for Kafka.")
+SPOOL_OLDEST_AGE = Gauge("techne_spool_oldest_age_seconds", "Age of the oldest event waiting in the spool.")
 SILENCE_THRESHOLD = Gauge("techne_venue_silence_threshold_seconds",
                           "Silence after which TechneVenueSilent fires for a venue (TECHNE_VENUE_SILENCE_HOURS).",
                           ["venue"])

@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     gateway_port: int = 8080
     max_body_bytes: int = Field(1_048_576, ge=1024)
     produce_timeout_s: float = Field(10.0, gt=0)
+    max_batch_events: int = Field(1000, ge=1, description="Most events in one batch request (413 above).")
+    spool_deadline_s: float = Field(
+        5.0, gt=0, description="Kafka acknowledgement deadline; past it accepted events go to the durable spool.")
+    spool_max_events: int = Field(
+        1_000_000, ge=1, description="Spool capacity in events; when full the gateway answers 503 + Retry-After.")
+    spool_replay_batch: int = Field(500, ge=1, description="Spooled events sent to Kafka per replay round trip.")
+    webhook_replay_ttl_s: float = Field(
+        86_400.0, ge=300, description="How long accepted webhook ids are remembered (>= the 5-minute tolerance).")
+    source_secrets: dict[str, dict[str, list[SecretStr]]] = Field(
+        default_factory=dict, description="Vendor adapter credentials: venue -> source -> secrets (rotation).")
+    source_allowed_ips: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict, description="Optional IP allow-list (CIDRs) per venue and source; empty: any.")
+    web_sites: dict[str, dict[str, str | list[str]]] = Field(
+        default_factory=dict, description='Web collector site keys: key -> {"venue": id, "origins": [...]}.')
     venue_silence_hours: dict[str, float] = Field(
         default_factory=lambda: {"*": 6.0},
         description='Hours without events after which a venue alerts (TechneVenueSilent); "*" = default.')

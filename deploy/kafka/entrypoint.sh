@@ -11,7 +11,11 @@
 #  2. on first start, format the storage with techne-admin's SCRAM credentials
 #     (kafka-storage format --add-scram), so the bus can log in before any ACL exists.
 # Partners and venues get their credentials and ACLs later from `techne partner|venue onboard`.
+# (TECHNE_KAFKA_HOME, TECHNE_KAFKA_RUN and TECHNE_KAFKA_SECRETS_DIR exist for
+# tests/integration/test_compose_kafka.py, which runs this script against the local jars.)
 set -euo pipefail
+kafka_home="${TECHNE_KAFKA_HOME:-/opt/kafka}"
+run="${TECHNE_KAFKA_RUN:-/etc/kafka/docker/run}"
 
 : "${TECHNE_KAFKA_PASSWORD:?TECHNE_KAFKA_PASSWORD is empty: set it in deploy/.env}"
 : "${TECHNE_KAFKA_CONTROLLER_PASSWORD:?TECHNE_KAFKA_CONTROLLER_PASSWORD is empty: set it in deploy/.env}"
@@ -19,7 +23,7 @@ case "${TECHNE_KAFKA_PASSWORD}${TECHNE_KAFKA_CONTROLLER_PASSWORD}" in
   *[!A-Za-z0-9_-]*) echo "Kafka passwords: letters, digits, - and _ only (token_urlsafe)" >&2; exit 1 ;;
 esac
 
-secrets_dir=/tmp/techne-kafka
+secrets_dir="${TECHNE_KAFKA_SECRETS_DIR:-/tmp/techne-kafka}"
 umask 077
 mkdir -p "$secrets_dir"
 
@@ -55,13 +59,15 @@ advertised.listeners=${KAFKA_ADVERTISED_LISTENERS}
 listener.security.protocol.map=${KAFKA_LISTENER_SECURITY_PROTOCOL_MAP}
 inter.broker.listener.name=${KAFKA_INTER_BROKER_LISTENER_NAME}
 sasl.mechanism.inter.broker.protocol=${KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL}
+sasl.enabled.mechanisms=${KAFKA_SASL_ENABLED_MECHANISMS}
+listener.name.controller.sasl.enabled.mechanisms=${KAFKA_LISTENER_NAME_CONTROLLER_SASL_ENABLED_MECHANISMS}
 sasl.mechanism.controller.protocol=${KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL}
 log.dirs=${KAFKA_LOG_DIRS}
 PROPS
   echo "===> formatting ${KAFKA_LOG_DIRS} with the SCRAM credentials of techne-admin"
-  /opt/kafka/bin/kafka-storage.sh format --cluster-id="${CLUSTER_ID}" -c "$secrets_dir/format.properties" \
+  "$kafka_home/bin/kafka-storage.sh" format --cluster-id="${CLUSTER_ID}" -c "$secrets_dir/format.properties" \
     --add-scram "SCRAM-SHA-512=[name=techne-admin,password=${TECHNE_KAFKA_PASSWORD}]" > /dev/null
   rm -f "$secrets_dir/format.properties"
 fi
 
-exec /etc/kafka/docker/run
+exec "$run"

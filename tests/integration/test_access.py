@@ -95,8 +95,8 @@ async def consume_one(bootstrap: str, who: KafkaAuth, topic: str, group: str | N
     consumer = AIOKafkaConsumer(*([topic] if group else []), bootstrap_servers=bootstrap, group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=False, request_timeout_ms=10_000,
                                 **aiokafka_kwargs(who))
-    await consumer.start()
     try:
+        await consumer.start()
         if group is None:
             # a reader without a group first needs the topic's partitions; for a topic the principal may
             # not DESCRIBE, the broker answers TOPIC_AUTHORIZATION_FAILED (aiokafka's producer raises it
@@ -294,3 +294,22 @@ def test_cli_prints_the_password_once_and_logs_nothing(secured: LocalKafka, capl
 
     result = CliRunner().invoke(app, ["partner", "offboard", partner], env=env)
     assert result.exit_code == 0 and "4 ACL" in result.output, result.output
+
+
+def test_faust_credentials_of_the_bus_authenticate(secured: LocalKafka, issued: dict[str, Issued]) -> None:
+    """What the worker will hand Faust (broker_credentials), mapped by Faust's own aiokafka driver."""
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from techne.kafka_auth import faust_credentials
+
+    options = {k: v for k, v in credentials_to_aiokafka_auth(faust_credentials(secured.admin_auth)).items()
+               if v is not None}
+
+    async def roundtrip() -> bytes:
+        producer = AIOKafkaProducer(bootstrap_servers=secured.bootstrap, enable_idempotence=True, **options)
+        await producer.start()
+        await producer.send_and_wait("partner.pb.ticketing", b"via-faust-credentials", key=b"k")
+        await producer.stop()
+        return b"ok"
+
+    assert asyncio.run(roundtrip()) == b"ok"

@@ -11,10 +11,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
-from techne import metrics
 from techne.kafka_auth import KafkaAuth
-from techne.lag import LagMeter, LagUnavailable, format_table
-from techne.local import LocalKafka
+from techne.lag import LagMeter, LagUnavailable, format_table, measure_once
+from techne.local import LocalKafka, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -42,24 +41,31 @@ def test_lag_is_end_minus_committed_and_everything_before_a_commit(kafka: LocalK
         await consumer.stop()
 
     asyncio.run(setup())
-    meter = LagMeter(kafka.bootstrap, KafkaAuth(), {group: (prefix,)})
-    before = {(x.topic, x.partition): x for x in meter.measure()}
+    groups = {group: (prefix,)}
+    before = {(x.topic, x.partition): x for x in asyncio.run(measure_once(kafka.bootstrap, KafkaAuth(), groups))}
     assert {k: (v.committed, v.lag) for k, v in before.items()} == {(topic, 0): (None, 5), (topic, 1): (None, 5)}
 
     asyncio.run(commit(3))
-    after = {x.partition: x.lag for x in meter.measure()}
-    assert after == {0: 2, 1: 5}
-    assert "lag" in format_table(meter.measure()).splitlines()[0]
+    after = asyncio.run(measure_once(kafka.bootstrap, KafkaAuth(), groups))
+    assert {x.partition: x.lag for x in after} == {0: 2, 1: 5}
+    assert "lag" in format_table(after).splitlines()[0]
 
-    meter.export()
+    async def export() -> None:
+        async with LagMeter(kafka.bootstrap, KafkaAuth(), groups) as meter:
+            await meter.export()
+
+    asyncio.run(export())
     value = REGISTRY.get_sample_value("techne_consumer_lag", {"group": group, "topic": topic, "partition": "0"})
     assert value == 2
 
 
 def test_an_unreachable_broker_is_counted_not_raised() -> None:
-    meter = LagMeter("127.0.0.1:1", KafkaAuth(), {"g": ("raw.",)}, timeout=1.0)
-    with pytest.raises(LagUnavailable):
-        meter.measure()
-    before = REGISTRY.get_sample_value("techne_lag_collect_errors_total") or 0.0
-    meter.export()
-    assert metrics.LAG_ERRORS._value.get() == before + 1
+    async def scenario() -> None:
+        async with LagMeter(f"127.0.0.1:{free_port()}", KafkaAuth(), {"g": ("raw.",)}, timeout=1.0) as meter:
+            with pytest.raises(LagUnavailable):
+                await meter.measure()
+            before = REGISTRY.get_sample_value("techne_lag_collect_errors_total") or 0.0
+            await meter.export()
+            assert REGISTRY.get_sample_value("techne_lag_collect_errors_total") == before + 1
+
+    asyncio.run(scenario())

@@ -312,7 +312,7 @@ def test_kafka_entrypoint_is_valid_bash_and_needs_both_passwords() -> None:
                             env={"PATH": "/usr/bin:/bin", "TECHNE_KAFKA_PASSWORD": ""})
     assert result.returncode != 0 and "TECHNE_KAFKA_PASSWORD is empty" in result.stderr
     text = script.read_text(encoding="utf-8")
-    assert "--add-scram" in text and "exec /etc/kafka/docker/run" in text
+    assert "--add-scram" in text and "/etc/kafka/docker/run" in text
 
 
 # --- Prometheus rules with promtool, lag exporter, Grafana provisioning ---------------------------
