@@ -1,8 +1,8 @@
 """The sink loop: messages -> per-partition batches -> ``handler.write`` -> commit (generic).
 
 A :class:`Handler` owns one topic: a pure ``decode(value) -> item`` (raising
-:class:`InvalidMessage`) and an awaitable ``write(batch) -> WriteResult`` (raising
-:class:`StoreUnavailable` when the store cannot take it now). :class:`SinkLoop` runs any number
+:class:`InvalidMessage`) and an awaitable ``write(batches) -> [WriteResult]`` (raising
+:class:`StoreUnavailable` when the store cannot take them now). :class:`SinkLoop` runs any number
 of handlers over one subscribed consumer. Its contract:
 
 - an offset is committed only after the batch holding it was written, and only for that
@@ -11,12 +11,14 @@ of handlers over one subscribed consumer. Its contract:
   log the reason, never the payload) and skipped; its offset is committed with its batch. So
   are messages a write reports as :class:`~sinks.base.Rejected`, before the commit;
 - a batch is sealed when it holds ``handler.batch_rows`` messages or its first message is
-  ``handler.batch_seconds`` old. Sealed batches are written by one background writer, in
-  sealing order, while polling goes on (the store works while Python decodes the next batch).
+  ``handler.batch_seconds`` old. Sealed batches are written by one background writer while
+  polling goes on (the store works while Python decodes the next batch); the sealed batches of
+  one topic (one per partition) go to the handler together, i.e. one insert, so a store gets
+  fewer, larger parts however many partitions there are; their offsets are committed together.
   At most one sealed and one open batch per partition: a partition whose next batch is ready
   while the previous one is still being written is paused (explicit backpressure);
 - when a write fails, nothing is committed or dropped: every assigned partition is paused and
-  the *same* batch is retried with capped exponential backoff (0.2 s doubling to 5 s) while
+  the *same* batches are retried with capped exponential backoff (0.2 s doubling to 5 s) while
   the loop keeps polling (group membership stays alive); consumption resumes after a
   successful write. Visible in ``techne_sink_insert_errors_total``, ``_retries_total``,
   ``_paused`` and ``_lag_messages``;
@@ -42,7 +44,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from sinks import metrics
-from sinks.base import Backoff, Batch, WriteResult
+from sinks.base import Backoff, Batch, WriteResult, batches_token
 from sinks.faults import FAULT_TABLE, NO_FAULTS, Faults
 from sinks.records import InvalidHandler, MessageRef, log_invalid
 from techne.errors import InvalidMessage, StoreUnavailable
@@ -50,6 +52,8 @@ from techne.errors import InvalidMessage, StoreUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_MAX_S = 0.25
+WRITER_POLL_S = 0.01
+COMMIT_TIMEOUT_S = 15.0
 SHUTDOWN_FLUSH_S = 10.0
 LAG_EVERY_S = 1.0
 
@@ -64,7 +68,9 @@ class Handler(Protocol[T]):
 
     def decode(self, value: bytes | None) -> T: ...
 
-    async def write(self, batch: Batch[T]) -> WriteResult: ...
+    async def write(self, batches: Sequence[Batch[T]]) -> list[WriteResult]:
+        """Write batches of distinct partitions of ``topic`` together; one result per batch."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -144,18 +150,13 @@ class SinkLoop:
         await self.drain(SHUTDOWN_FLUSH_S)
 
     async def step(self) -> None:
-        """Poll (or wait for the writer when every partition is held), seal, start the writer."""
+        """Poll, seal the ready batches, start the writer if it is idle."""
         self._reap()
-        assigned = self._consumer.assignment()
-        if self._writing() and assigned and assigned <= self._consumer.paused():
-            assert self._writer is not None
-            await asyncio.wait({self._writer}, timeout=POLL_MAX_S)
-            self._reap()
-        else:
-            await self.poll_once()
+        await self.poll_once()
         self._seal(self._clock(), force=False)
         if self._sealed and not self._writing() and (self._retry_at is None or self._clock() >= self._retry_at):
             self._writer = asyncio.create_task(self.write_sealed())
+        await asyncio.sleep(0)  # getmany may return without suspending: let commits and heartbeats run
 
     def _writing(self) -> bool:
         return self._writer is not None and not self._writer.done()
@@ -178,11 +179,17 @@ class SinkLoop:
             log.info("%s: %d uncommitted messages of revoked partitions dropped", self.owner, count)
 
     def _poll_timeout(self, now: float) -> float:
+        """Until the next batch can be sealed or retried; short while the writer works (to seal
+        the next batch as soon as it is done). Never counts batches that wait for their
+        partition's previous one: they cannot be sealed before the writer finishes."""
         if self._retry_at is not None:
             wait = self._retry_at - now
         else:
-            deadlines = [d for b in self._open.values() if (d := b.deadline()) is not None]
+            sealable = (b for tp, b in self._open.items() if tp not in self._sealed)
+            deadlines = [d for b in sealable if (d := b.deadline()) is not None]
             wait = min(deadlines) - now if deadlines else POLL_MAX_S
+            if self._writing():
+                wait = min(wait, WRITER_POLL_S)
         return max(0.0, min(wait, POLL_MAX_S))
 
     async def poll_once(self) -> None:
@@ -256,11 +263,12 @@ class SinkLoop:
         return await self.write_sealed()
 
     async def write_sealed(self) -> bool:
-        """Write and commit every sealed batch in order; on a failure, pause and schedule a retry."""
+        """Write and commit every sealed batch, one handler call per topic; on a failure, pause
+        and schedule a retry."""
         if self._retry_at is not None and self._sealed:
             metrics.RETRIES.labels(self.owner).inc()
-        for tp in list(self._sealed):
-            if not await self._flush(tp):
+        for topic in dict.fromkeys(tp.topic for tp in self._sealed):
+            if not await self._flush(topic):
                 self._retry_at = self._clock() + self._backoff.next()
                 self._consumer.pause(*self._consumer.assignment())
                 metrics.PAUSED.labels(self.owner).set(1)
@@ -273,43 +281,49 @@ class SinkLoop:
             metrics.PAUSED.labels(self.owner).set(0)
         return True
 
-    async def _flush(self, tp: TopicPartition) -> bool:
+    async def _flush(self, topic: str) -> bool:
+        """Write the sealed batches of ``topic`` (one per partition) in one ``handler.write``
+        (one insert: fewer, larger parts), then commit all their partitions."""
         async with self._lock:
-            batch = self._sealed.get(tp)
-            if batch is None:
-                return True  # revoked meanwhile
-            if tp not in self._consumer.assignment():
-                del self._sealed[tp]
+            assigned = self._consumer.assignment()
+            for tp in [tp for tp in self._sealed if tp.topic == topic and tp not in assigned]:
+                del self._sealed[tp]  # revoked meanwhile: redelivered to the new owner
+            tps = [tp for tp in self._sealed if tp.topic == topic]
+            if not tps:
                 return True
-            handler = self._handlers[tp.topic]
+            batches = [self._sealed[tp] for tp in tps]
+            handler = self._handlers[topic]
             started = time.perf_counter()
             try:
-                result = await handler.write(batch)
+                results = await handler.write(batches)
             except StoreUnavailable as exc:
                 metrics.INSERT_ERRORS.labels(self.owner, handler.table).inc()
-                log.warning("%s: writing batch %s failed, will retry: %s", self.owner, batch.token(), exc)
+                log.warning("%s: writing %s failed, will retry: %s", self.owner, batches_token(batches), exc)
                 return False
             metrics.INSERT_SECONDS.labels(self.owner, handler.table).observe(time.perf_counter() - started)
-            for rejected in result.rejected:
-                ref = MessageRef(tp.topic, tp.partition, rejected.offset, rejected.value)
-                await self._invalid(handler, rejected.error, ref)
-            if batch.items and handler.table == FAULT_TABLE:
+            for result in results:
+                for rejected in result.rejected:
+                    ref = MessageRef(topic, rejected.partition, rejected.offset, rejected.value)
+                    await self._invalid(handler, rejected.error, ref)
+            if handler.table == FAULT_TABLE and any(b.items for b in batches):
                 self._faults.hit("after_insert")
-            committed = await self._commit(tp, batch.max_offset + 1)
-            del self._sealed[tp]
-            if tp in self._held and self._retry_at is None:
-                self._held.discard(tp)
-                self._consumer.resume(tp)
-        self._count(handler, batch, result)
-        if self._on_batch is not None:
-            outcome = self._on_batch(
-                FlushResult(
-                    self.owner, handler.table, tp.topic, tp.partition, batch.min_offset, batch.max_offset,
-                    batch.messages, result.inserted, result.duplicates, result.suppressed, committed,
+            committed = await self._commit({tp: b.max_offset + 1 for tp, b in zip(tps, batches, strict=True)})
+            for tp in tps:
+                del self._sealed[tp]
+                if tp in self._held and self._retry_at is None:
+                    self._held.discard(tp)
+                    self._consumer.resume(tp)
+        for tp, batch, result in zip(tps, batches, results, strict=True):
+            self._count(handler, batch, result)
+            if self._on_batch is not None:
+                outcome = self._on_batch(
+                    FlushResult(
+                        self.owner, handler.table, tp.topic, tp.partition, batch.min_offset, batch.max_offset,
+                        batch.messages, result.inserted, result.duplicates, result.suppressed, committed,
+                    )
                 )
-            )
-            if inspect.isawaitable(outcome):
-                await outcome
+                if inspect.isawaitable(outcome):
+                    await outcome
         return True
 
     def _count(self, handler: Handler[Any], batch: Batch[Any], result: WriteResult) -> None:
@@ -319,13 +333,14 @@ class SinkLoop:
         metrics.ROWS_INSERTED.labels(*labels).inc(result.inserted)
         metrics.DUPLICATES_SKIPPED.labels(*labels).inc(result.duplicates)
 
-    async def _commit(self, tp: TopicPartition, offset: int) -> bool:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
         try:
-            await self._consumer.commit({tp: offset})
-        except KafkaError as exc:
-            # Rows are durable; a redelivery of this batch will be recognised as duplicates.
-            log.warning("%s: commit of %s@%d failed (%s); the batch will be redelivered and deduplicated",
-                        self.owner, tp, offset, exc)
+            # bounded: after a broker restart aiokafka's commit can wait for a coordinator forever
+            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT_S)
+        except (KafkaError, TimeoutError) as exc:
+            # Rows are durable; a redelivery of these batches will be recognised as duplicates.
+            log.warning("%s: commit of %s failed (%s); the batches will be redelivered and deduplicated",
+                        self.owner, offsets, exc)
             return False
         return True
 
