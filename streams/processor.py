@@ -49,14 +49,18 @@ class Result:
 
 
 def audit_line(record: Mapping[str, Any], outcome: str, reason: str, *, agreement_id: str | None = None,
-               partner: str | None = None, purpose: str | None = None) -> Output:
-    """One audit record: what was decided for which event, why, for whom. No identifiers."""
-    value = json.dumps({
+               partner: str | None = None, purpose: str | None = None, command_id: str | None = None) -> Output:
+    """One audit record: what was decided for which event, why, for whom. No identifiers.
+    ``command_id`` links an ``erasure_requested`` line to the sink's ``erased`` line."""
+    line: dict[str, Any] = {
         "event_id": str(record.get("event_id", "")), "venue_id": record.get("venue_id"),
         "event_type": record.get("event_type"), "outcome": outcome, "reason": reason,
         "agreement_id": agreement_id, "partner": partner, "purpose": purpose,
         "decided_at": datetime.now(UTC).isoformat(),
-    }).encode()
+    }
+    if command_id is not None:
+        line["command_id"] = command_id
+    value = json.dumps(line).encode()
     return Output(AUDIT, str(record.get("event_id", "")).encode(), value)
 
 
@@ -149,6 +153,7 @@ class Processor:
                 outputs.append(Output(topic, command["subject_pseudonym"].encode(),
                                       CATALOGUE.encode(ERASURE_COMMAND, command)))
                 outputs.append(audit_line(record, "erasure_requested", command["reason"],
-                                          partner=command["partner"], purpose=purpose))
+                                          partner=command["partner"], purpose=purpose,
+                                          command_id=command["command_id"]))
                 metrics.ERASURES_ISSUED.labels(partner=command["partner"], reason=command["reason"]).inc()
         return Result(outputs, ledger_update=entry if changed else None)

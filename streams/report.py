@@ -36,8 +36,10 @@ def report_sql(venue: str, since: date | None) -> str:
     where = f"venue_id = '{venue}'"
     if since is not None:
         where += f" AND decided_at >= toDateTime64('{since.isoformat()}', 6, 'UTC')"
-    return ("SELECT outcome, ifNull(partner, ''), ifNull(purpose, ''), ifNull(event_type, ''), reason, count() "  # noqa: S608
-            f"FROM decisions WHERE {where} GROUP BY ALL ORDER BY outcome, 2, 3, 4, 5")
+    # a redelivered audit line is stored twice: count distinct (event, partner) decisions
+    return ("SELECT outcome, ifNull(partner, ''), ifNull(purpose, ''), ifNull(event_type, ''), reason, "  # noqa: S608
+            f"uniqExact(event_id, ifNull(partner, '')) FROM decisions WHERE {where} "
+            "GROUP BY ALL ORDER BY outcome, 2, 3, 4, 5")
 
 
 def render(rows: Sequence[Sequence[Any]], venue: str, lang: str, since: date | None = None) -> str:

@@ -324,6 +324,31 @@ def venue_offboard(venue: str, bootstrap: Bootstrap = None) -> None:
     typer.echo(f"venue {venue}: {acls} ACL(s) revoked, credentials {'deleted' if creds else 'absent'}")
 
 
+report_app = typer.Typer(help="Reports for venues and their DPOs, from the audit store.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("sharing")
+def report_sharing(venue: Annotated[str, typer.Option(help="Venue id.")], data_dir: DataDir = None,
+                   since: Annotated[str | None, typer.Option(help="Only decisions since YYYY-MM-DD.")] = None,
+                   lang: Annotated[str, typer.Option(help="fr, en or both")] = "both") -> None:
+    """What the venue shares, why, with whom: decisions per partner, purpose and event type,
+    consent drops and erasures (needs the audit sink stopped: the embedded store is exclusive)."""
+    from datetime import date
+
+    from sinks.runner import audit_rows
+    from streams.report import render, report_sql
+
+    try:
+        day = date.fromisoformat(since) if since else None
+        rows = audit_rows(_settings(data_dir), report_sql(venue, day))
+    except (TechneError, ValueError) as exc:
+        _fail(exc)
+        return
+    for language in (["fr", "en"] if lang == "both" else [lang]):
+        typer.echo(render(rows, venue, language, day) + "\n")
+
+
 @app.command()
 def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait until all are accounted for.")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on the last line.")] = False,
@@ -381,6 +406,35 @@ def registry(host: str = "127.0.0.1", port: int = 8081) -> None:
         _fail(exc)
         return
     uvicorn.run(create_app(partners=known), host=host, port=port, log_level="warning", access_log=False)
+
+
+import_app = typer.Typer(help="Import venue exports through the same validation and producer as webhooks.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("csv")
+def import_csv(file: Annotated[Path, typer.Argument(help="The export (CSV; ; or , separated; UTF-8 or Latin-1).",
+                                                    exists=True, dir_okay=False)],
+               venue: Annotated[str, typer.Option(help="Venue id the rows belong to.")],
+               profile: Annotated[str, typer.Option(help="Mapping profile: name in deploy/import-profiles/ or path.")],
+               bootstrap: Bootstrap = None, data_dir: DataDir = None,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; send nothing.")] = False,
+               errors_out: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
+               as_json: Annotated[bool, typer.Option("--json", help="Summary as JSON on the last line.")] = False
+               ) -> None:
+    """Import a CSV export: one event per row, row errors reported (line, column, reason) without
+    stopping; re-importing the same file sends nothing again. Exit 1 if some rows were rejected."""
+    from producers.csv_import import main as import_main
+
+    try:
+        report = import_main(_settings(data_dir, bootstrap), file, venue, profile, dry_run=dry_run,
+                             errors_out=errors_out, as_json=as_json)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    if report.errors:
+        raise typer.Exit(1)
 
 
 schemas_app = typer.Typer(help="Event catalogue: generated models and docs, compatibility and privacy checks.",

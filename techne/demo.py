@@ -17,7 +17,9 @@ import asyncio
 import json
 import shutil
 import time
+import uuid
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 from sinks.runner import partner_counts
@@ -95,13 +97,19 @@ def print_summary(summary: dict[str, Any]) -> None:
     cols = ["sent", "accepted", "rejected", "consent_recorded", "shared", "dropped_no_consent", "no_agreement"]
     print(f"\nTechné demo — {summary['events']} events in {summary['elapsed_s']:.1f}s "
           f"(data dir: {summary['data_dir']})")
-    print(f"{'venue':<14}" + "".join(f"{c:>19}" for c in cols))
-    for venue, counts in summary["per_venue"].items():
-        print(f"{venue:<14}" + "".join(f"{counts.get(c, 0):>19}" for c in cols))
-    print(f"{'TOTAL':<14}" + "".join(f"{summary['totals'].get(c, 0):>19}" for c in cols))
+    heads = ["sent", "accepted", "rejected", "consent", "shared", "dropped", "no_agreement"]
+    widths = [max(8, len(h) + 2) for h in heads]
+    print(f"{'venue':<14}" + "".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
+    for venue, counts in [*summary["per_venue"].items(), ("TOTAL", summary["totals"])]:
+        print(f"{venue:<14}" + "".join(f"{counts.get(c, 0):>{w}}" for c, w in zip(cols, widths, strict=True)))
     print("\npartner          routed     rows  distinct  lag")
     for partner, p in summary["per_partner"].items():
         print(f"{partner:<14}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}")
+    w = summary.get("withdrawal")
+    if w:
+        print(f"\nwithdrawals: {w['withdrawals']}; new events stopped after p50 {w['stop_p50_s']} s / "
+              f"p99 {w['stop_p99_s']} s; partner erasure done for {w['erasures_done']} "
+              f"(p50 {w['erased_p50_s']} s / p99 {w['erased_p99_s']} s), pending {w['erasures_pending']}")
     verdict = "every event accounted for" if summary["all_accounted"] else f"{summary['unaccounted']} UNACCOUNTED"
     hint = "SELECT venue_id, count() FROM ticket_orders GROUP BY venue_id"
     print(f"\n{verdict}; query a partner: techne query --data-dir {summary['data_dir']} "
@@ -112,7 +120,7 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
              seed: int = 7, verbose: bool = True, timeout: float = 180.0) -> dict[str, Any]:
     started = time.monotonic()
     data_dir = settings.data_dir.resolve()
-    owned = ["partners", "worker", "logs"] + ([] if external_bootstrap else ["kafka"])
+    owned = ["partners", "worker", "logs", "audit"] + ([] if external_bootstrap else ["kafka"])
     for sub in owned:
         shutil.rmtree(data_dir / sub, ignore_errors=True)
     venues = sorted(load_venues(settings.venues_file))
@@ -127,13 +135,15 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
         url = stack.start_gateway()
         worker = stack.start_worker()
         sinks = [stack.start_sink(p) for p in partner_ids]
+        stack.start_audit_sink()
         if verbose:
             print(f"bus up: kafka {bootstrap}, gateway {url}, worker /metrics :{worker.metrics_port}, "
                   + ", ".join(f"{s.name} /metrics :{s.metrics_port}" for s in sinks))
         if events is None:
             _run_forever(stack, url, secrets, rate, seed)
             return {"data_dir": str(data_dir), "all_accounted": True}
-        results = _send_phased(url, generate(events, seed=seed), secrets)
+        batch = generate(events, seed=seed)
+        results = _send_phased(url, batch, secrets)
         accepted = {r.body["event_id"] for r in results if r.status == 202}
         audit = asyncio.run(collect_audit(bootstrap, accepted, timeout))
         stack.check()
@@ -142,6 +152,9 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
             stack.stop(f"sink-{p}")
         rows = {p: partner_counts(settings.model_copy(update={"data_dir": data_dir}), p) for p in partner_ids}
         summary = summarize(results, audit, rows, lags)
+        for p in partner_ids:  # back up for the withdrawal phase: erasures are executed by the sinks
+            stack.start_sink(p)
+        summary["withdrawal"] = _measure_withdrawals(url, bootstrap, batch, results, secrets, timeout)
         summary.update(data_dir=str(data_dir), bootstrap=bootstrap, elapsed_s=round(time.monotonic() - started, 2))
         if verbose:
             print_summary(summary)
@@ -150,6 +163,38 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
         stack.stop_all()
         if broker is not None:
             broker.stop()
+
+
+def _measure_withdrawals(url: str, bootstrap: str, batch: list[Outgoing], results: list[SendResult],
+                         secrets: dict[str, str], timeout: float, count: int = 20) -> dict[str, Any]:
+    """Withdraw ``count`` granted consents one by one; time the stop and the partner erasure."""
+    import httpx
+
+    from producers.gateway.signatures import sign
+    from techne.withdrawals import latencies
+
+    granted = [r.outgoing for r in results if r.status == 202 and r.outgoing.kind == "consent"
+               and r.outgoing.payload["type"] == "consent.granted"][:count]
+    accepted_at: dict[str, float] = {}
+    with httpx.Client(timeout=30.0) as client:
+        for ev in granted:
+            payload = {**ev.payload, "type": "consent.withdrawn", "recipients": [], "event_id": str(uuid.uuid4()),
+                       "occurred_at": datetime.now(UTC).isoformat()}
+            body = json.dumps(payload).encode()
+            signed = sign(body, secret=secrets[ev.venue_id], msg_id=f"msg_{uuid.uuid4().hex}", timestamp=time.time())
+            headers = {"content-type": "application/json", **signed}
+            resp = client.post(f"{url}/v1/venues/{ev.venue_id}/events", content=body, headers=headers)
+            if resp.status_code == 202:
+                accepted_at[resp.json()["event_id"]] = time.time()
+    ids = set(accepted_at)
+    asyncio.run(collect_audit(bootstrap, ids, timeout))
+    time.sleep(1.0)  # the erasure_requested lines are written right after consent_recorded
+    audit = asyncio.run(collect_audit(bootstrap, ids, 5))
+    commands = {d["command_id"] for lines in audit.values() for d in lines if d.get("command_id")}
+    erased_lines = asyncio.run(collect_audit(bootstrap, commands, timeout))
+    erased = {c: next(d for d in lines if d["outcome"] == "erased") for c, lines in erased_lines.items()
+              if any(d["outcome"] == "erased" for d in lines)}
+    return latencies(accepted_at, audit, erased)
 
 
 def _run_forever(stack: Stack, url: str, secrets: dict[str, str], rate: float, seed: int) -> None:

@@ -135,6 +135,9 @@ class Stack:
     def start_worker(self, name: str = "worker") -> Service:
         return self._spawn(name, ["worker"], metrics_port=free_port())
 
+    def start_audit_sink(self) -> Service:
+        return self._spawn("sink-audit", ["sink", "--audit"], metrics_port=free_port())
+
     def start_sink(self, partner: str) -> Service:
         return self._spawn(f"sink-{partner}", ["sink", "--partner", partner], metrics_port=free_port())
 
