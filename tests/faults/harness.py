@@ -195,3 +195,42 @@ def assert_sound(plan: Plan, tables: dict[str, list[tuple[Any, ...]]]) -> None:
                      plan.owner)
     perturbed.expected[PARTNERS[0]].add(str(uuid.uuid4()))
     assert discrepancies(perturbed, tables), "negative control: a lost event must be detected"
+
+
+def withdrawals_for(plan: Plan, emails: list[str]) -> list[Outgoing]:
+    """Withdrawal events (now) for every consent these people granted; updates the expectation:
+    none of their orders may remain at any partner (shared ones are erased)."""
+    out = []
+    chosen = set(emails)
+    for consent in plan.consents:
+        email = consent.payload["customer"]["email"]
+        if email in chosen and consent.payload["type"] == "consent.granted":
+            payload = {**consent.payload, "type": "consent.withdrawn", "recipients": [],
+                       "occurred_at": datetime.now(UTC).isoformat()}
+            out.append(Outgoing(consent.venue_id, payload, "consent"))
+    for partner in plan.expected:
+        plan.expected[partner] = {e for e in plan.expected[partner] if plan.owner[e] not in chosen}
+    plan.refused |= chosen
+    return out
+
+
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages of ``topics`` not yet committed by consumer group ``group``."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streams.topics import partitions_of
+
+    parts = await partitions_of(bootstrap, topics)
+    tps = [TopicPartition(t, p) for t, ps in parts.items() for p in ps]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -64,3 +64,53 @@ def test_worker_killed_mid_load_and_a_second_worker_joins_and_leaves(tmp_path: P
         assert_sound(plan, partner_tables(bus))
     finally:
         bus.stop()
+
+
+def test_withdrawal_during_load_then_full_replay_brings_nothing_back(tmp_path: Path) -> None:
+    import asyncio
+
+    from streams.topics import raw_topic
+    from techne.stack import Stack
+    from techne.traffic import send_all
+    from tests.faults.harness import PARTNERS, VENUES, group_lag, withdrawals_for
+    from tests.integration.kafka_helpers import end_offsets
+
+    bus = fault_bus(tmp_path)
+    bus.start()
+    try:
+        plan = make_plan(n_people=60, n_orders=500, seed=3)
+        granted = sorted({c.payload["customer"]["email"] for c in plan.consents
+                          if c.payload["type"] == "consent.granted"})
+        withdrawn = granted[:6]
+        withdrawals = withdrawals_for(plan, withdrawn)
+        sent: list[bool] = []
+
+        def inject(elapsed: float) -> None:
+            if not sent and elapsed > 1.0:
+                results = asyncio.run(send_all(bus.url, withdrawals, bus.secrets))
+                assert {r.status for r in results} == {202}
+                sent.append(True)
+
+        results = run_load(bus, plan, rate=200, during=inject)
+        assert sent and {r.status for r in results} <= {202}
+        wait_decided(bus, plan)
+        # replay every raw topic from the beginning with a fresh worker group (and a fresh ledger)
+        partner_topics = [f"partner.{p}.ticketing" for p in PARTNERS]
+        before = asyncio.run(end_offsets(bus.kafka.bootstrap, partner_topics))
+        replay_stack = Stack({**bus.env, "TECHNE_WORKER_ID": "techne-worker-replay"}, tmp_path / "logs-replay")
+        try:
+            replay = replay_stack.start_worker("worker-replay")
+            topics = [raw_topic(v) for v in VENUES]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and asyncio.run(
+                    group_lag(bus.kafka.bootstrap, "techne-worker-replay", topics)) > 0:
+                time.sleep(1)
+            assert replay.proc.poll() is None
+            assert asyncio.run(group_lag(bus.kafka.bootstrap, "techne-worker-replay", topics)) == 0
+        finally:
+            replay_stack.stop_all()
+        after = asyncio.run(end_offsets(bus.kafka.bootstrap, partner_topics))
+        assert sum(after.values()) > sum(before.values()), "the replay re-shared events (duplicates for the sinks)"
+        assert_sound(plan, partner_tables(bus))  # withdrawn people count as refused: no row of theirs
+    finally:
+        bus.stop()
