@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import faust
 
+from schemas.registry_client import catalogue_for
 from streams.agreements import Agreement, load_agreements
 from streams.faust_config import faust_settings
 from streams.processor import InvalidRateGuard, PoisonFlood, Processor
@@ -33,7 +34,7 @@ def build_processor(settings: Settings, agreements: list[Agreement]) -> Processo
     version, _ = settings.current_pseudonym_key()
     keys = {v: k.get_secret_value().encode() for v, k in settings.pseudonym_keys.items()}
     ttls = {p: timedelta(days=d) for p, d in settings.consent_ttl_days.items()}
-    return Processor(agreements, keys, version, ttls)
+    return Processor(agreements, keys, version, ttls, catalogue_for(settings.schema_registry_url))
 
 
 def create_app(settings: Settings, agreements: list[Agreement] | None = None,

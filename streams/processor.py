@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas import CATALOGUE
+from schemas import CATALOGUE, Catalogue
 from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER, TICKET_ORDER
 from streams.agreements import Agreement
 from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry, apply_consent
@@ -99,7 +99,8 @@ class Processor:
     """Pure per-message logic of the worker, configured once."""
 
     def __init__(self, agreements: list[Agreement], keys: Mapping[int, bytes], key_version: int,
-                 ttls: Mapping[str, timedelta] | None = None) -> None:
+                 ttls: Mapping[str, timedelta] | None = None, catalogue: Catalogue = CATALOGUE) -> None:
+        self.catalogue = catalogue  # with an external registry's ids when one is configured
         self.agreements = agreements
         self.keys = dict(keys)
         self.key_version = key_version
@@ -110,7 +111,7 @@ class Processor:
                ledger_get: Callable[[str], LedgerEntry | None]) -> Result:
         subject = key.decode() if isinstance(key, bytes) else str(key)
         try:
-            name, record = CATALOGUE.decode(value)
+            name, record = self.catalogue.decode(value)
         except InvalidMessage as exc:
             return Result([dead_letter(value, key, source_topic, exc)], invalid=True)
         event_type = str(record.get("event_type", ""))
@@ -132,7 +133,7 @@ class Processor:
         for d in decisions:
             if d.outcome == "shared" and d.record is not None and d.topic is not None:
                 outputs.append(Output(d.topic, d.record["subject_pseudonym"].encode(),
-                                      CATALOGUE.encode(SHARED_TICKET_ORDER, d.record)))
+                                      self.catalogue.encode(SHARED_TICKET_ORDER, d.record)))
                 metrics.ROUTED.labels(partner=d.partner, purpose=d.purpose).inc()
             elif d.outcome == "dropped":
                 metrics.CONSENT_DROPS.labels(partner=d.partner, purpose=d.purpose).inc()
@@ -151,7 +152,7 @@ class Processor:
             for topic, command in erasure_commands(previous, record, self.agreements, keys=self.keys,
                                                    issued_at=datetime.now(UTC)):
                 outputs.append(Output(topic, command["subject_pseudonym"].encode(),
-                                      CATALOGUE.encode(ERASURE_COMMAND, command)))
+                                      self.catalogue.encode(ERASURE_COMMAND, command)))
                 outputs.append(audit_line(record, "erasure_requested", command["reason"],
                                           partner=command["partner"], purpose=purpose,
                                           command_id=command["command_id"]))
