@@ -437,6 +437,32 @@ def import_csv(file: Annotated[Path, typer.Argument(help="The export (CSV; ; or 
         raise typer.Exit(1)
 
 
+connector_app = typer.Typer(help="Vendor connectors that are polled (vendors without webhooks).", no_args_is_help=True)
+app.add_typer(connector_app, name="connector")
+
+
+@connector_app.command("poll")
+def connector_poll(source: Annotated[str, typer.Argument(help="Poll connector: billetweb.")],
+                   venue: Annotated[str, typer.Option(help="Venue id whose account is polled.")],
+                   base_url: Annotated[str, typer.Option(help="Vendor API base URL.")] = "https://www.billetweb.fr/api",
+                   interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 300.0,
+                   once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
+                   bootstrap: Bootstrap = None, data_dir: DataDir = None) -> None:
+    """Poll a vendor API with its persisted cursor; events go through the same validation and producer."""
+    import asyncio
+
+    from producers.poll import run
+
+    try:
+        reports = asyncio.run(run(_settings(data_dir, bootstrap), venue, source, base_url, interval=interval,
+                                  once=once))
+    except TechneError as exc:
+        _fail(exc)
+        return
+    for r in reports:
+        typer.echo(json.dumps({"fetched": r.fetched, "sent": r.sent, "rejected": r.rejected}, ensure_ascii=False))
+
+
 schemas_app = typer.Typer(help="Event catalogue: generated models and docs, compatibility and privacy checks.",
                           no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
@@ -480,7 +506,6 @@ def schemas_check() -> None:
 
 
 app.add_typer(insights_cli.insights_app, name="insights")
-app.add_typer(insights_cli.report_app, name="report")
 app.command("sibil")(insights_cli.sibil)
 app.command("init")(insights_cli.init)
 

@@ -359,4 +359,4 @@ def test_grafana_provisions_the_generated_dashboards(services: dict[str, dict[st
     mounts = dict(v.rsplit(":", 1)[0].split(":", 1) for v in services["grafana"]["volumes"] if v.startswith("./"))
     assert mounts["./deploy/grafana/dashboards"] == entry["options"]["path"]
     assert sorted(p.name for p in (ROOT / "deploy" / "grafana" / "dashboards").glob("*.json")) == [
-        "techne-overview.json", "techne-partner.json"]
+        "insights.json", "techne-overview.json", "techne-partner.json"]  # insights.json: python -m insights.grafana

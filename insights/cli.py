@@ -1,0 +1,272 @@
+"""``techne insights …``, ``techne sibil`` and ``techne init`` (registered by :mod:`techne.cli`).
+
+Heavy modules are imported inside the commands so that ``techne --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from techne.errors import TechneError
+
+insights_app = typer.Typer(
+    help="Shared audience insights on a partner's store, with small-cell protection (k persons per cell at least).",
+    no_args_is_help=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
+Partner = Annotated[str, typer.Option("--partner", help="Partner id whose store is read.")]
+Lang = Annotated[str, typer.Option("--lang", help="fr (default) or en.")]
+AsJson = Annotated[bool, typer.Option("--json", help="One JSON object on the last line.")]
+Season = Annotated[str | None, typer.Option("--season", help="Season, e.g. 2026 or 2026-27 (rows of the release).")]
+Venue = Annotated[str | None, typer.Option("--venue", help="Only rows naming this venue (rows of the release).")]
+
+
+def _settings(data_dir: Path | None = None, bootstrap: str | None = None) -> Any:
+    from techne.settings import Settings
+
+    overrides: dict[str, Any] = {"data_dir": data_dir, "bootstrap": bootstrap}
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _season(text: str | None) -> int | None:
+    if text is None:
+        return None
+    match = re.match(r"^(\d{4})(-\d{2})?$", text.strip())
+    if not match:
+        _fail(TechneError(f"season {text!r}: expected 2026 or 2026-27"))
+        return None
+    return int(match.group(1))
+
+
+def _lang(lang: str) -> str:
+    if lang not in ("fr", "en"):
+        _fail(TechneError(f"--lang {lang!r}: fr or en"))
+    return lang
+
+
+def _release(partner: str, data_dir: Path | None) -> Any:
+    from insights.engine import compute
+
+    try:
+        return compute(_settings(data_dir), partner)
+    except TechneError as exc:
+        _fail(exc)
+
+
+def _show(name: str, partner: str, data_dir: Path | None, as_json: bool, season: str | None, venue: str | None,
+          lang: str) -> None:
+    from insights import render
+
+    chosen, language = _season(season), _lang(lang)
+    release = _release(partner, data_dir)
+    if as_json:
+        typer.echo(json.dumps(render.insight_json(release, name, chosen, venue), ensure_ascii=False))
+    else:
+        typer.echo(render.text(release, name, language, chosen, venue))
+
+
+def _register(name: str, command: str, doc: str) -> None:
+    def show(partner: Partner, data_dir: DataDir = None, as_json: AsJson = False, season: Season = None,
+             venue: Venue = None, lang: Lang = "fr") -> None:
+        _show(name, partner, data_dir, as_json, season, venue, lang)
+
+    show.__doc__ = doc
+    insights_app.command(command)(show)
+
+
+for _name, _command, _doc in (
+    ("overlap", "overlap", "Audience overlap between venues per season (persons at A who also attended B)."),
+    ("loyalty", "loyalty", "First-time vs returning spectators, visit frequency, lapsed spectators, per season."),
+    ("geography", "geography", "Geographic reach: spectators by département, per venue and season."),
+    ("crossover", "crossover", "Discipline crossover: persons who attended two disciplines in a season."),
+    ("lead_time", "lead-time", "Booking lead time (order to performance) by discipline and tariff."),
+    ("conversion", "conversion", "E-mail click followed by an order at the same venue within 7 days."),
+):
+    _register(_name, _command, _doc)
+
+
+@insights_app.command("report")
+def report(partner: Partner, html: Annotated[Path, typer.Option("--html", help="HTML file to write.")],
+           data_dir: DataDir = None, lang: Lang = "fr",
+           season: Annotated[str | None, typer.Option(help="Season of the charts (default: latest).")] = None) -> None:
+    """Write every insight as one self-contained HTML page (charts inline, no network)."""
+    from insights.html import report as render_html
+
+    chosen, language = _season(season), _lang(lang)
+    release = _release(partner, data_dir)
+    html.write_text(render_html(release, language, chosen), encoding="utf-8")
+    typer.echo(f"{'écrit' if language == 'fr' else 'wrote'}: {html}")
+
+
+@insights_app.command("publish")
+def publish_cmd(partner: Partner, data_dir: DataDir = None) -> None:
+    """Write the protected release (published cells only) to <partner>.insights_release, for dashboards."""
+    from insights.engine import compute
+    from insights.publish import TABLE, publish
+
+    written: list[int] = []
+    try:
+        compute(_settings(data_dir), partner, then=lambda store, release: written.append(publish(store, release)))
+    except TechneError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{written[0]} rows in {partner}.{TABLE}")
+
+
+@insights_app.command("views")
+def views_cmd(partner: Partner, data_dir: DataDir = None) -> None:
+    """(Re)create the insight views on the partner's store (aggregate views: k of its agreements) and list them."""
+    from insights import views
+    from insights.engine import open_partner_store, partner_terms
+    from sinks.ddl import database_name
+    from streams.agreements import load_agreements
+
+    settings = _settings(data_dir)
+    try:
+        threshold = partner_terms(load_agreements(settings.agreements_dir), partner)[0]
+        store = open_partner_store(settings, partner)
+        try:
+            available = views.ensure_views(store, database_name(partner), threshold)
+        finally:
+            store.close()
+    except TechneError as exc:
+        _fail(exc)
+        return
+    for name, _ in views.view_statements(database_name(partner), available, threshold):
+        typer.echo(f"{database_name(partner)}.{name}")
+
+
+@insights_app.command("sample")
+def sample_cmd(partner: Partner, data_dir: DataDir = None, persons: int = 2500, seed: int = 11) -> None:
+    """Fill an EMPTY partner store with synthetic shared orders and e-mail clicks, to try the insights."""
+    from insights import sample
+    from sinks.runner import open_store, tables_for
+
+    settings = _settings(data_dir)
+    try:
+        spec = tables_for(settings, partner).orders
+        with open_store(settings, partner) as store:
+            ((rows,),) = store.query(f"SELECT count() FROM {spec.qualified}")  # noqa: S608
+            if int(rows):
+                raise TechneError(f"the store of {partner} already holds {rows} rows: sample data goes to an empty "
+                                  "store only (use another --data-dir)")
+            n_orders, n_clicks = sample.load(store, spec, persons, seed)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{n_orders} orders and {n_clicks} e-mail clicks written to {settings.partner_store_dir(partner)}")
+
+
+def sibil(venue: Annotated[str, typer.Option(help="Venue id (its raw topic raw.<venue> is read).")],
+          quarter: Annotated[str, typer.Option(help="Quarter, e.g. 2026Q4.")],
+          csv: Annotated[Path | None, typer.Option("--csv", help="CSV file (default: <venue>-<quarter>-sibil.csv).")]
+          = None,
+          bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers (default: settings).")] = None,
+          lang: Lang = "fr") -> None:
+    """The quarter's SIBIL ticketing declaration figures per performance (CSV + summary), from the
+    venue's own ticketing events (orders, tickets, cancellations, refunds, exchanges, invitations)."""
+    import asyncio
+
+    from insights import sibil as sib
+    from insights.sibil_source import read_venue_events
+    language = _lang(lang)
+    try:
+        period = sib.Quarter.parse(quarter)
+    except ValueError as exc:
+        _fail(TechneError(str(exc)))
+        return
+    settings = _settings(bootstrap=bootstrap)
+    try:
+        events, coverage = asyncio.run(read_venue_events(settings, venue))
+    except TechneError as exc:
+        _fail(exc)
+        return
+    declaration = sib.declare(events, venue, period)
+    target = csv or Path(f"{venue}-{period}-sibil.csv")
+    target.write_text(sib.to_csv(declaration), encoding="utf-8-sig")
+    typer.echo(sib.summary(declaration, language, coverage.warnings(period, language)))
+    typer.echo(f"CSV: {target}")
+
+
+def _ask(value: Any, interactive: bool, question: str, default: Any = None, **kw: Any) -> Any:
+    if value is not None:
+        return value
+    if not interactive:
+        if default is not None:
+            return default
+        _fail(TechneError(f"missing answer: {question} (give the option, or run without --no-input)"))
+    return typer.prompt(question, default=default, **kw)
+
+
+def init(name: Annotated[str | None, typer.Option(help="Venue name (nom du lieu).")] = None,
+         venue_id: Annotated[str | None, typer.Option("--id", help="Venue id (default: from the name).")] = None,
+         city: Annotated[str | None, typer.Option(help="City (ville).")] = None,
+         tool: Annotated[str | None, typer.Option("--ticketing", help="Ticketing tool (outil de billetterie).")]
+         = None,
+         mode: Annotated[str | None, typer.Option("--connection", help="webhook or csv.")] = None,
+         share: Annotated[list[str] | None, typer.Option(
+             help="partner:purpose[:preset], repeatable; presets: essentiel, montants, territoire.")] = None,
+         no_share: Annotated[bool, typer.Option("--no-share", help="Share nothing for now.")] = False,
+         no_input: Annotated[bool, typer.Option("--no-input", help="Never prompt (fail on a missing answer).")]
+         = False,
+         data_dir: DataDir = None, lang: Lang = "fr") -> None:
+    """Set up a venue (in French by default): its entry in the venue directory, its webhook secret
+    (shown once, kept in a 0600 file) and draft data-sharing agreements; then the next steps."""
+    from insights import onboard
+    from streams.agreements import load_agreements, partners
+
+    language = _lang(lang)
+    fr = language == "fr"
+    interactive = not no_input
+    settings = _settings(data_dir)
+    if interactive:
+        typer.echo("Bienvenue ! Quelques questions pour configurer votre lieu." if fr
+                   else "Welcome! A few questions to set up your venue.")
+    venue_name = _ask(name, interactive, "Nom du lieu" if fr else "Venue name")
+    chosen_id = _ask(venue_id, interactive, "Identifiant court" if fr else "Short id", onboard.slug(venue_name))
+    town = _ask(city, interactive, "Ville" if fr else "City", "")
+    ticketing = _ask(tool, interactive, ("Outil de billetterie" if fr else "Ticketing tool")
+                     + f" ({', '.join(onboard.TOOLS)})", "autre")
+    connection = _ask(mode, interactive, ("Connexion : webhook (envoi automatique) ou csv (export manuel)" if fr
+                                          else "Connection: webhook (automatic) or csv (manual export)"), "csv")
+    shares = [onboard.Share.parse(s) for s in share or []] if not no_share else []
+    if interactive and not share and not no_share:
+        try:
+            known = partners(load_agreements(settings.agreements_dir))
+        except TechneError:
+            known = []
+        typer.echo(("Partenaires connus : " if fr else "Known partners: ") + (", ".join(known) or "—"))
+        wanted = typer.prompt("Avec quels partenaires partager ? (séparés par des virgules, vide : aucun)" if fr
+                              else "Share with which partners? (comma-separated, empty: none)", default="")
+        for partner in [p.strip() for p in wanted.split(",") if p.strip()]:
+            purpose = typer.prompt(f"{partner} — " + ("finalité" if fr else "purpose")
+                                   + f" ({', '.join(onboard.SHAREABLE_PURPOSES)})", default="cross_venue_analytics")
+            for key, text in onboard.PRESET_TEXT[language].items():
+                typer.echo(f"  {key}: {text}")
+            preset = typer.prompt("Données partagées" if fr else "Data shared", default="essentiel")
+            shares.append(onboard.Share(partner, purpose, preset))
+    answers = onboard.Answers(venue_name, chosen_id, town, ticketing, connection, tuple(shares))
+    try:
+        written = onboard.apply(answers, settings.venues_file, settings.agreements_dir, settings.data_dir)
+    except TechneError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"{'Lieu ajouté à' if fr else 'Venue added to'} {written.venues_file}: {answers.venue_id}")
+    typer.echo(("Secret du webhook (affiché une seule fois ; conservé dans " if fr
+                else "Webhook secret (shown once; kept in ") + f"{written.secret_file}, 0600):")
+    typer.echo(f"  {written.secret}")
+    for path in written.drafts:
+        typer.echo(f"{'Projet d’accord' if fr else 'Draft agreement'}: {path}")
+    typer.echo("")
+    typer.echo(onboard.next_steps(answers, written, settings.agreements_dir, language))
+

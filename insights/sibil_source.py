@@ -1,0 +1,116 @@
+"""Where the SIBIL declaration reads from: the venue's own raw topic, ``raw.<venue>``.
+
+Why there, and not a partner's store: the declaration is the venue's legal obligation and counts
+*every* ticket, including those of persons who gave no consent to any sharing; partner stores only
+hold consented, projected, pseudonymized orders of one partner (and are that partner's data). The
+raw topic holds every ticketing event the venue sent (orders, tickets, cancellations, refunds,
+exchanges), in the venue's own perimeter; only aggregates leave this module's caller.
+
+:func:`read_venue_events` reads the topic from its first retained offset to its end offsets at
+the start of the read, as a plain assigned consumer (no consumer group, nothing committed: it
+cannot disturb the worker), decodes each record with the catalogue, keeps ticketing events only
+and drops the subject block at once (:func:`insights.sibil.strip`). :class:`Coverage` says what
+the read could see: when the topic's retention has already deleted events (first offset > 0) or
+the first event is later than the quarter's start, the summary warns that figures may be
+incomplete. Raw topics keep Kafka's default retention (7 days) unless configured otherwise:
+declaring a past quarter needs ``retention.ms`` of at least ~100 days on ``raw.*``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from insights.sibil import PARIS, TICKETING_TYPES, Quarter, strip
+from schemas.codec import CATALOGUE
+from streams.topics import raw_topic
+from techne.errors import InvalidMessage, TechneError
+from techne.kafka_auth import aiokafka_kwargs
+from techne.settings import Settings
+
+
+@dataclass
+class Coverage:
+    records: int = 0
+    ticketing: int = 0
+    undecodable: int = 0
+    truncated: bool = False
+    first_event: datetime | None = None
+
+    def warnings(self, quarter: Quarter, lang: str = "fr") -> list[str]:
+        fr = lang == "fr"
+        out = []
+        if self.truncated:
+            out.append("la rétention du topic a déjà supprimé des événements : chiffres peut-être incomplets"
+                       if fr else "the topic's retention already deleted events: figures may be incomplete")
+        start = datetime.combine(quarter.first_day, datetime.min.time(), tzinfo=PARIS)
+        if self.first_event is not None and self.first_event > start:
+            first = self.first_event.astimezone(PARIS).strftime("%d/%m/%Y")
+            out.append(f"premier événement le {first}, après le début du trimestre : chiffres peut-être incomplets"
+                       if fr else f"first event on {first}, after the quarter's start: figures may be incomplete")
+        if self.undecodable:
+            out.append(f"{self.undecodable} message(s) illisible(s) ignoré(s)" if fr
+                       else f"{self.undecodable} undecodable message(s) skipped")
+        return out
+
+
+def _earliest(current: datetime | None, record: dict[str, Any]) -> datetime | None:
+    at = record.get("occurred_at")
+    if not isinstance(at, datetime):
+        return current
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at if current is None or at < current else current
+
+
+async def read_venue_events(settings: Settings, venue: str, timeout_ms: int = 1000) -> tuple[list[dict[str, Any]],
+                                                                                            Coverage]:
+    """Every ticketing event of ``raw.<venue>`` (stripped), and what the read covered."""
+    topic = raw_topic(venue)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", group_id=None, **aiokafka_kwargs(settings.kafka_auth()))
+    coverage, events = Coverage(), []
+    try:
+        await consumer.start()
+        partitions = await _partitions(settings, topic)
+        if not partitions:
+            raise TechneError(f"topic {topic} does not exist: is {venue!r} a venue of the bus?")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        coverage.truncated = any(starts[tp] > 0 for tp in tps)
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for tp, batch in (await consumer.getmany(*tps, timeout_ms=timeout_ms)).items():
+                for message in batch:
+                    if message.offset >= ends[tp] or message.value is None:
+                        continue
+                    coverage.records += 1
+                    try:
+                        _, record = CATALOGUE.decode(message.value)
+                    except InvalidMessage:
+                        coverage.undecodable += 1
+                        continue
+                    if record.get("event_type") in TICKETING_TYPES:
+                        coverage.ticketing += 1
+                        coverage.first_event = _earliest(coverage.first_event, record)
+                        events.append(strip(record))
+    except KafkaError as exc:
+        raise TechneError(f"cannot read {topic} from {settings.bootstrap}: {exc}") from exc
+    finally:
+        await consumer.stop()
+    return events, coverage
+
+
+async def _partitions(settings: Settings, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **aiokafka_kwargs(settings.kafka_auth()))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for d in described if d["topic"] == topic for p in d["partitions"])
