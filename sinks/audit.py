@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sinks.base import Batch, Store, WriteResult, first_occurrences, insert_token
+from sinks.base import Batch, Store, WriteResult, batches_token, first_occurrences, insert_token
 from sinks.ddl import Column, Row, TableSpec, to_json_each_row
 from techne.errors import InvalidMessage
 
@@ -109,21 +110,29 @@ class AuditHandler:
     def decode(self, value: bytes | None) -> Row:
         return parse(value)
 
-    async def write(self, batch: Batch[Row]) -> WriteResult:
-        return await asyncio.to_thread(self.write_sync, batch)
+    async def write(self, batches: Sequence[Batch[Row]]) -> list[WriteResult]:
+        return await asyncio.to_thread(self.write_sync, batches)
 
-    def write_sync(self, batch: Batch[Row]) -> WriteResult:
-        if not batch.items:
-            return WriteResult()
+    def write_sync(self, batches: Sequence[Batch[Row]]) -> list[WriteResult]:
+        """The batches' new rows in one insert; the offsets already stored are dropped."""
         sql = (
             f"SELECT kafka_offset FROM {SPEC.qualified} WHERE kafka_partition = {{p:UInt32}} "  # noqa: S608
             "AND kafka_offset BETWEEN {lo:UInt64} AND {hi:UInt64}"
         )
-        params = {"p": batch.partition, "lo": batch.offsets[0], "hi": batch.offsets[-1]}
-        stored = {str(o) for (o,) in self.store.query(sql, params)}
-        keep = first_occurrences((str(o) for o in batch.offsets), stored)
-        rows = [{**batch.items[i], "kafka_partition": batch.partition, "kafka_offset": batch.offsets[i]} for i in keep]
+        rows: list[Row] = []
+        results = []
+        for batch in batches:
+            if not batch.items:
+                results.append(WriteResult())
+                continue
+            params = {"p": batch.partition, "lo": batch.offsets[0], "hi": batch.offsets[-1]}
+            stored = {str(o) for (o,) in self.store.query(sql, params)}
+            keep = first_occurrences((str(o) for o in batch.offsets), stored)
+            rows += [{**batch.items[i], "kafka_partition": batch.partition, "kafka_offset": batch.offsets[i]}
+                     for i in keep]
+            results.append(WriteResult(inserted=len(keep), duplicates=len(batch.items) - len(keep)))
         if rows:
-            token = insert_token(batch.token(), (str(r["kafka_offset"]) for r in rows))
+            keys = (f"{r['kafka_partition']}:{r['kafka_offset']}" for r in rows)
+            token = insert_token(batches_token(batches), keys)
             self.store.insert(SPEC.qualified, SPEC.names, to_json_each_row(rows), "JSONEachRow", token)
-        return WriteResult(inserted=len(rows), duplicates=len(batch.items) - len(rows))
+        return results

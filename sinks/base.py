@@ -106,10 +106,16 @@ class Batch(Generic[T]):
         return self.messages
 
 
+def batches_token(batches: Sequence[Batch[Any]]) -> str:
+    """Token of several batches of one topic written together: ``{topic}-{p}-{min}-{max}+...``."""
+    return f"{batches[0].topic}-" + "+".join(f"{b.partition}-{b.min_offset}-{b.max_offset}" for b in batches)
+
+
 @dataclass(frozen=True)
 class Rejected:
     """A message found invalid only when its batch was written (the engine refused it)."""
 
+    partition: int
     offset: int
     error: InvalidMessage
     value: bytes | None

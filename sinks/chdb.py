@@ -108,9 +108,9 @@ def param_text(value: Any) -> str:
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
     if isinstance(value, list | tuple):
         if all(isinstance(v, str) for v in value):
-            joined = "','".join(value)
-            if "'" not in joined and "\\" not in joined:
-                return f"['{joined}']" if value else "[]"
+            plain = "".join(value)
+            if "'" not in plain and "\\" not in plain:  # the usual case: nothing to escape
+                return "['" + "','".join(value) + "']" if value else "[]"
         return "[" + ",".join(_sql_string(v) if isinstance(v, str) else param_text(v) for v in value) + "]"
     raise TypeError(f"unsupported parameter type {type(value).__name__}")
 

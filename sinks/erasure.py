@@ -44,7 +44,7 @@ from sinks import metrics
 from sinks.base import Batch, Params, Store, WriteResult
 from sinks.ddl import quote, to_json_each_row
 from sinks.faults import NO_FAULTS, Faults
-from sinks.framing import SharedRow
+from sinks.framing import Details, SharedFormat, SharedRow
 from sinks.tables import PartnerTables
 from techne.errors import InvalidMessage
 
@@ -116,11 +116,11 @@ def where(command: ErasureCommand) -> tuple[str, Params]:
 Index = dict[tuple[str, str], list[tuple[frozenset[str], int]]]
 
 
-def suppressed(row: SharedRow, index: Index) -> bool:
-    """Pure: true when a tombstone in ``index`` covers ``row`` (same subject and venue, purpose
+def suppressed(occurred_at_us: int, details: Details, index: Index) -> bool:
+    """Pure: true when a tombstone in ``index`` covers the row (same subject and venue, purpose
     among the command's or the command names none, ``occurred_at`` not after the command's)."""
-    for purposes, until_us in index.get((row.subject_pseudonym, row.venue_id), ()):
-        if row.occurred_at_us <= until_us and (not purposes or row.purpose in purposes):
+    for purposes, until_us in index.get((details.subject_pseudonym, details.venue_id), ()):
+        if occurred_at_us <= until_us and (not purposes or details.purpose in purposes):
             return True
     return False
 
@@ -155,10 +155,16 @@ class Tombstones:
                 out.setdefault((subject, venue), []).append((frozenset(purposes), int(until)))
         return out
 
-    def filter(self, rows: Sequence[SharedRow]) -> list[SharedRow]:
-        """``rows`` minus those a tombstone covers."""
-        index = self.index(r.subject_pseudonym for r in rows)
-        return [r for r in rows if not suppressed(r, index)] if index else list(rows)
+    def filter(self, rows: Sequence[SharedRow], shared: SharedFormat) -> list[SharedRow]:
+        """``rows`` minus those a tombstone covers (nothing to read while there is no tombstone)."""
+        if self.any is False or not rows:
+            return list(rows)
+        details = [shared.details(r) for r in rows]
+        index = self.index(d.subject_pseudonym for d in details if d is not None)
+        if not index:
+            return list(rows)
+        return [r for r, d in zip(rows, details, strict=True)
+                if d is None or not suppressed(r.occurred_at_us, d, index)]
 
 
 def audit_value(command: ErasureCommand, rows_deleted: int, now_us: int) -> bytes:
@@ -244,11 +250,12 @@ class EraseHandler:
         self.store.insert(spec.qualified, spec.names, to_json_each_row([row]), "JSONEachRow", token)
         self.tombstones.any = True
 
-    async def write(self, batch: Batch[ErasureCommand]) -> WriteResult:
-        erased = 0
-        for command in batch.items:
-            erased += await self.execute(command)
-        return WriteResult(inserted=erased)
+    async def write(self, batches: Sequence[Batch[ErasureCommand]]) -> list[WriteResult]:
+        results = []
+        for batch in batches:
+            executed = [await self.execute(command) for command in batch.items]
+            results.append(WriteResult(inserted=sum(executed), duplicates=len(executed) - sum(executed)))
+        return results
 
     async def execute(self, command: ErasureCommand) -> int:
         """Execute one command; returns 1 if it was executed now, 0 if it already was."""

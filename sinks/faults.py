@@ -56,14 +56,14 @@ class Faults:
     def hit(self, point: str) -> None:
         """SIGKILL this process if ``point`` is the armed kill point and its turn has come."""
         if point in KILL_POINTS and self.reached(point):
-            kill()
+            kill(point)
 
 
 NO_FAULTS = Faults()
 
 
-def kill() -> None:
-    log.warning("fault injection: SIGKILL")
+def kill(detail: str = "") -> None:
+    log.warning("fault injection: SIGKILL %s", detail)
     logging.shutdown()
     os.kill(os.getpid(), signal.SIGKILL)
 

@@ -2,8 +2,9 @@
 
 Decoding every field of every record in Python (fastavro, then a JSON row) costs several
 times what the engine needs to insert it. Instead the sink reads only the leading fields it
-needs to decide about a record (:class:`SharedRow`: identity, event time, venue, agreement,
-purpose, pseudonym) and hands the untouched Avro body to ClickHouse, which decodes it natively
+needs for every record (:class:`SharedRow`: identity and event time), reads venue, agreement,
+purpose and pseudonym (:meth:`SharedFormat.details`) only for the few rows a retention or
+erasure check needs them for, and hands the untouched Avro body to ClickHouse, which decodes it natively
 (``FORMAT Avro``): :meth:`SharedFormat.container` wraps bodies in an Avro object container
 file with the writer schema in its header, **one record per block**, so a malformed record
 cannot shift how the following ones are read (each block is bounded by its byte size and its
@@ -11,7 +12,7 @@ sync marker).
 
 Contract of :meth:`SharedFormat.parse` (raises :class:`InvalidMessage`, stage ``decode``):
 the value is a Confluent-framed record written with one of the registered versions of the
-shared schema; its leading fields are readable; ``event_id`` is a UUID in canonical text form
+shared schema; its first four fields are readable; ``event_id`` is a UUID in canonical text form
 (``8-4-4-4-12`` hex digits, stored lower-case); ``occurred_at`` and ``received_at`` are within
 the ``DateTime64`` range. The rest of the body is validated by the engine at insert time;
 :mod:`sinks.orders` falls back to a full Python decode of the batch to single out a record the
@@ -31,9 +32,8 @@ import os
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from io import BytesIO
-from typing import Any
+from typing import Any, NamedTuple
 
 import fastavro
 
@@ -46,36 +46,40 @@ _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 # DateTime64(6) holds 1900-01-01 .. 2299-12-31 23:59:59.999999 (microseconds since the epoch).
 TS_MIN_US = -2_208_988_800_000_000
 TS_MAX_US = 10_413_791_999_999_999
-NEEDED = {"event_id": "string", "occurred_at": "long", "received_at": "long", "venue_id": "string",
-          "agreement_id": "string", "purpose": "string", "subject_pseudonym": "string"}
+HOT = {"event_id": "string", "occurred_at": "long", "received_at": "long"}
+NEEDED = {**HOT, "venue_id": "string", "agreement_id": "string", "purpose": "string", "subject_pseudonym": "string"}
 _PLAIN = frozenset({"string", "bytes", "long", "int", "boolean", "float", "double"})
 _SYNC = os.urandom(16)
 _ZIGZAG: list[bytes] = []  # zig-zag varints of small lengths, filled below
 
 
-@dataclass(frozen=True, slots=True)
-class SharedRow:
-    """What the sink knows about one shared record before the engine decodes it."""
+class SharedRow(NamedTuple):
+    """What the sink knows about every shared record before the engine decodes it."""
 
     event_id: str
     occurred_at_us: int
-    venue_id: str
-    agreement_id: str
-    purpose: str
-    subject_pseudonym: str
     schema_id: int
     value: bytes
 
 
-def _prefix_schema(schema: dict[str, Any]) -> Any:
-    """A schema of the fields up to the last needed one, with logical types dropped (plain
+class Details(NamedTuple):
+    """The next leading fields of a shared record, read on demand."""
+
+    venue_id: str
+    agreement_id: str
+    purpose: str
+    subject_pseudonym: str
+
+
+def _prefix_schema(schema: dict[str, Any], needed: dict[str, str]) -> Any:
+    """A schema of the fields up to the last ``needed`` one, with logical types dropped (plain
     strings and longs): reading a record with it decodes only that prefix, in C."""
     names = [f["name"] for f in schema["fields"]]
     missing = set(NEEDED) - set(names)
     if missing:
         raise ValueError(f"{schema.get('name')}: missing leading fields {sorted(missing)}")
     fields = []
-    for field in schema["fields"][: max(names.index(n) for n in NEEDED) + 1]:
+    for field in schema["fields"][: max(names.index(n) for n in needed) + 1]:
         avro = field["type"]
         base = avro.get("type") if isinstance(avro, dict) else avro
         if not isinstance(base, str) or base not in _PLAIN or NEEDED.get(field["name"], base) != base:
@@ -113,10 +117,12 @@ class SharedFormat:
     def __init__(self, catalogue: Catalogue = CATALOGUE, name: str = SHARED_TICKET_ORDER) -> None:
         self.name, self.catalogue = name, catalogue
         self._prefixes: dict[int, Any] = {}
+        self._details: dict[int, Any] = {}
         self._headers: dict[int, bytes] = {}
         self._fields: dict[int, frozenset[str]] = {}
         for entry in catalogue.versions(name):
-            self._prefixes[entry.schema_id] = _prefix_schema(entry.raw)
+            self._prefixes[entry.schema_id] = _prefix_schema(entry.raw, HOT)
+            self._details[entry.schema_id] = _prefix_schema(entry.raw, NEEDED)
             self._headers[entry.schema_id] = _container_header(entry.raw)
             self._fields[entry.schema_id] = frozenset(f["name"] for f in entry.raw["fields"])
 
@@ -148,8 +154,18 @@ class SharedFormat:
         occurred, received = got["occurred_at"], got["received_at"]
         if not TS_MIN_US <= occurred <= TS_MAX_US or not TS_MIN_US <= received <= TS_MAX_US:
             raise InvalidMessage("row", "timestamp_out_of_range", "occurred_at/received_at")
-        return SharedRow(event_id.lower(), occurred, got["venue_id"], got["agreement_id"], got["purpose"],
-                         got["subject_pseudonym"], schema_id, value)
+        return SharedRow(event_id.lower(), occurred, schema_id, value)
+
+    def details(self, row: SharedRow) -> Details | None:
+        """Venue, agreement, purpose and pseudonym of ``row``; ``None`` if they cannot be read
+        (the engine will then refuse the record, see the module contract)."""
+        buf = BytesIO(row.value)
+        buf.seek(_HEADER.size)
+        try:
+            got = fastavro.schemaless_reader(buf, self._details[row.schema_id], None)
+        except Exception:  # fastavro raises many types on corrupt input
+            return None
+        return Details(got["venue_id"], got["agreement_id"], got["purpose"], got["subject_pseudonym"])
 
     def container(self, schema_id: int, rows: Sequence[SharedRow]) -> bytes:
         """An Avro object container of ``rows`` (all written with ``schema_id``), one per block."""

@@ -198,6 +198,7 @@ class SinkLoop:
             self._consumer.pause(*self._consumer.assignment())
         timeout_ms = int(self._poll_timeout(self._clock()) * 1000)
         records = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        await asyncio.sleep(0)  # let the fetcher send the next fetch requests before we decode these
         now = self._clock()
         for tp, messages in records.items():
             if messages:

@@ -15,8 +15,6 @@ Labels: ``partner`` (the audit sink reports as ``_audit``, which no partner id c
 - ``techne_sink_duplicates_skipped_total{partner,table}``: rows already stored, not inserted;
 - ``techne_sink_suppressed_total{partner,reason}``: rows withheld on purpose: ``erased`` (an
   erasure tombstone covers them) or ``expired`` (past retention on arrival);
-- ``techne_sink_unknown_agreement_total{partner}``: batches holding rows of an agreement the
-  sink does not know (stored with the partner's shortest retention);
 - ``techne_sink_undecodable_total{partner,table}``: messages handed to the invalid-message hook;
 - ``techne_sink_erasures_total{partner,outcome}``: erasure commands, ``erased`` / ``already_done``;
 - ``techne_sink_erasure_seconds{partner}``: histogram from the command's ``issued_at`` to done;
@@ -58,9 +56,6 @@ DUPLICATES_SKIPPED = Counter(
 )
 SUPPRESSED = Counter(
     "techne_sink_suppressed_total", "Rows withheld on purpose (erased, expired)", ["partner", "reason"]
-)
-UNKNOWN_AGREEMENT = Counter(
-    "techne_sink_unknown_agreement_total", "Batches with rows of an agreement the sink does not know", ["partner"]
 )
 UNDECODABLE = Counter(
     "techne_sink_undecodable_total", "Messages that could not become rows", ["partner", "table"]

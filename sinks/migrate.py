@@ -53,6 +53,12 @@ def ensure_partner(store: Store, tables: PartnerTables) -> None:
     """Every table of the partner, evolved, with retention shortenings applied; then ``USE`` it."""
     for spec in tables.all:
         ensure_table(store, spec)
+    known = [a for a, _ in tables.retention.days]
+    sql = f"SELECT DISTINCT agreement_id FROM {tables.orders.qualified} WHERE agreement_id NOT IN {{k:Array(String)}}"  # noqa: S608
+    for (unknown,) in store.query(sql, {"k": known}):
+        log.warning("%s: rows under agreement %r, which is not configured: they keep the retention they got "
+                    "(new ones get the shortest, %d days)", tables.orders.qualified, unknown,
+                    tables.retention.default_days)
     for count_sql, update_sql, params in shortened_retention_sql(tables.orders, tables.retention):
         ((stale,),) = store.query(count_sql, params)
         if int(stale):

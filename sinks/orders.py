@@ -1,17 +1,19 @@
 """``partner.<id>.ticketing`` -> the partner's ``ticket_orders`` table (a sink-loop handler).
 
 :meth:`OrdersHandler.decode` is pure (:meth:`sinks.framing.SharedFormat.parse`).
-:meth:`OrdersHandler.write` writes one batch, idempotently:
+:meth:`OrdersHandler.write` writes the batches of several partitions together, idempotently:
 
 1. rows already past their retention (``retain_until <= today``, e.g. a very old redelivery)
    are withheld; so are rows an erasure tombstone covers (:mod:`sinks.erasure`);
 2. rows whose ``event_id`` is already stored, or repeated in the batch, are dropped. The check
-   is exact (each partner store has exactly one writer) and restricted to the batch's
-   ``occurred_at`` range: every copy of an event carries the same event time;
+   is exact (each partner store has exactly one writer): from memory for events newer than
+   the store's content when the process started (:mod:`sinks.recent`), else by a query
+   restricted to the rows' ``occurred_at`` range (every copy of an event carries the same
+   event time);
 3. the rest is inserted as Avro (decoded by the engine), one insert per writer-schema version,
-   each with ``insert_deduplication_token = <topic>-<partition>-<min>-<max>-s<schema>-<digest of
-   the ids>``: a retry whose first attempt landed is dropped by the engine, a retry after a
-   partial landing inserts exactly the remainder;
+   each with ``insert_deduplication_token = <topic>-<partition>-<min>-<max>[+<partition>-...]
+   -s<schema>-<digest of the ids>``: a retry whose first attempt landed is dropped by the
+   engine, a retry after a partial landing inserts exactly the remainder;
 4. if the engine refuses an insert, every row of it is decoded in Python: rows that fail are
    reported as :class:`~sinks.base.Rejected` (the loop hands them to the invalid-message hook
    before committing) and the others are inserted; if none fails, the store is at fault and
@@ -34,11 +36,12 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 from sinks import metrics
-from sinks.base import Batch, Rejected, Store, WriteResult, first_occurrences, insert_token
+from sinks.base import Batch, Rejected, Store, WriteResult, batches_token, first_occurrences, insert_token
 from sinks.ddl import Column, row_from_record
 from sinks.erasure import Tombstones
 from sinks.faults import NO_FAULTS, Faults, kill
 from sinks.framing import SharedFormat, SharedRow
+from sinks.recent import RecentIds
 from sinks.tables import RETAIN_UNTIL, PartnerTables, today
 from techne.errors import InvalidMessage, StoreUnavailable
 
@@ -68,43 +71,79 @@ class OrdersHandler:
         self.shared = shared or SharedFormat()
         self.faults, self._today = faults, clock_today
         self._avro_columns = tuple(c for c in tables.orders.columns if c.name != RETAIN_UNTIL)
-        self._known = dict(tables.retention.days)
-        self._warned: set[str] = set()
+        self.recent = RecentIds()
 
     def decode(self, value: bytes | None) -> SharedRow:
         return self.shared.parse(value)
 
-    async def write(self, batch: Batch[SharedRow]) -> WriteResult:
-        return await asyncio.to_thread(self.write_sync, batch)
+    async def write(self, batches: Sequence[Batch[SharedRow]]) -> list[WriteResult]:
+        return await asyncio.to_thread(self.write_sync, batches)
 
-    def write_sync(self, batch: Batch[SharedRow]) -> WriteResult:
-        rows = batch.items
-        if not rows:
-            return WriteResult()
+    def write_sync(self, batches: Sequence[Batch[SharedRow]]) -> list[WriteResult]:
+        """Write ``batches`` (distinct partitions of the topic) in one insert per schema version."""
+        if not any(b.items for b in batches):
+            return [WriteResult() for _ in batches]
         self.faults.hit("before_insert")
-        retained = self._retained(rows)
-        live = self.tombstones.filter(retained) if retained else retained
         partner = self.tables.partner
-        metrics.SUPPRESSED.labels(partner, "expired").inc(len(rows) - len(retained))
-        metrics.SUPPRESSED.labels(partner, "erased").inc(len(retained) - len(live))
-        existing = self._existing(live)
-        kept = [live[i] for i in first_occurrences((r.event_id for r in live), existing)]
-        rejected = self._insert(batch.token(), kept, batch)
-        inserted = len(kept) - len(rejected)
-        return WriteResult(inserted, len(live) - len(kept), len(rows) - len(live), tuple(rejected))
+        retained = [self._retained(b.items) if b.items else [] for b in batches]
+        everything = [r for rows in retained for r in rows]
+        live_ids = {id(r) for r in self.tombstones.filter(everything, self.shared)}
+        live = [[r for r in rows if id(r) in live_ids] for rows in retained]
+        expired = sum(len(b.items) - len(r) for b, r in zip(batches, retained, strict=True))
+        metrics.SUPPRESSED.labels(partner, "expired").inc(expired)
+        metrics.SUPPRESSED.labels(partner, "erased").inc(len(everything) - len(live_ids))
+        seen = self._stored([r for rows in live for r in rows])
+        kept: list[list[SharedRow]] = []
+        for rows in live:
+            kept.append([rows[i] for i in first_occurrences((r.event_id for r in rows), seen)])
+            seen.update(r.event_id for r in kept[-1])
+        try:
+            rejected = self._insert(batches, [r for rows in kept for r in rows])
+        except BaseException:
+            self.recent.invalidate()  # part of it may have landed: ask the store again next time
+            raise
+        refused = {(x.partition, x.offset) for x in rejected}
+        self.recent.add((r.event_id, r.occurred_at_us) for b, rows in zip(batches, kept, strict=True) for r in rows
+                        if not refused or (b.partition, self._offset(b, r)) not in refused)
+        results = []
+        for batch, rows, live_rows in zip(batches, kept, live, strict=True):
+            bad = [x for x in rejected if x.partition == batch.partition]
+            results.append(WriteResult(len(rows) - len(bad), len(live_rows) - len(rows),
+                                       len(batch.items) - len(live_rows), tuple(bad)))
+        return results
+
+    @staticmethod
+    def _offset(batch: Batch[SharedRow], row: SharedRow) -> int:
+        return next(o for r, o in zip(batch.items, batch.offsets, strict=True) if r is row)
 
     def _retained(self, rows: Sequence[SharedRow]) -> list[SharedRow]:
-        retention, now = self.tables.retention, self._today()
-        for agreement in {r.agreement_id for r in rows} - self._known.keys():
-            metrics.UNKNOWN_AGREEMENT.labels(self.tables.partner).inc()
-            if agreement not in self._warned:
-                self._warned.add(agreement)
-                log.warning("partner %s: rows under unknown agreement %r get the shortest retention (%d days)",
-                            self.tables.partner, agreement, retention.default_days)
-        cutoffs, default = retention.cutoffs(now)
-        if min(r.occurred_at_us for r in rows) >= max(default, *cutoffs.values()):
-            return list(rows)  # the usual case: nothing near the end of its retention
-        return [r for r in rows if r.occurred_at_us >= cutoffs.get(r.agreement_id, default)]
+        """``rows`` minus those past their agreement's retention (an unknown agreement: the shortest)."""
+        cutoffs, default = self.tables.retention.cutoffs(self._today())
+        safe = max(default, *cutoffs.values())
+        if min(r.occurred_at_us for r in rows) >= safe:
+            return list(rows)  # the usual case: nothing near the end of any retention
+        kept = []
+        for row in rows:
+            details = self.shared.details(row) if row.occurred_at_us < safe else None
+            if details is None or row.occurred_at_us >= cutoffs.get(details.agreement_id, default):
+                kept.append(row)
+        return kept
+
+    def _stored(self, rows: Sequence[SharedRow]) -> set[str]:
+        """Event ids of ``rows`` already in the table (see module doc, step 2)."""
+        if self.recent.floor is None:
+            sql = f"SELECT toUnixTimestamp64Micro(max(occurred_at)) FROM {self.tables.orders.qualified}"  # noqa: S608
+            ((watermark,),) = self.store.query(sql)
+            self.recent.reset(int(watermark))
+        found: set[str] = set()
+        unknown: list[SharedRow] = []
+        for row in rows:
+            known = self.recent.known(row.event_id, row.occurred_at_us)
+            if known is None:
+                unknown.append(row)
+            elif known:
+                found.add(row.event_id)
+        return found | self._existing(unknown)
 
     def _existing(self, rows: Sequence[SharedRow]) -> set[str]:
         if not rows:
@@ -116,35 +155,33 @@ class OrdersHandler:
             "WHERE occurred_at BETWEEN fromUnixTimestamp64Micro({lo:Int64}, 'UTC') "
             "AND fromUnixTimestamp64Micro({hi:Int64}, 'UTC') AND event_id IN {ids:Array(UUID)}"
         )
-        ids = sorted({r.event_id for r in rows})
+        ids = list({r.event_id for r in rows})
         found: set[str] = set()
         for start in range(0, len(ids), _ID_CHUNK):
             params = {"lo": lo, "hi": hi, "ids": ids[start : start + _ID_CHUNK]}
             found.update(str(r[0]) for r in self.store.query(sql, params))
         return found
 
-    def _insert(self, batch_token: str, rows: Sequence[SharedRow], batch: Batch[SharedRow]) -> list[Rejected]:
+    def _insert(self, batches: Sequence[Batch[SharedRow]], rows: Sequence[SharedRow]) -> list[Rejected]:
         groups: dict[int, list[SharedRow]] = {}
         for row in rows:
             groups.setdefault(row.schema_id, []).append(row)
         rejected: list[Rejected] = []
         for schema_id, group in sorted(groups.items()):
-            token = f"{batch_token}-s{schema_id}"
+            token = f"{batches_token(batches)}-s{schema_id}"
             if self.faults.reached("during_insert"):
                 self._insert_group(token, schema_id, group[: len(group) // 2])
-                kill()
+                kill(f"during_insert: {len(group) // 2} of {len(group)} rows inserted")
             try:
                 self._insert_group(token, schema_id, group)
             except StoreUnavailable:
-                bad = self._validate(group, batch)
+                bad = self._validate(group, batches)
                 if not bad:
                     raise
-                offsets = {b.offset for b in bad}
-                positions = dict(zip(map(id, batch.items), batch.offsets, strict=True))
-                good = [r for r in group if positions[id(r)] not in offsets]
+                refused = {id(row) for row, _ in bad}
                 log.warning("partner %s: %d rows refused by the engine set aside", self.tables.partner, len(bad))
-                self._insert_group(token, schema_id, good)
-                rejected.extend(bad)
+                self._insert_group(token, schema_id, [r for r in group if id(r) not in refused])
+                rejected.extend(reason for _, reason in bad)
         return rejected
 
     def _insert_group(self, token: str, schema_id: int, rows: Sequence[SharedRow]) -> None:
@@ -157,18 +194,20 @@ class OrdersHandler:
             self.tables.orders.qualified, columns, data, "Avro", insert_token(token, (r.event_id for r in rows))
         )
 
-    def _validate(self, rows: Sequence[SharedRow], batch: Batch[SharedRow]) -> list[Rejected]:
+    def _validate(
+        self, rows: Sequence[SharedRow], batches: Sequence[Batch[SharedRow]]
+    ) -> list[tuple[SharedRow, Rejected]]:
         """Full Python decode of each row: those the engine cannot store faithfully."""
-        positions = dict(zip(map(id, batch.items), batch.offsets, strict=True))
-        bad: list[Rejected] = []
+        where = {id(r): (b.partition, o) for b in batches for r, o in zip(b.items, b.offsets, strict=True)}
+        bad: list[tuple[SharedRow, Rejected]] = []
         for row in rows:
             try:
                 _, record = self.shared.catalogue.decode(row.value)
                 row_from_record(record, columns_of(self._avro_columns, record))
             except InvalidMessage as exc:
-                bad.append(Rejected(positions[id(row)], exc, row.value))
+                partition, offset = where[id(row)]
+                bad.append((row, Rejected(partition, offset, exc, row.value)))
         return bad
-
 
 def columns_of(columns: Sequence[Column], record: dict[str, object]) -> list[Column]:
     """The columns a decoded record provides (a record of an older version lacks later fields)."""

@@ -18,6 +18,7 @@ reports call.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -80,10 +81,17 @@ def open_audit_store(settings: Settings) -> ChdbStore:
     return store
 
 
+GC_THRESHOLD = (100_000, 50, 100)
+"""A sink allocates a few short-lived, acyclic objects per message: collecting generation 0
+every 700 allocations (the default) costs it about a third of its decoding time."""
+
+
 def _setup(settings: Settings) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     techne_metrics.serve(settings.metrics_port, settings.metrics_host)
+    gc.freeze()  # what is loaded so far lives as long as the process
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def _serve(name: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> None:

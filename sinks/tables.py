@@ -40,7 +40,8 @@ from datetime import UTC, date, datetime, timedelta
 from schemas.codec import CATALOGUE, Catalogue
 from schemas.models import SHARED_TICKET_ORDER
 from sinks.ddl import Column, TableSpec, columns_from_avro, database_name, quote
-from streams.agreements import PROJECTABLE, Agreement
+from streams.agreements import Agreement
+from streams.steps.pseudonymize import ALWAYS
 from techne.errors import ConfigError
 
 TICKET_ORDERS = "ticket_orders"
@@ -138,7 +139,7 @@ def partner_tables(
     retention = Retention.of(mine)
     allowed = set().union(*(a.allowed_fields for a in mine))
     all_columns = tuple(columns) if columns is not None else shared_columns()
-    projected = tuple(c for c in all_columns if c.name not in PROJECTABLE or c.name in allowed)
+    projected = tuple(c for c in all_columns if c.name in ALWAYS or c.name in allowed)
     retain = Column(RETAIN_UNTIL, "Date", "date", default_sql=retention.default_sql())
     orders = TableSpec(
         database,

@@ -28,7 +28,7 @@ AGREEMENT_ID = "dsa-test"
 
 
 def write_agreement(directory: Path, partner: str, *, agreement_id: str = AGREEMENT_ID, retention_days: int = 400,
-                    allowed: Iterable[str] = ("production", "performance_id", "quantity", "postal_code")) -> Path:
+                    allowed: Iterable[str] = ("production", "performance_id", "quantity", "departement")) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{agreement_id}-{partner}.yaml"
     path.write_text(yaml.safe_dump({
@@ -48,7 +48,7 @@ def shared_record(i: int, *, at: datetime | None = None, subject: str | None = N
         "event_id": str(uuid.uuid4()), "event_type": "ticket.order_placed", "occurred_at": at,
         "received_at": at + timedelta(seconds=1), "venue_id": venue, "agreement_id": agreement_id,
         "purpose": purpose, "subject_pseudonym": subject or f"{i:064x}", "pseudonym_key_version": 1,
-        "postal_code": f"{69000 + i % 10:05d}", "production": "Carmen", "performance_id": f"perf-{i % 7}",
+        "departement": f"{69 + i % 10}", "production": "Carmen", "performance_id": f"perf-{i % 7}",
         "quantity": 1 + i % 4, "amount_minor": 4400, "currency": "EUR",
     }
     record.update(extra)
@@ -86,6 +86,17 @@ def spawn_sink(partner: str, env: dict[str, str], log: Path, *extra_env: tuple[s
         args = ["sink", "--audit"] if partner == "--audit" else ["sink", "--partner", partner]
         return subprocess.Popen([sys.executable, "-m", "techne.cli", *args], cwd=REPO, env=full,
                                 stdout=out, stderr=subprocess.STDOUT)
+
+
+async def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of the offsets ``group`` committed on ``topic`` (messages it is done with)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0)
+    finally:
+        await admin.close()
 
 
 async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:

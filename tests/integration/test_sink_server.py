@@ -96,8 +96,8 @@ def test_schema_is_the_shared_ddl(store: ServerStore) -> None:
 
 def test_retried_batch_is_stored_once(store: ServerStore) -> None:
     batch = batch_of(rows(200))
-    assert handler(store).write_sync(batch).inserted == 200
-    assert handler(store).write_sync(batch).duplicates == 200
+    assert handler(store).write_sync([batch])[0].inserted == 200
+    assert handler(store).write_sync([batch])[0].duplicates == 200
     assert counts(store) == (200, 200)
 
 
@@ -119,7 +119,7 @@ def test_erasure_statements_run_through_the_client(store: ServerStore) -> None:
     subject = "c" * 64
     t0 = datetime.now(UTC) - timedelta(hours=1)
     h = handler(store)
-    h.write_sync(batch_of(rows(4, at=t0 - timedelta(minutes=1), subject=subject) + rows(3)))
+    h.write_sync([batch_of(rows(4, at=t0 - timedelta(minutes=1), subject=subject) + rows(3))])[0]
     published: list[bytes] = []
 
     async def publish(key: bytes, value: bytes) -> None:
@@ -130,7 +130,7 @@ def test_erasure_statements_run_through_the_client(store: ServerStore) -> None:
     assert asyncio.run(eraser.execute(command)) == 1
     assert asyncio.run(eraser.execute(command)) == 0
     assert counts(store) == (3, 3) and len(published) == 1
-    assert h.write_sync(batch_of(rows(1, at=t0 - timedelta(minutes=2), subject=subject), 50)).suppressed == 1
+    assert h.write_sync([batch_of(rows(1, at=t0 - timedelta(minutes=2), subject=subject), 50)])[0].suppressed == 1
 
 
 def test_partner_database_is_current_after_ensure(store: ServerStore) -> None:

@@ -131,7 +131,8 @@ def test_evolved_schema_field_with_default_gets_a_sql_default() -> None:
     evolved = dict(CATALOGUE.entry(SHARED_TICKET_ORDER).raw)
     evolved["fields"] = [*evolved["fields"], {"name": "seat_zone", "type": "string", "default": "it's"}]
     cols = ddl.columns_from_avro(evolved)
-    spec = partner_tables("opera-lyon", [agreement()], cols).orders
+    wide = Agreement.model_construct(**(agreement().model_dump() | {"allowed_fields": ["quantity", "seat_zone"]}))
+    spec = partner_tables("opera-lyon", [wide], cols).orders
     (statement,) = ddl.add_missing_columns_sql(spec, set(spec.names) - {"seat_zone"})
     assert statement.endswith("`seat_zone` String DEFAULT 'it\\'s'")
 

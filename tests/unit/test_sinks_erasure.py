@@ -13,7 +13,7 @@ from schemas.codec import CATALOGUE
 from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER
 from sinks import audit
 from sinks.erasure import ErasureCommand, audit_value, micros, parse_command, suppressed, where
-from sinks.framing import SharedRow
+from sinks.framing import Details
 from techne.errors import InvalidMessage
 
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -29,8 +29,9 @@ def command_record(**overrides: Any) -> dict[str, Any]:
     return out
 
 
-def row(at: datetime, purpose: str = "marketing", subject: str = "s" * 64, venue: str = "opera-lyon") -> SharedRow:
-    return SharedRow(str(uuid.uuid4()), micros(at), venue, "dsa", purpose, subject, 2001, b"")
+def row(at: datetime, purpose: str = "marketing", subject: str = "s" * 64,
+        venue: str = "opera-lyon") -> tuple[int, Details]:
+    return micros(at), Details(venue, "dsa", purpose, subject)
 
 
 def test_parse_command() -> None:
@@ -63,11 +64,11 @@ def test_where_names_purposes_only_when_the_command_does() -> None:
 def test_tombstones_cover_older_rows_of_the_subject_venue_and_purposes() -> None:
     index = {("s" * 64, "opera-lyon"): [(frozenset({"marketing"}), micros(T0))],
              ("t" * 64, "opera-lyon"): [(frozenset(), micros(T0))]}
-    assert suppressed(row(T0), index)
-    assert not suppressed(row(datetime(2026, 5, 1, 12, 0, 0, 1, tzinfo=UTC)), index)  # after the withdrawal
-    assert not suppressed(row(T0, purpose="research"), index)
-    assert not suppressed(row(T0, venue="chaillot"), index)
-    assert suppressed(row(T0, purpose="research", subject="t" * 64), index)  # no purposes: all
+    assert suppressed(*row(T0), index)
+    assert not suppressed(*row(datetime(2026, 5, 1, 12, 0, 0, 1, tzinfo=UTC)), index)  # after the withdrawal
+    assert not suppressed(*row(T0, purpose="research"), index)
+    assert not suppressed(*row(T0, venue="chaillot"), index)
+    assert suppressed(*row(T0, purpose="research", subject="t" * 64), index)  # no purposes: all
 
 
 def test_audit_value_has_the_decision_shape_plus_erasure_facts() -> None:

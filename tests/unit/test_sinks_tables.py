@@ -57,17 +57,18 @@ def test_only_projected_columns_plus_the_always_present_ones() -> None:
     assert danse[: len(always)] == always and danse[-1] == RETAIN_UNTIL
     assert set(danse) - set(always) - {RETAIN_UNTIL} == {"production", "performance_id", "performance_at",
                                                          "discipline", "tariff", "channel", "quantity"}
-    assert "postal_code" not in danse and "amount_minor" not in danse and "order_id" not in danse
-    assert "postal_code" in obs and "amount_minor" in obs
+    assert "departement" not in danse and "amount_minor" not in danse
+    assert {"departement", "age_band", "amount_minor"} <= set(obs)
+    assert "postal_code" not in obs and "order_id" not in obs  # never shared raw: no column at all
 
 
 def test_several_agreements_widen_the_projection_and_keep_their_retentions() -> None:
     tables = partner_tables("p1", [
         agreement(),
-        agreement(id="dsa-b", allowed_fields=["postal_code"], retention_days=400),
+        agreement(id="dsa-b", allowed_fields=["departement"], retention_days=400),
         agreement(id="other", partner="p2", allowed_fields=["currency"]),
     ])
-    assert {"quantity", "postal_code"} <= set(tables.orders.names) and "currency" not in tables.orders.names
+    assert {"quantity", "departement"} <= set(tables.orders.names) and "currency" not in tables.orders.names
     assert tables.retention == Retention((("dsa-a", 30), ("dsa-b", 400)), 30)
     assert tables.retention.max_days == 400
     assert tables.orders.column(RETAIN_UNTIL).default_sql == (
@@ -111,7 +112,9 @@ def test_parse_reads_what_the_full_decoder_reads(venue: str, agreement_id: str, 
                  occurred_at=at, postal_code=postal, quantity=quantity)
     value = CATALOGUE.encode(SHARED_TICKET_ORDER, rec)
     row, full = SHARED.parse(value), decode_row(value)
-    assert (row.event_id, row.venue_id, row.agreement_id, row.purpose, row.subject_pseudonym) == (
+    details = SHARED.details(row)
+    assert details is not None
+    assert (row.event_id, details.venue_id, details.agreement_id, details.purpose, details.subject_pseudonym) == (
         full["event_id"], full["venue_id"], full["agreement_id"], full["purpose"], full["subject_pseudonym"])
     assert (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=row.occurred_at_us)).strftime(
         "%Y-%m-%d %H:%M:%S.%f") == full["occurred_at"]
@@ -170,3 +173,23 @@ def test_parse_rejects_other_schemas() -> None:
     with pytest.raises(InvalidMessage) as info:
         SHARED.parse(consent_value())
     assert info.value.reason == "unexpected_schema"
+
+
+# --- recent ids -------------------------------------------------------------------------------
+
+
+def test_recent_ids_answer_above_the_floor_only() -> None:
+    from sinks.recent import MINUTE_US, RecentIds
+
+    recent = RecentIds(max_ids=3)
+    assert recent.known("a", 10) is None  # no watermark yet: ask the store
+    recent.reset(watermark_us=100)
+    assert recent.known("a", 100) is None  # at or below the watermark: ask the store
+    assert recent.known("a", 101) is False
+    recent.add([("a", 101), ("b", 102), ("old", 50)])
+    assert recent.known("a", 101) is True and recent.known("b", 102) is True and len(recent) == 2
+    recent.add([("c", MINUTE_US + 5), ("d", 2 * MINUTE_US + 5)])  # 4 ids > 3: the oldest minute goes
+    assert recent.floor == MINUTE_US - 1 and len(recent) == 2
+    assert recent.known("a", 101) is None and recent.known("c", MINUTE_US + 5) is True
+    recent.invalidate()
+    assert recent.known("c", MINUTE_US + 5) is None
