@@ -2,12 +2,17 @@
 
 Idempotent (``enable_idempotence=True``), ``acks=all``: :meth:`EventProducer.send` returns
 only once the broker acknowledged the write on all in-sync replicas, or raises
-:class:`ProduceFailed` after ``timeout`` seconds. Nothing here retries forever.
+:class:`ProduceFailed` after ``timeout`` seconds. :meth:`EventProducer.enqueue` hands a record
+to the client and returns the future of its acknowledgement, for callers that send many records
+before waiting (batches, spool replay). Note that aiokafka's idempotent producer keeps retrying
+a record that already left the buffer until the broker acknowledges it: a future that outlived
+its caller's deadline may still succeed later (the spool relies on that, see spool.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -31,9 +36,14 @@ class EventProducer:
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
+
     async def start(self) -> None:
+        """Connect (raises aiokafka's ``KafkaError`` when no broker answers)."""
         # aiokafka binds to the running loop, so the client is created here, not in __init__.
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             enable_idempotence=True,
@@ -42,12 +52,31 @@ class EventProducer:
             request_timeout_ms=int(self.timeout * 1000),
             **aiokafka_kwargs(self._auth),
         )
-        await self._producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+    async def enqueue(self, topic: str, key: bytes, value: bytes,
+                      headers: list[tuple[str, bytes]] | None = None) -> asyncio.Future[Any]:
+        """Hand one record to the client; return the future of the broker's acknowledgement
+        (its result: RecordMetadata). Waiting for metadata or buffer space is bounded by the
+        client's own request timeout (``timeout``), so a record is either handed over (and its
+        future will settle) or not at all: callers must not cancel this coroutine half-way."""
+        if self._producer is None:
+            raise ProduceFailed("producer not started")
+        try:
+            fut: asyncio.Future[Any] = await self._producer.send(topic, value=value, key=key, headers=headers or [])
+        except KafkaError as exc:
+            raise ProduceFailed(f"{topic}: {type(exc).__name__}") from exc
+        return fut
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
         """Write one record and wait for the broker's acknowledgement."""

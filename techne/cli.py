@@ -379,8 +379,20 @@ def bench_codec(events: int = 20_000, rounds: int = 5,
     bench_main(events, rounds, as_json)
 
 
+@bench_app.command("ingest")
+def bench_ingest(events: int = 20_000, singles: int = 5_000, concurrency: int = 32,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Gateway batch events/s and single-event requests/s over loopback HTTP vs a bare aiokafka producer."""
+    from producers.bench import main as bench_main
+
+    try:
+        bench_main(events, singles, concurrency, as_json)
+    except TechneError as exc:
+        _fail(exc)
+
+
 @bench_app.command("sink")
-def bench_sink(rows: int = 200_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def bench_sink(rows: int = 240_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Partner topic -> chDB rows/s through a real sink process vs a direct chDB bulk insert (baseline)."""
     from sinks.bench import main as bench_main
 

@@ -16,6 +16,7 @@ from techne.local import LocalKafka
 from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES, Settings
 from techne.stack import Stack, generate_secrets
 from techne.venues import load_venues
+from tests.producer_env import PRODUCER_ENV
 
 
 @dataclass
@@ -59,7 +60,7 @@ def bus(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     venues = sorted(load_venues(DEFAULT_VENUES))
     partner_ids = partners(load_agreements(DEFAULT_AGREEMENTS, set(venues)))
     env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": kafka.bootstrap, "TECHNE_DATA_DIR": str(data_dir),
-           "TECHNE_SINK_BATCH_SECONDS": "0.3"}
+           "TECHNE_SINK_BATCH_SECONDS": "0.3", **PRODUCER_ENV}
     settings = Settings(data_dir=data_dir, bootstrap=kafka.bootstrap)
     asyncio.run(ensure_topics(kafka.bootstrap, bus_topics(venues, partner_ids), settings.partitions))
     stack = Stack(env, data_dir / "logs")

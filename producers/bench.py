@@ -1,0 +1,176 @@
+"""``techne bench ingest``: the gateway over real HTTP on loopback vs a bare aiokafka producer.
+
+On a fresh local broker, the same N ticket orders are written three ways, each to its own raw
+topic of a venue of ``deploy/venues.yaml``:
+
+1. ``aiokafka_producer`` (baseline, in this process): a bare idempotent ``acks=all`` aiokafka
+   producer sending the records already encoded (validation and encoding not timed);
+2. ``gateway_batch``: ``POST /events/batch`` with 100-event JSON arrays, ``concurrency`` requests
+   in flight, to the real gateway (``techne gateway``, a child process);
+3. ``gateway_single``: one event per ``POST /events`` request, ``concurrency`` connections.
+
+Requests are built and signed before the clock starts, and sent by a minimal keep-alive HTTP/1.1
+client on asyncio streams, so the figures measure the gateway rather than the load generator.
+Each figure counts from the first request to the last answer (202 only: anything else fails the
+bench). ``gateway_single_requests_per_cpu_s`` divides the single requests by the CPU time the
+gateway process used meanwhile (from ``/proc``): its rate on one dedicated core, since on a small
+machine the gateway shares the cores with the broker and the load generator. The gateway's peak
+RSS is its ``VmHWM`` from ``/proc``. ``ratio_vs_aiokafka_producer`` is
+batch events/s over the baseline's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from producers.gateway.signatures import sign
+from producers.ingest import derived_event_id, prepare
+from streams.topics import ensure_topics, raw_topic
+from techne.local import LocalKafka
+from techne.settings import DEFAULT_VENUES
+from techne.stack import Stack, generate_secrets
+from techne.traffic import generate
+from techne.venues import load_venues
+
+BATCH = 100
+BASELINE_VENUE, BATCH_VENUE, SINGLE_VENUE = "opera-lyon", "chaillot", "gemeaux"
+
+
+def _orders(n: int, venue: str) -> list[dict[str, Any]]:
+    """``n`` realistic ticket orders (the generator's, any venue's programme), fresh event ids."""
+    out = [{**ev.payload, "event_id": str(uuid.uuid4())} for ev in generate(int(n * 1.5) + 50, seed=3,
+                                                                             invalid_share=0.0)
+           if ev.kind == "order"]
+    assert len(out) >= n, venue
+    return out[:n]
+
+
+async def baseline(bootstrap: str, records: Sequence[tuple[str, bytes, bytes]]) -> float:
+    """Events/s of a bare aiokafka producer sending pre-encoded records (same settings as ours)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value=value, key=key) for topic, key, value in records]
+        await asyncio.gather(*futures)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+def _request(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", f"host: 127.0.0.1:{port}", f"content-length: {len(body)}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _fire(port: int, requests: Sequence[bytes], concurrency: int) -> tuple[float, dict[int, int]]:
+    """Send every request over ``concurrency`` keep-alive connections; (seconds, answers by status)."""
+    queue = list(reversed(requests))
+    statuses: dict[int, int] = {}
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while queue:
+                writer.write(queue.pop())
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                await reader.readexactly(length)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return time.perf_counter() - started, statuses
+
+
+def _signed(port: int, path: str, body: bytes, secret: str, content_type: str = "application/json") -> bytes:
+    headers = {"content-type": content_type,
+               **sign(body, secret=secret, msg_id=f"msg_{uuid.uuid4().hex}", timestamp=time.time())}
+    return _request(port, path, body, headers)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run(events: int, singles: int, concurrency: int) -> dict[str, Any]:
+    venues = sorted(load_venues(DEFAULT_VENUES))
+    with tempfile.TemporaryDirectory(prefix="techne-bench-ingest-") as tmp:
+        root = Path(tmp)
+        broker = LocalKafka(root / "kafka")
+        broker.start()
+        stack: Stack | None = None
+        try:
+            asyncio.run(ensure_topics(broker.bootstrap, [raw_topic(v) for v in venues], 3))
+            env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": broker.bootstrap,
+                   "TECHNE_DATA_DIR": str(root / "data")}
+            secrets = {v: s[0] for v, s in json.loads(env["TECHNE_VENUE_SECRETS"]).items()}
+            key = env["TECHNE_SUBJECT_KEY"].encode()
+            base = [prepare(p, venue_id=BASELINE_VENUE, subject_key=key, auth="bench",
+                            fallback_id=derived_event_id(BASELINE_VENUE, str(i)))
+                    for i, p in enumerate(_orders(events, BASELINE_VENUE))]
+            baseline_eps = asyncio.run(baseline(broker.bootstrap, [(r.topic, r.key, r.value) for r in base]))
+
+            stack = Stack(env, root / "logs")
+            port = int(stack.start_gateway().rsplit(":", 1)[1])
+            gateway_pid = stack.services["gateway"].proc.pid
+            warm = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(), secrets[SINGLE_VENUE])
+                    for p in _orders(200, SINGLE_VENUE)]
+            asyncio.run(_fire(port, warm, concurrency))  # connections, imports, producer metadata
+
+            orders = _orders(events, BATCH_VENUE)
+            batches = [_signed(port, f"/v1/venues/{BATCH_VENUE}/events/batch",
+                               json.dumps(orders[i:i + BATCH]).encode(), secrets[BATCH_VENUE])
+                       for i in range(0, len(orders), BATCH)]
+            batch_s, batch_status = asyncio.run(_fire(port, batches, min(concurrency, 8)))
+            single = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(),
+                              secrets[SINGLE_VENUE]) for p in _orders(singles, SINGLE_VENUE)]
+            cpu_before = _cpu_s(gateway_pid)
+            single_s, single_status = asyncio.run(_fire(port, single, concurrency))
+            single_cpu = _cpu_s(gateway_pid) - cpu_before
+            rss = _peak_rss_mib(gateway_pid)
+        finally:
+            if stack is not None:
+                stack.stop_all()
+            broker.stop()
+    if set(batch_status) != {202} or set(single_status) != {202}:
+        raise RuntimeError(f"unexpected answers: batch {batch_status}, single {single_status}")
+    batch_eps = len(orders) / batch_s
+    return {"events": len(orders), "batch_size": BATCH, "single_requests": len(single), "concurrency": concurrency,
+            "aiokafka_producer_events_per_s": round(baseline_eps), "gateway_batch_events_per_s": round(batch_eps),
+            "gateway_single_requests_per_s": round(len(single) / single_s),
+            "gateway_single_requests_per_cpu_s": round(len(single) / max(single_cpu, 1e-9)),
+            "ratio_vs_aiokafka_producer": round(batch_eps / baseline_eps, 3),
+            "gateway_peak_rss_mib": round(rss, 1), "cpus": os.cpu_count()}
+
+
+def main(events: int, singles: int, concurrency: int, as_json: bool) -> None:
+    figures = run(events, singles, concurrency)
+    if not as_json:
+        for name, value in figures.items():
+            print(f"{name:34} {value}")
+    print(json.dumps(figures) if as_json else "")

@@ -1,0 +1,176 @@
+"""CSV mapping profiles (``deploy/import-profiles/<name>.yaml``) and value conversion (pure).
+
+A profile says how to read one kind of export (encoding, separator, date formats, time zone)
+and how to build one canonical event from each row: ``fields`` maps an event field path
+(``customer.email``, ``quantity``…) to a ``column`` of the file (or a constant ``value``), with a
+``type`` and an optional ``map`` of the vendor's labels to the catalogue's symbols.
+
+Types: ``str`` (default), ``int``, ``money`` (``"1 234,50 €"`` -> 123450 minor units), ``decimal``
+(``"5,5"`` -> 5.5), ``datetime`` (French formats such as ``25/12/2026 20:30`` or ``25 déc. 2026
+20h30``, in the profile's time zone), ``date``, ``bool`` (oui/non, 1/0, x). An empty cell leaves the
+field out. :func:`convert` raises :class:`CellError` with a reason (never the cell's value).
+
+``id_columns`` name the vendor ids that identify a row (order id, ticket id…): the event id is
+uuid5 of venue + event type + those values, so importing the same file twice yields the same ids.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from techne.errors import ConfigError
+from techne.settings import REPO_ROOT
+
+PROFILE_DIR = REPO_ROOT / "deploy" / "import-profiles"
+MONTHS = {"janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fevr": 2, "mars": 3, "avril": 4,
+          "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "août": 8, "aout": 8, "septembre": 9, "sept": 9,
+          "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "décembre": 12, "decembre": 12, "déc": 12, "dec": 12}
+_MONTH_RE = re.compile(r"\b(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?(?=\s|$)", re.IGNORECASE)
+TRUE, FALSE = {"oui", "o", "yes", "y", "1", "x", "vrai", "true"}, {"non", "n", "no", "0", "", "faux", "false"}
+
+
+class CellError(ValueError):
+    """A cell cannot be converted; the message is a reason safe to print (no cell value)."""
+
+
+class FieldSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    column: str | None = None
+    value: Any = None
+    type: Literal["str", "int", "money", "decimal", "datetime", "date", "bool"] = "str"
+    map: dict[str, Any] | None = None
+    default: Any = None
+
+    @model_validator(mode="after")
+    def _source(self) -> FieldSpec:
+        if (self.column is None) == (self.value is None):
+            raise ValueError("give exactly one of column or value")
+        return self
+
+
+class Profile(BaseModel):
+    """One mapping profile, validated at load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    description: str = ""
+    event_type: str
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "latin-1", "cp1252"] = "auto"
+    delimiter: str = Field(";", min_length=1, max_length=1)
+    date_formats: list[str] = Field(default_factory=lambda: ["%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y"])
+    timezone: str = "Europe/Paris"
+    source_system: str = "csv-import"
+    id_columns: list[str] = Field(min_length=1)
+    fields: dict[str, FieldSpec]
+
+    @property
+    def columns(self) -> set[str]:
+        return {s.column for s in self.fields.values() if s.column} | set(self.id_columns)
+
+    def column_of(self, field_path: str) -> str:
+        """The column a failing event field came from (the field path itself if constant or unknown)."""
+        spec = self.fields.get(field_path)
+        return spec.column if spec and spec.column else field_path
+
+
+def load_profile(name_or_path: str, directory: Path = PROFILE_DIR) -> Profile:
+    """A profile by name (``deploy/import-profiles/<name>.yaml``) or path; :class:`ConfigError` if invalid."""
+    path = Path(name_or_path) if name_or_path.endswith((".yaml", ".yml")) else directory / f"{name_or_path}.yaml"
+    try:
+        return Profile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        known = sorted(p.stem for p in directory.glob("*.yaml"))
+        raise ConfigError(f"no import profile '{name_or_path}' (known: {', '.join(known)})") from None
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def decode(data: bytes, encoding: str) -> str:
+    """File bytes as text: ``auto`` = UTF-8 (BOM or not), else Windows-1252 (Latin-1 with €)."""
+    if encoding != "auto":
+        return data.decode("utf-8-sig" if encoding == "utf-8" else encoding)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
+def _number(raw: str) -> Decimal:
+    cleaned = raw.replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("€", "").replace("EUR", "")
+    if "," in cleaned:
+        cleaned = cleaned.replace(".", "").replace(",", ".")  # 1.234,50 -> 1234.50
+    try:
+        return Decimal(cleaned)
+    except InvalidOperation:
+        raise CellError("not a number") from None
+
+
+def _datetime(raw: str, profile: Profile) -> datetime:
+    text = _MONTH_RE.sub(lambda m: f"{MONTHS[m.group(1).lower()]:02d}", raw.strip())
+    text = re.sub(r"(\d{1,2})\s+(\d{2})\s+(\d{4})", r"\1/\2/\3", text)  # 25 12 2026 (from a month name)
+    text = re.sub(r"(\d{1,2})h(\d{2})?", lambda m: f"{m.group(1)}:{m.group(2) or '00'}", text)
+    text = re.sub(r"\s+(à|a)\s+", " ", text)
+    for fmt in profile.date_formats:
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return parsed.replace(tzinfo=ZoneInfo(profile.timezone)) if parsed.tzinfo is None else parsed
+    raise CellError(f"not a date/time in the formats {', '.join(profile.date_formats)}")
+
+
+def convert(raw: str, spec: FieldSpec, profile: Profile) -> Any:
+    """The value of one field from its cell; None leaves the field out."""
+    raw = raw.strip()
+    if spec.map is not None and raw:
+        mapped = spec.map.get(raw, spec.map.get(raw.lower()))
+        if mapped is None and spec.default is None:
+            raise CellError(f"unknown label (known: {', '.join(sorted(map(str, spec.map))[:12])})")
+        return mapped if mapped is not None else spec.default
+    if not raw:
+        return spec.default
+    if spec.type == "str":
+        return raw
+    if spec.type == "int":
+        value = _number(raw)
+        if value != value.to_integral_value():
+            raise CellError("not a whole number")
+        return int(value)
+    if spec.type == "money":
+        return int((_number(raw) * 100).quantize(Decimal(1)))
+    if spec.type == "decimal":
+        return float(_number(raw))
+    if spec.type == "bool":
+        if raw.lower() not in TRUE | FALSE:
+            raise CellError("not a yes/no value")
+        return raw.lower() in TRUE
+    moment = _datetime(raw, profile)
+    return moment.date() if spec.type == "date" else moment.isoformat()
+
+
+def build_event(row: dict[str, str], profile: Profile) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The event payload of one row and its cell errors ``[(column, reason)]``."""
+    event: dict[str, Any] = {"type": profile.event_type, "source_system": profile.source_system}
+    errors: list[tuple[str, str]] = []
+    for path, spec in profile.fields.items():
+        try:
+            value = spec.value if spec.column is None else convert(row.get(spec.column, ""), spec, profile)
+        except CellError as exc:
+            errors.append((spec.column or path, str(exc)))
+            continue
+        if value is None:
+            continue
+        target = event
+        *parents, leaf = path.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value.isoformat() if isinstance(value, date) else value
+    return event, errors

@@ -1,0 +1,101 @@
+"""Run a poll connector (``techne connector poll``): fetch, validate, produce, then save the cursor.
+
+Each round: the connector fetches what changed since its cursor; every mapped event goes
+through :func:`producers.ingest.prepare` (event id = uuid5 of venue + source + object key + state)
+and the one :class:`EventProducer`; the cursor is saved only once Kafka acknowledged every
+event of the round. A mapped event that does not fit the catalogue is reported (key and field
+paths) and counted, and does not hold the cursor back (polling again would not fix it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+from producers.adapters import POLL
+from producers.adapters.billetweb import Billetweb
+from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
+from producers.kafka import EventProducer, ProduceFailed
+from techne import metrics
+from techne.errors import ConfigError, TechneError
+from techne.settings import Settings
+
+log = logging.getLogger("techne.poll")
+
+
+@dataclass
+class PollReport:
+    fetched: int = 0
+    sent: int = 0
+    rejected: list[dict[str, object]] = field(default_factory=list)
+
+
+def connector_for(settings: Settings, venue_id: str, source: str, base_url: str) -> Billetweb:
+    if source not in POLL:
+        raise ConfigError(f"no poll connector '{source}' (known: {', '.join(sorted(POLL))})")
+    secrets = settings.source_secrets.get(venue_id, {}).get(source, [])
+    if not secrets or ":" not in secrets[0].get_secret_value():
+        raise ConfigError(f"TECHNE_SOURCE_SECRETS needs {{\"{venue_id}\": {{\"{source}\": [\"user:key\"]}}}}")
+    user, key = secrets[0].get_secret_value().split(":", 1)
+    return POLL[source](venue_id, base_url=base_url, user=user, key=key,
+                        state_dir=settings.data_dir / "connectors")
+
+
+async def poll_once(settings: Settings, venue_id: str, source: str, base_url: str,
+                    producer: EventProducer) -> PollReport:
+    """One round for one venue's source."""
+    connector = connector_for(settings, venue_id, source, base_url)
+    report = PollReport()
+    cursor = connector.load_cursor()
+    async with httpx.AsyncClient(timeout=30) as client:
+        try:
+            found, new_cursor = await connector.fetch(client, cursor)
+        except httpx.HTTPError as exc:
+            raise TechneError(f"{source} API unreachable or refused: {type(exc).__name__}") from exc
+    report.fetched = len(found)
+    records: list[Prepared] = []
+    for ev in found:
+        try:
+            records.append(prepare(ev.payload, venue_id=venue_id, subject_key=settings.require_subject_key(),
+                                   auth=f"poll:{source}:api-key",
+                                   fallback_id=derived_event_id(venue_id, source, ev.key)))
+        except EventRejected as exc:
+            report.rejected.append({"key": ev.key, "errors": exc.errors})
+            metrics.INGEST_REJECTED.labels(venue=venue_id, reason=f"{source}_unmappable").inc()
+    futures = [await producer.enqueue(r.topic, r.key, r.value, r.headers) for r in records]
+    if futures:
+        done, pending = await asyncio.wait(futures, timeout=producer.timeout * 3)
+        if pending or any(f.exception() is not None for f in done):
+            raise ProduceFailed(f"Kafka did not acknowledge the round ({len(pending)} pending); cursor kept")
+    connector.save_cursor(new_cursor)
+    report.sent = len(records)
+    for r in records:
+        metrics.INGEST_EVENTS.labels(venue=venue_id, event_type=r.event_type).inc()
+    return report
+
+
+async def run(settings: Settings, venue_id: str, source: str, base_url: str, *, interval: float,
+              once: bool) -> list[PollReport]:
+    """Poll every ``interval`` seconds (one round with ``once``); a failed round is retried next time."""
+    producer = EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s, auth=settings.kafka_auth(),
+                             client_id=f"techne-poll-{source}")
+    await producer.start()
+    reports = []
+    try:
+        while True:
+            try:
+                reports.append(await poll_once(settings, venue_id, source, base_url, producer))
+                log.info("%s/%s: %d fetched, %d sent, %d rejected", venue_id, source, reports[-1].fetched,
+                         reports[-1].sent, len(reports[-1].rejected))
+            except TechneError as exc:
+                if once:
+                    raise
+                log.warning("%s/%s round failed (retrying in %.0fs): %s", venue_id, source, interval, exc)
+            if once:
+                return reports
+            await asyncio.sleep(interval)
+    finally:
+        await producer.stop()

@@ -1,0 +1,35 @@
+"""Read a venue's raw topic with record headers (how each event was authenticated)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas import CATALOGUE
+from streams.topics import partitions_of, raw_topic
+from tests.conftest import Bus
+
+
+async def records_and_headers(bootstrap: str, venue: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    topic = raw_topic(venue)
+    parts = await partitions_of(bootstrap, [topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in parts[topic]]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        out = []
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend((CATALOGUE.decode(m.value)[1], {k: v.decode() for k, v in m.headers}) for m in batch
+                           if m.value is not None)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def records_with_source(bus: Bus, venue: str, source_system: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    return [r for r in asyncio.run(records_and_headers(bus.bootstrap, venue)) if r[0]["source_system"] == source_system]

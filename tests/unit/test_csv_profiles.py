@@ -1,0 +1,60 @@
+"""CSV profile conversion: French dates, decimal commas, labels, encodings (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from producers.csv_profiles import CellError, FieldSpec, build_event, convert, decode, load_profile
+
+PROFILE = load_profile("billetterie-fr")
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("25/12/2026 20:30", datetime(2026, 12, 25, 20, 30, tzinfo=PARIS)),
+    ("25/12/2026 20h30", datetime(2026, 12, 25, 20, 30, tzinfo=PARIS)),
+    ("25 déc. 2026 à 20h30", datetime(2026, 12, 25, 20, 30, tzinfo=PARIS)),
+    ("3 mars 2026 20h", datetime(2026, 3, 3, 20, 0, tzinfo=PARIS)),
+    ("01/07/2026", datetime(2026, 7, 1, tzinfo=PARIS)),
+])
+def test_french_dates_in_the_profile_time_zone(raw: str, expected: datetime) -> None:
+    assert convert(raw, FieldSpec(column="d", type="datetime"), PROFILE) == expected.isoformat()
+
+
+@pytest.mark.parametrize(("raw", "minor"), [("45,50", 4550), ("1 234,50 €", 123450), ("1.234,5", 123450),
+                                            ("12", 1200), ("0,00", 0), ("9\u00a0000,00", 900000)])
+def test_money_with_decimal_commas(raw: str, minor: int) -> None:
+    assert convert(raw, FieldSpec(column="m", type="money"), PROFILE) == minor
+
+
+def test_bad_cells_give_reasons_without_values() -> None:
+    with pytest.raises(CellError) as err:
+        convert("quarante", FieldSpec(column="m", type="money"), PROFILE)
+    assert "quarante" not in str(err.value)
+    with pytest.raises(CellError):
+        convert("32/13/2026", FieldSpec(column="d", type="datetime"), PROFILE)
+    with pytest.raises(CellError, match="unknown label"):
+        convert("Tarif secret", PROFILE.fields["tariff"], PROFILE)
+
+
+def test_encodings_latin1_and_utf8_bom() -> None:
+    text = "Spectacle;Montant\nLe Misanthrope – Molière;12,50 €\n"
+    assert decode(text.encode("cp1252"), "auto") == text
+    assert decode(b"\xef\xbb\xbf" + text.encode("utf-8"), "auto") == text
+    assert decode(text.encode("utf-8"), "auto") == text
+
+
+def test_build_event_nests_fields_and_collects_errors() -> None:
+    row = {"N° commande": "C1", "Date de commande": "02/11/2026 10:15", "N° client": "", "E-mail": "a@b.fr",
+           "Code postal": "92330", "Spectacle": "Tosca", "Code séance": "S1", "Date de séance": "bientôt",
+           "Salle": "", "Genre": "Opéra", "Tarif": "Réduit", "Canal": "Guichet", "Nb places": "2",
+           "Montant TTC": "45,00"}
+    event, errors = build_event(row, PROFILE)
+    assert event["customer"] == {"email": "a@b.fr", "postal_code": "92330"}
+    assert (event["discipline"], event["tariff"], event["channel"], event["amount_minor"]) == \
+        ("opera", "reduit", "box_office", 4500)
+    assert "hall" not in event
+    assert errors == [("Date de séance", errors[0][1])]
