@@ -34,7 +34,7 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 test: setup lint typecheck
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 clean:
 	rm -rf .techne $(VENV)

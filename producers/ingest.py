@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas import CATALOGUE
+from schemas import CATALOGUE, Catalogue
 from schemas.models import INCOMING, to_record
 from streams.topics import raw_topic
 from techne.errors import InvalidMessage, TechneError
@@ -75,6 +75,18 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
+_catalogue: Catalogue = CATALOGUE
+
+
+def use_registry(registry_url: str | None) -> None:
+    """Encode with an external Confluent-compatible registry's ids (``TECHNE_SCHEMA_REGISTRY_URL``)
+    instead of the manifest's; called once at process start. ``None`` keeps the shipped ids."""
+    global _catalogue
+    from schemas.registry_client import catalogue_for
+
+    _catalogue = catalogue_for(registry_url)
+
+
 def prepare(payload: Any, *, venue_id: str, subject_key: bytes, fallback_id: uuid.UUID, auth: str,
             received_at: datetime | None = None) -> Prepared:
     """Validate ``payload`` (a decoded JSON object) and build its Kafka record."""
@@ -85,7 +97,7 @@ def prepare(payload: Any, *, venue_id: str, subject_key: bytes, fallback_id: uui
     name, record = to_record(event, venue_id=venue_id, received_at=received_at or datetime.now(UTC),
                              fallback_id=fallback_id)
     try:
-        value = CATALOGUE.encode(name, record)
+        value = _catalogue.encode(name, record)
     except InvalidMessage as exc:
         raise EventRejected([{"field": "(body)", "message": exc.detail.split(":", 1)[0] + ": does not fit schema"}]
                             ) from None

@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from producers.delivery import Delivery
 from producers.gateway import collector, events, openapi, sources
+from producers.ingest import use_registry
 from producers.kafka import EventProducer
 from producers.ledger import WebhookLedger
 from producers.spool import Spool
@@ -83,6 +84,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
     """Build the gateway. ``producer`` defaults to one on ``settings.bootstrap``; state (spool,
     accepted webhook ids) lives under ``<data_dir>/gateway/``."""
     venues = load_venues(settings.venues_file)
+    use_registry(settings.schema_registry_url)
     gw = Gateway(settings, venues, settings.require_subject_key(), settings.data_dir / "gateway",
                  producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s,
                                            auth=settings.kafka_auth()))
