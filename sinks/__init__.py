@@ -1,9 +1,21 @@
-"""Per-partner ClickHouse sinks: ``partner.<id>.ticketing`` -> the partner's ``ticket_orders`` table.
+"""Per-partner ClickHouse sinks, and the audit sink.
 
-Modules: :mod:`sinks.ddl` (schema -> DDL and rows, pure), :mod:`sinks.base` (the ``Store``
-interface, per-partition ``Batch``, idempotent ``write_batch``), :mod:`sinks.chdb` (embedded
-store), :mod:`sinks.server` (ClickHouse server store), :mod:`sinks.consumer` (the Kafka loop),
-:mod:`sinks.metrics` (Prometheus).
+A partner sink (``techne sink --partner P``, one process per partner) consumes
+``partner.<id>.ticketing`` into the partner's ``ticket_orders`` table and executes the erasure
+commands of ``partner.<id>.erasure``; the audit sink (``techne sink --audit``) keeps
+``techne.audit``. Modules, from the edge inwards:
+
+- :mod:`sinks.runner` (process entry points, read helpers), :mod:`sinks.consumer` (wiring),
+  :mod:`sinks.loop` (the generic batch -> write -> commit loop over topic handlers);
+- handlers: :mod:`sinks.orders` (shared orders, idempotent writes), :mod:`sinks.erasure`
+  (erasure commands, tombstones), :mod:`sinks.audit` (audit log);
+- pure logic: :mod:`sinks.tables` (tables from schema + agreements: projection, sort key,
+  retention), :mod:`sinks.ddl` (DDL and rows from Avro), :mod:`sinks.framing` (the Avro fast
+  path), :mod:`sinks.recent` (exact in-memory duplicate answers), :mod:`sinks.base` (store
+  interface, batches, tokens), :mod:`sinks.records` (reference decoder, invalid-message hook);
+- stores: :mod:`sinks.chdb` (embedded), :mod:`sinks.server` (clickhouse-connect), both behind
+  :class:`sinks.base.Store`; :mod:`sinks.migrate` creates and evolves tables on either;
+- :mod:`sinks.metrics`, :mod:`sinks.faults` (test-only fault injection), :mod:`sinks.bench`.
 
 chDB caveat, for code and tests alike: chDB runs ONE embedded engine per process, bound to one
 directory. While a ``ChdbStore`` (or a clickhouse-connect ``interface="chdb"`` client) is open,

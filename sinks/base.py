@@ -89,6 +89,19 @@ class Batch(Generic[T]):
             self.items.append(item)
             self.offsets.append(offset)
 
+    def extend(self, offsets: list[int], items: list[T], now: float) -> None:
+        """Record messages that all yielded an item (``offsets`` increasing): :meth:`add` in bulk."""
+        if not offsets:
+            return
+        if self.messages and offsets[0] <= self.max_offset:
+            raise ValueError(f"offset {offsets[0]} not after {self.max_offset} in {self.topic}[{self.partition}]")
+        if not self.messages:
+            self.min_offset, self.started_at = offsets[0], now
+        self.max_offset = offsets[-1]
+        self.messages += len(offsets)
+        self.items += items
+        self.offsets += offsets
+
     def ready(self, now: float) -> bool:
         if not self.messages or self.started_at is None:
             return False

@@ -15,8 +15,9 @@ of handlers over one subscribed consumer. Its contract:
   polling goes on (the store works while Python decodes the next batch); the sealed batches of
   one topic (one per partition) go to the handler together, i.e. one insert, so a store gets
   fewer, larger parts however many partitions there are; their offsets are committed together.
-  At most one sealed and one open batch per partition: a partition whose next batch is ready
-  while the previous one is still being written is paused (explicit backpressure);
+  At most one sealed and one open batch per partition: while a partition's batch is being
+  written, its next batch keeps filling (a slow store gets bigger inserts) up to
+  :data:`GROW_CAP` batch sizes, then the partition is paused (explicit backpressure);
 - when a write fails, nothing is committed or dropped: every assigned partition is paused and
   the *same* batches are retried with capped exponential backoff (0.2 s doubling to 5 s) while
   the loop keeps polling (group membership stays alive); consumption resumes after a
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_MAX_S = 0.25
 WRITER_POLL_S = 0.01
+GROW_CAP = 4
+"""A partition's open batch may grow to this many batch sizes while its previous batch is being
+written (bigger inserts when the store is the bottleneck); beyond, the partition is paused."""
 COMMIT_TIMEOUT_S = 15.0
 SHUTDOWN_FLUSH_S = 10.0
 LAG_EVERY_S = 1.0
@@ -216,14 +220,20 @@ class SinkLoop:
             batch = None
         if batch is None:
             batch = self._open[tp] = Batch(tp.topic, tp.partition, handler.batch_rows, handler.batch_seconds)
-        decode, add = handler.decode, batch.add
-        for message in messages:
-            try:
-                item = decode(message.value)
-            except InvalidMessage as exc:
-                await self._invalid(handler, exc, MessageRef(tp.topic, tp.partition, message.offset, message.value))
-                item = None
-            add(message.offset, item, now)
+        decode = handler.decode
+        try:  # the usual case, in bulk: every message decodes
+            items = [decode(m.value) for m in messages]
+        except InvalidMessage:
+            for message in messages:
+                try:
+                    item = decode(message.value)
+                except InvalidMessage as exc:
+                    ref = MessageRef(tp.topic, tp.partition, message.offset, message.value)
+                    await self._invalid(handler, exc, ref)
+                    item = None
+                batch.add(message.offset, item, now)
+        else:
+            batch.extend([m.offset for m in messages], items, now)
         self._next[tp] = messages[-1].offset + 1
 
     async def _invalid(self, handler: Handler[Any], exc: InvalidMessage, ref: MessageRef) -> None:
@@ -245,8 +255,8 @@ class SinkLoop:
         for tp, batch in list(self._open.items()):
             if not (force or batch.ready(now)):
                 continue
-            if tp in self._sealed:
-                if not force and tp not in self._held:
+            if tp in self._sealed:  # its previous batch is being written: it grows, up to a cap
+                if not force and tp not in self._held and batch.messages >= GROW_CAP * batch.max_messages:
                     self._held.add(tp)
                     self._consumer.pause(tp)
                 continue

@@ -135,14 +135,10 @@ class OrdersHandler:
             sql = f"SELECT toUnixTimestamp64Micro(max(occurred_at)) FROM {self.tables.orders.qualified}"  # noqa: S608
             ((watermark,),) = self.store.query(sql)
             self.recent.reset(int(watermark))
-        found: set[str] = set()
-        unknown: list[SharedRow] = []
-        for row in rows:
-            known = self.recent.known(row.event_id, row.occurred_at_us)
-            if known is None:
-                unknown.append(row)
-            elif known:
-                found.add(row.event_id)
+        known = self.recent.known
+        answers = [known(r.event_id, r.occurred_at_us) for r in rows]
+        found = {r.event_id for r, a in zip(rows, answers, strict=True) if a}
+        unknown = [r for r, a in zip(rows, answers, strict=True) if a is None]
         return found | self._existing(unknown)
 
     def _existing(self, rows: Sequence[SharedRow]) -> set[str]:

@@ -228,19 +228,22 @@ async def test_writes_run_in_the_background_with_backpressure_per_partition() ->
     consumer.feed(TP0, b"a", b"b")
     await loop.step()  # polls, seals, starts the writer (blocked on the gate)
     assert handler.written == [] and consumer.commits == []
-    consumer.feed(TP0, b"c", b"d")
-    await loop.step()  # the next batch is ready while the first is being written: TP0 is held
+    consumer.feed(TP0, *(bytes([c]) for c in b"cdefgh"))
+    await loop.step()  # the next batch keeps growing while the first is being written
+    assert TP0 not in consumer.paused_tps and loop.buffered == 8
+    consumer.feed(TP0, b"i", b"j")
+    await loop.step()  # GROW_CAP (4) batch sizes reached: TP0 is held, TP1 is not
     assert TP0 in consumer.paused_tps and TP1 not in consumer.paused_tps
-    consumer.feed(TP0, b"e")
+    consumer.feed(TP0, b"k")
     await loop.step()
-    assert loop.buffered == 4  # nothing fetched for the held partition
+    assert loop.buffered == 10  # nothing fetched for the held partition
     handler.gate.set()
     for _ in range(5):
         await loop.step()
     await loop.drain(1.0)
-    assert consumer.commits[0] == {TP0: 2} and consumer.commits[-1] == {TP0: 5}
+    assert consumer.commits[:2] == [{TP0: 2}, {TP0: 10}] and consumer.commits[-1] == {TP0: 11}
     assert TP0 not in consumer.paused_tps
-    assert handler.written == [b"a", b"b", b"c", b"d", b"e"]
+    assert handler.written == [bytes([c]) for c in b"abcdefghijk"]
 
 
 async def test_lag_counts_what_is_not_committed() -> None:
