@@ -39,7 +39,7 @@ async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> d
                         decision = json.loads(m.value)
                     except (TypeError, ValueError):
                         continue  # not an audit line (a stray producer): not ours to account for
-                    if decision["event_id"] in expected:
+                    if isinstance(decision, dict) and decision.get("event_id") in expected:
                         found[decision["event_id"]].append(decision)
     finally:
         await consumer.stop()
