@@ -60,6 +60,7 @@ class SharedRow(NamedTuple):
     occurred_at_us: int
     schema_id: int
     value: bytes
+    received_at_us: int = 0  # when the gateway received the source event (end-to-end latency)
 
 
 class Details(NamedTuple):
@@ -154,7 +155,7 @@ class SharedFormat:
         occurred, received = got["occurred_at"], got["received_at"]
         if not TS_MIN_US <= occurred <= TS_MAX_US or not TS_MIN_US <= received <= TS_MAX_US:
             raise InvalidMessage("row", "timestamp_out_of_range", "occurred_at/received_at")
-        return SharedRow(event_id.lower(), occurred, schema_id, value)
+        return SharedRow(event_id.lower(), occurred, schema_id, value, received)
 
     def details(self, row: SharedRow) -> Details | None:
         """Venue, agreement, purpose and pseudonym of ``row``; ``None`` if they cannot be read

@@ -67,4 +67,10 @@ ERASURE_SECONDS = Histogram(
     ["partner"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
+E2E_LATENCY = Histogram(
+    "techne_sink_e2e_latency_seconds",
+    "From the gateway receiving an event (received_at) to its row being inserted in the partner's store",
+    ["partner"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
 ERASED_ROWS = Counter("techne_sink_erased_rows_total", "Rows deleted by erasure commands", ["partner", "table"])
