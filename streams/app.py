@@ -52,11 +52,12 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,
         broker_commit_interval=0.5,
-        processing_guarantee="at_least_once",  # exactly_once does not cover our outputs: see README
+        processing_guarantee="at_least_once",  # exactly_once does not cover our outputs: docs/privacy.md
     )
     raw = app.topic(*(raw_topic(v) for v in venues), key_serializer="raw", value_serializer="raw")
     ledger = app.Table("consent-ledger", default=None, partitions=settings.partitions,
                        key_type=str)  # values: JSON (the app default serializer)
+
     @app.agent(raw)  # type: ignore[untyped-decorator]
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

@@ -119,8 +119,9 @@ class Processor:
         if event_type.startswith("consent.") or event_type in ERASURE_REQUEST_TYPES:
             return self._consent(record, subject, ledger_get)
         if name != TICKET_ORDER:
-            unroutable = InvalidMessage("route", "unroutable_schema", name)
-            return Result([dead_letter(value, key, source_topic, unroutable)], invalid=True)
+            # a valid event of a type no agreement can share yet (web, campaigns, …): not a
+            # failure, so not a dead letter (it must not count towards the poison-flood guard)
+            return Result([audit_line(record, "no_agreement", "type_not_shareable")])
         try:
             decisions = route(record, self.agreements, ledger_get(subject), key_version=self.key_version,
                               key=self.key, ttls=self.ttls)

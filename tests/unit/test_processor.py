@@ -162,3 +162,15 @@ def test_no_direct_identifier_in_any_routed_event(emails: list[str]) -> None:
         assert not pseudonyms[(email, "partner.p1.ticketing")] & pseudonyms[(email, "partner.p2.ticketing")]
     firsts = [next(iter(pseudonyms[(e, "partner.p1.ticketing")])) for e in emails]
     assert len(set(firsts)) == len(emails), "different subjects, different pseudonyms"
+
+
+def test_valid_events_of_unshareable_types_are_audited_not_dead_lettered() -> None:
+    from schemas.examples import example_record
+
+    name = next(n for n in CATALOGUE.names() if n.endswith("PageViewed"))
+    value = CATALOGUE.encode(name, example_record(CATALOGUE.entry(name).raw))
+    result = Processor([agreement()], KEYS, 1).handle(value, b"k", "raw.v1", lambda _: None)
+    assert not result.invalid
+    [line] = result.outputs
+    assert line.topic == "techne.audit"
+    assert json.loads(line.value)["outcome"] == "no_agreement"
