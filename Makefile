@@ -9,6 +9,7 @@ DEMO_ARGS ?= --events 2000
 
 prereqs:
 	@bash deploy/local/prereqs.sh
+	@bash deploy/local/compose-plugin.sh
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
