@@ -110,6 +110,12 @@ def test_consented_events_reach_partners_once_pseudonymized(worker: Bus) -> None
     assert dropped == all_orders - expected[OBS] - expected[DANSE]
     lags = asyncio.run(wait_sinks_caught_up(bus.bootstrap, bus.partners, timeout=90))
     assert lags == {p: 0 for p in bus.partners}
+    for partner in bus.partners:  # end-to-end latency (received_at -> insert) is exported per partner
+        port = bus.stack.services[f"sink-{partner}"].metrics_port
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        count = [line for line in text.splitlines()
+                 if line.startswith(f'techne_sink_e2e_latency_seconds_count{{partner="{partner}"}}')]
+        assert count and float(count[0].split()[-1]) >= len(expected[partner])
     for partner in bus.partners:
         assert bus.stack.stop(f"sink-{partner}") == 0
 

@@ -193,3 +193,9 @@ def test_recent_ids_answer_above_the_floor_only() -> None:
     assert recent.known("a", 101) is None and recent.known("c", MINUTE_US + 5) is True
     recent.invalidate()
     assert recent.known("c", MINUTE_US + 5) is None
+
+
+def test_parse_keeps_received_at_for_the_end_to_end_latency() -> None:
+    rec = record()
+    row = SHARED.parse(CATALOGUE.encode(SHARED_TICKET_ORDER, rec))
+    assert row.received_at_us == int(rec["received_at"].timestamp() * 1_000_000)
