@@ -119,19 +119,42 @@ class FaultBus:
         self.kafka.stop()
 
 
-def fault_bus(root: Path) -> FaultBus:
+def fault_bus(root: Path, **extra_env: str) -> FaultBus:
     kafka = LocalKafka(root / "kafka")
     env = {**generate_secrets(VENUES), "TECHNE_DATA_DIR": str(root / "data"), "TECHNE_SINK_BATCH_SECONDS": "0.3",
-           "TECHNE_PRODUCE_TIMEOUT_S": "3"}
+           "TECHNE_PRODUCE_TIMEOUT_S": "3", **extra_env}
     bus = FaultBus(root, kafka, env, Stack(env, root / "logs"))
     kafka.port = None
     return bus
 
 
 def run_load(bus: FaultBus, plan: Plan, *, rate: float, during: Callable[[float], None] | None = None,
-             retries: int = 12) -> list[Any]:
+             retries: int = 12, supervise: bool = False) -> list[Any]:
     """Send the consents, then the orders at about ``rate`` per second; ``during(elapsed)`` is
-    called between bursts (the fault injector). Returns every send result."""
+    called between bursts (the fault injector). With ``supervise``, a thread restarts crashed
+    children every 0.3 s while requests are in flight (for faults that kill the gateway itself).
+    Returns every send result."""
+    import threading
+
+    stop = threading.Event()
+
+    def supervisor() -> None:
+        while not stop.wait(0.3):
+            bus.stack.revive()
+
+    watcher = threading.Thread(target=supervisor, daemon=True) if supervise else None
+    if watcher is not None:
+        watcher.start()
+    try:
+        return _load(bus, plan, rate=rate, during=during, retries=retries, revive=watcher is None)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+
+
+def _load(bus: FaultBus, plan: Plan, *, rate: float, during: Callable[[float], None] | None, retries: int,
+          revive: bool) -> list[Any]:
     results = asyncio.run(send_all(bus.url, plan.consents, bus.secrets, retries=retries))
     burst = max(1, int(rate / 5))
     start = time.monotonic()
@@ -140,7 +163,8 @@ def run_load(bus: FaultBus, plan: Plan, *, rate: float, during: Callable[[float]
         results += asyncio.run(send_all(bus.url, plan.orders[i:i + burst], bus.secrets, retries=retries))
         if during is not None:
             during(time.monotonic() - start)
-        bus.stack.revive()  # a supervisor restarts what crashed (compose: restart: unless-stopped)
+        if revive:
+            bus.stack.revive()  # a supervisor restarts what crashed (compose: restart: unless-stopped)
         time.sleep(max(0.0, 0.2 - (time.monotonic() - t0)))
     return results
 

@@ -114,3 +114,19 @@ def test_withdrawal_during_load_then_full_replay_brings_nothing_back(tmp_path: P
         assert_sound(plan, partner_tables(bus))  # withdrawn people count as refused: no row of theirs
     finally:
         bus.stop()
+
+
+def test_gateway_killed_after_producing_before_answering_sender_retries(tmp_path: Path) -> None:
+    # every gateway process SIGKILLs itself right after its 120th durable delivery, before answering
+    bus = fault_bus(tmp_path, TECHNE_GATEWAY_FAULT="after_produce:120")
+    bus.start()
+    try:
+        plan = make_plan(n_people=60, n_orders=500, seed=4)
+        results = run_load(bus, plan, rate=200, supervise=True)
+        restarts = bus.stack.services["gateway"].restarts
+        assert restarts >= 2, "the gateway was killed and restarted during the load"
+        assert {r.status for r in results} <= {202}, "every request eventually answered 202"
+        wait_decided(bus, plan)
+        assert_sound(plan, partner_tables(bus))  # re-sent events are stored once
+    finally:
+        bus.stop()
