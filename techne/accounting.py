@@ -79,3 +79,20 @@ async def wait_sinks_caught_up(bootstrap: str, partners: list[str], timeout: flo
         if not any(lags.values()) or time.monotonic() > deadline:
             return lags
         await asyncio.sleep(poll)
+
+
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages of ``topics`` not yet committed by consumer group ``group``."""
+    parts = await partitions_of(bootstrap, topics)
+    tps = [TopicPartition(t, p) for t, ps in parts.items() for p in ps]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **env_kwargs())
+    await admin.start()
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+        return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -391,6 +391,15 @@ def bench_ingest(events: int = 20_000, singles: int = 5_000, concurrency: int = 
         _fail(exc)
 
 
+@bench_app.command("e2e")
+def bench_e2e(events: int = 20_000, rate: int = 1_000, seconds: int = 10,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Gateway -> worker -> partner tables: sustained events/s and latency at a paced rate vs aiokafka."""
+    from techne.bench_e2e import main as bench_main
+
+    bench_main(events, rate, seconds, as_json)
+
+
 @bench_app.command("sink")
 def bench_sink(rows: int = 240_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Partner topic -> chDB rows/s through a real sink process vs a direct chDB bulk insert (baseline)."""

@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 
 from producers.gateway.signatures import sign
-from schemas import CATALOGUE
 from streams.topics import raw_topic
-from tests.integration.kafka_helpers import read_all
+from tests.integration.kafka_helpers import decodable, read_all
 
 ORDER: dict[str, Any] = {
     "type": "ticket.order_placed", "occurred_at": "2026-11-01T10:00:00+01:00",
@@ -36,4 +35,4 @@ def signed_post(url: str, body: bytes, secret: str, *, content_type: str = "appl
 def raw_event_ids(bootstrap: str, venue: str) -> Counter[str]:
     """How many times each event_id is on the venue's raw topic."""
     values = asyncio.run(read_all(bootstrap, raw_topic(venue)))
-    return Counter(str(CATALOGUE.decode(v)[1]["event_id"]) for v in values)
+    return Counter(str(r["event_id"]) for r in decodable(values))

@@ -42,3 +42,17 @@ async def read_all(bootstrap: str, topic: str, isolation_level: str = "read_unco
         return values
     finally:
         await consumer.stop()
+
+
+def decodable(values: list[bytes]) -> list[dict[str, object]]:
+    """The records among ``values`` that decode; other tests put poison on shared raw topics."""
+    from schemas import CATALOGUE
+    from techne.errors import InvalidMessage
+
+    out = []
+    for value in values:
+        try:
+            out.append(CATALOGUE.decode(value)[1])
+        except InvalidMessage:
+            continue
+    return out

@@ -13,10 +13,9 @@ import httpx
 import pytest
 
 from producers.gateway.signatures import sign
-from schemas import CATALOGUE
 from streams.topics import raw_topic
 from tests.conftest import Bus
-from tests.integration.kafka_helpers import end_offsets, read_all
+from tests.integration.kafka_helpers import decodable, end_offsets, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +43,7 @@ def test_accepted_event_is_on_the_raw_topic(bus: Bus) -> None:
     resp = post(bus, json.dumps({**ORDER, "event_id": event_id}).encode())
     assert resp.status_code == 202, resp.text
     assert resp.json()["event_id"] == event_id
-    decoded = [CATALOGUE.decode(v)[1] for v in asyncio.run(read_all(bus.bootstrap, raw_topic("opera-lyon")))]
+    decoded = decodable(asyncio.run(read_all(bus.bootstrap, raw_topic("opera-lyon"))))
     mine = [r for r in decoded if str(r["event_id"]) == event_id]
     assert len(mine) == 1
     assert mine[0]["venue_id"] == "opera-lyon"

@@ -1,0 +1,173 @@
+"""``techne bench e2e``: signed batches through the gateway to the partner tables, on a real broker.
+
+1. **Throughput**: every person of the load consents first (naming both partners of the venue),
+   then ``events`` orders go out as signed 100-event batches; sustained events/s = orders / time
+   from the first batch until the worker has consumed everything and every partner sink has
+   committed (so every row is in its store).
+2. **Latency at ``rate`` events/s**: paced batches for ``seconds``; the sinks' end-to-end
+   histogram (``received_at`` at the gateway -> insert in the partner store) gives p50/p99, read
+   as bucket upper bounds from the sinks' ``/metrics`` before and after the phase.
+3. **Baseline** in the same run: a bare aiokafka producer -> consumer of the same pre-encoded
+   records. Peak RSS (VmHWM) of every process is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from producers.bench import _fire, _orders, _peak_rss_mib, _signed
+from producers.ingest import prepare
+from streams.agreements import load_agreements, partners
+from streams.topics import bus_topics, ensure_topics, raw_topic
+from techne.accounting import group_lag, wait_sinks_caught_up
+from techne.local import LocalKafka
+from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
+from techne.stack import Stack, generate_secrets
+from techne.venues import load_venues
+
+VENUE = "chaillot"
+BATCH = 100
+
+
+async def _baseline(bootstrap: str, records: list[tuple[bytes, bytes]]) -> float:
+    topic = "bench.e2e.baseline"
+    await ensure_topics(bootstrap, [topic], 3)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id="bench-e2e-baseline",
+                                auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=5000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value=v, key=k) for k, v in records]
+        got = 0
+        while got < len(records):
+            got += sum(len(b) for b in (await consumer.getmany(timeout_ms=200)).values())
+        await asyncio.gather(*futures)
+        await consumer.commit()
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def _histogram(ports: list[int]) -> dict[float, float]:
+    """Cumulative bucket counts of the e2e latency histogram, summed over the sinks."""
+    out: dict[float, float] = {}
+    for port in ports:
+        for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines():
+            if line.startswith("techne_sink_e2e_latency_seconds_bucket{"):
+                le = line.split('le="', 1)[1].split('"', 1)[0]
+                bound = float("inf") if le == "+Inf" else float(le)
+                out[bound] = out.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def _quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+    delta = sorted((b, after.get(b, 0.0) - before.get(b, 0.0)) for b in after)
+    total = delta[-1][1] if delta else 0.0
+    if total <= 0:
+        return None
+    for bound, count in delta:
+        if count >= q * total:
+            return bound
+    return None
+
+
+def _consents(orders: list[dict[str, Any]], partners_of: dict[str, list[str]]) -> list[dict[str, Any]]:
+    emails = sorted({o["customer"]["email"] for o in orders})
+    return [{"type": "consent.granted", "occurred_at": "2026-09-01T10:00:00+00:00", "customer": {"email": e},
+             "purpose": purpose, "recipients": names} for e in emails for purpose, names in partners_of.items()]
+
+
+def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str, Any]:
+    venues = sorted(load_venues(DEFAULT_VENUES))
+    agreements = load_agreements(DEFAULT_AGREEMENTS, set(venues))
+    partner_ids = partners(agreements)
+    partners_of: dict[str, list[str]] = {}
+    for a in agreements:
+        if VENUE in a.provider_venues:
+            for p in a.purposes:
+                partners_of.setdefault(p.value, []).append(a.partner)
+    with tempfile.TemporaryDirectory(prefix="techne-bench-e2e-") as tmp:
+        root = Path(tmp)
+        broker = LocalKafka(root / "kafka")
+        bootstrap = broker.start()
+        stack: Stack | None = None
+        try:
+            asyncio.run(ensure_topics(bootstrap, bus_topics(venues, partner_ids), 3))
+            env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": bootstrap, "TECHNE_DATA_DIR": str(root / "data"),
+                   "TECHNE_SINK_BATCH_SECONDS": "0.2"}
+            secret = json.loads(env["TECHNE_VENUE_SECRETS"])[VENUE][0]
+            orders = _orders(events, VENUE)
+            key = env["TECHNE_SUBJECT_KEY"].encode()
+            pre = [prepare(o, venue_id=VENUE, subject_key=key, auth="bench", fallback_id=uuid.uuid4()) for o in orders]
+            baseline = asyncio.run(_baseline(bootstrap, [(r.key, r.value) for r in pre]))
+
+            stack = Stack(env, root / "logs")
+            port = int(stack.start_gateway().rsplit(":", 1)[1])
+            stack.start_worker()
+            sinks = [stack.start_sink(p) for p in partner_ids]
+            stack.wait_group_stable("techne-worker", bootstrap)
+            path = f"/v1/venues/{VENUE}/events/batch"
+            consents = _consents(orders, partners_of)
+            asyncio.run(_fire(port, [_signed(port, path, json.dumps(consents[i:i + BATCH]).encode(), secret)
+                                     for i in range(0, len(consents), BATCH)], 4))
+            batches = [_signed(port, path, json.dumps(orders[i:i + BATCH]).encode(), secret)
+                       for i in range(0, len(orders), BATCH)]
+            started = time.perf_counter()
+            _, statuses = asyncio.run(_fire(port, batches, 8))
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and asyncio.run(group_lag(bootstrap, "techne-worker",
+                                                                        [raw_topic(VENUE)])):
+                time.sleep(0.2)
+            lags = asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, 600, poll=0.2))
+            elapsed = time.perf_counter() - started
+
+            ports = [s.metrics_port for s in sinks if s.metrics_port]
+            before = _histogram(ports)
+            paced = _orders(rate * seconds, VENUE)
+            step = max(1, rate // 20)  # a batch every 50 ms
+            for i in range(0, len(paced), step):
+                t0 = time.perf_counter()
+                body = json.dumps([{**o, "event_id": str(uuid.uuid4())} for o in paced[i:i + step]]).encode()
+                asyncio.run(_fire(port, [_signed(port, path, body, secret)], 1))
+                time.sleep(max(0.0, 0.05 - (time.perf_counter() - t0)))
+            asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, 120, poll=0.2))
+            time.sleep(1.0)
+            after = _histogram(ports)
+            rss = {name: round(_peak_rss_mib(s.proc.pid), 1) for name, s in stack.services.items()}
+        finally:
+            if stack is not None:
+                stack.stop_all()
+            broker.stop()
+    eps = len(orders) / elapsed
+    return {"events": len(orders), "statuses": {str(k): v for k, v in statuses.items()},
+            "end_to_end_events_per_s": round(eps), "sink_lag_after": lags,
+            "aiokafka_produce_consume_events_per_s": round(baseline),
+            "ratio_vs_aiokafka_produce_consume": round(eps / baseline, 3),
+            "paced_rate_events_per_s": rate, "paced_seconds": seconds,
+            "latency_p50_s_le": _quantile(before, after, 0.5), "latency_p99_s_le": _quantile(before, after, 0.99),
+            "peak_rss_mib": rss}
+
+
+def main(events: int, rate: int, seconds: int, as_json: bool) -> None:
+    r = run(events, rate, seconds)
+    print(f"techne bench e2e — {r['events']} orders in signed batches of {BATCH}, gateway -> worker -> sinks")
+    print(f"  end to end            {r['end_to_end_events_per_s']:>8} events/s")
+    print(f"  aiokafka produce->consume {r['aiokafka_produce_consume_events_per_s']:>8} events/s (baseline)")
+    print(f"  ratio                 {r['ratio_vs_aiokafka_produce_consume']:>8}")
+    print(f"  latency at {r['paced_rate_events_per_s']} ev/s: p50 <= {r['latency_p50_s_le']} s, "
+          f"p99 <= {r['latency_p99_s_le']} s (received_at -> row in the partner store)")
+    print("  peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items()))
+    if as_json:
+        print(json.dumps(r))
