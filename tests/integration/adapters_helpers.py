@@ -37,4 +37,5 @@ async def records_and_headers(bootstrap: str, venue: str) -> list[tuple[dict[str
 
 
 def records_with_source(bus: Bus, venue: str, source_system: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
-    return [r for r in asyncio.run(records_and_headers(bus.bootstrap, venue)) if r[0].get("source_system") == source_system]
+    records = asyncio.run(records_and_headers(bus.bootstrap, venue))
+    return [r for r in records if r[0].get("source_system") == source_system]
