@@ -236,25 +236,3 @@ def withdrawals_for(plan: Plan, emails: list[str]) -> list[Outgoing]:
         plan.expected[partner] = {e for e in plan.expected[partner] if plan.owner[e] not in chosen}
     plan.refused |= chosen
     return out
-
-
-async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """Messages of ``topics`` not yet committed by consumer group ``group``."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from streams.topics import partitions_of
-
-    parts = await partitions_of(bootstrap, topics)
-    tps = [TopicPartition(t, p) for t, ps in parts.items() for p in ps]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-        return sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0)) for tp in tps)
-    finally:
-        await consumer.stop()
-        await admin.close()

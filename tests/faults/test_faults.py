@@ -70,9 +70,10 @@ def test_withdrawal_during_load_then_full_replay_brings_nothing_back(tmp_path: P
     import asyncio
 
     from streams.topics import raw_topic
+    from techne.accounting import group_lag
     from techne.stack import Stack
     from techne.traffic import send_all
-    from tests.faults.harness import PARTNERS, VENUES, group_lag, withdrawals_for
+    from tests.faults.harness import PARTNERS, VENUES, withdrawals_for
     from tests.integration.kafka_helpers import end_offsets
 
     bus = fault_bus(tmp_path)
