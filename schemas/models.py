@@ -26,14 +26,17 @@ from schemas.customer import Customer, OptionalCustomer, VisitorCustomer
 from schemas.generated import incoming as gen
 from schemas.generated.incoming import EventIn
 
-__all__ = ["CONSENT", "ERASURE_COMMAND", "ERASURE_REQUEST", "EVENT_SCHEMAS", "INCOMING", "SHARED_TICKET_ORDER",
-           "TICKET_ORDER", "Channel", "ConsentIn", "Customer", "Discipline", "EventIn", "OptionalCustomer", "Purpose",
-           "Tariff", "TicketOrderIn", "VisitorCustomer", "to_record"]
+__all__ = ["CONSENT", "EMAIL_CLICK", "ERASURE_COMMAND", "ERASURE_REQUEST", "EVENT_SCHEMAS", "INCOMING",
+           "SHARED_EMAIL_CLICK", "SHARED_TICKET_ORDER", "TICKET_ORDER", "Channel", "ConsentIn", "Customer",
+           "Discipline", "EventIn", "OptionalCustomer", "Purpose", "Tariff", "TicketOrderIn", "VisitorCustomer",
+           "to_record"]
 
 TICKET_ORDER = "org.techne.ticketing.TicketOrderPlaced"
 CONSENT = "org.techne.consent.ConsentChanged"
 ERASURE_REQUEST = "org.techne.consent.ErasureRequested"
 SHARED_TICKET_ORDER = "org.techne.partner.SharedTicketOrder"
+EMAIL_CLICK = "org.techne.campaign.EmailClicked"
+SHARED_EMAIL_CLICK = "org.techne.partner.SharedEmailClick"
 ERASURE_COMMAND = "org.techne.partner.ErasureCommand"
 AD_SPEND = "org.techne.ads.AdSpendReported"
 

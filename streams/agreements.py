@@ -1,9 +1,11 @@
 """Data-sharing agreements as code: YAML files validated at load.
 
 An agreement names a provider venue list, a partner, purposes, event types, the fields the
-partner may receive (a projection: everything else is removed), a pseudonym domain (the
-partner's own by default), a retention and validity dates, and the smallest number of
-persons a published insight cell may count (``min_cell_size``, k = 10 by default). :func:`load_agreements` raises
+partner may receive (a projection: everything else is removed; each field must be shareable
+for at least one of the agreement's event types and applies to every one that has it), a
+pseudonym domain (the partner's own by default, the same for all its event types), a retention
+and validity dates, and the smallest number of persons a published insight cell may count
+(``min_cell_size``, k = 10 by default). :func:`load_agreements` raises
 :class:`ConfigError` naming the file and field for anything invalid or contradictory; nothing
 is routed without an agreement.
 """
@@ -18,11 +20,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.models import Purpose
-from streams.steps.pseudonymize import PROJECTABLE
+from streams.steps.pseudonymize import PROJECTABLE_BY_TYPE
 from techne.errors import ConfigError
 
 PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
-EVENT_TYPES = frozenset({"ticket.order_placed"})
+EVENT_TYPES = frozenset(PROJECTABLE_BY_TYPE)
+"""The event types an agreement may share (``ticket.order_placed``, ``campaign.email_clicked``)."""
 
 
 class Agreement(BaseModel):
@@ -48,13 +51,14 @@ class Agreement(BaseModel):
     def _coherent(self) -> Agreement:
         if self.valid_until < self.valid_from:
             raise ValueError("valid_until is before valid_from")
-        unknown = set(self.allowed_fields) - PROJECTABLE
-        if unknown:
-            raise ValueError(f"allowed_fields cannot be shared (unknown, or an identifier that is never shared raw): "
-                             f"{sorted(unknown)}; shareable: {sorted(PROJECTABLE)}")
         bad_types = set(self.event_types) - EVENT_TYPES
         if bad_types:
-            raise ValueError(f"unknown event_types: {sorted(bad_types)}")
+            raise ValueError(f"unknown event_types: {sorted(bad_types)}; shareable: {sorted(EVENT_TYPES)}")
+        projectable = frozenset().union(*(PROJECTABLE_BY_TYPE[t] for t in self.event_types))
+        unknown = set(self.allowed_fields) - projectable
+        if unknown:
+            raise ValueError(f"allowed_fields cannot be shared (unknown for these event_types, or an identifier that "
+                             f"is never shared raw): {sorted(unknown)}; shareable: {sorted(projectable)}")
         if Purpose.AUDIENCE_MEASUREMENT in self.purposes:
             raise ValueError("audience_measurement is consent-exempt and venue-internal: never shared with a partner")
         return self

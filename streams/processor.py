@@ -6,7 +6,7 @@ erasure commands, audit lines, dead letters) and the ledger update, if any. It p
 I/O, so it is unit-testable and benchmarkable on its own.
 
 Outcomes per message: a consent-type event updates the ledger (and may emit erasure
-commands); a ticket event is routed per agreement (shared / dropped for consent / no
+commands); a shareable event (ticket order, e-mail click) is routed per agreement (shared / dropped for consent / no
 agreement) with one audit line per decision; anything that cannot be processed becomes a
 dead letter on ``dlq.<stage>`` carrying the original bytes and the reason in headers.
 """
@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import CATALOGUE, Catalogue
-from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER, TICKET_ORDER
+from schemas.models import ERASURE_COMMAND
 from streams.agreements import Agreement
 from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry, apply_consent
 from streams.steps.erasure import erasure_commands
-from streams.steps.route import route
+from streams.steps.route import route, shareable
 from streams.topics import AUDIT, dlq_topic
 from techne import metrics
 from techne.errors import InvalidMessage, TechneError
@@ -118,8 +118,8 @@ class Processor:
         metrics.STREAM_EVENTS.labels(event_type=event_type).inc()
         if event_type.startswith("consent.") or event_type in ERASURE_REQUEST_TYPES:
             return self._consent(record, subject, ledger_get)
-        if name != TICKET_ORDER:
-            # a valid event of a type no agreement can share yet (web, campaigns, …): not a
+        if not shareable(name, event_type):
+            # a valid event of a type no agreement can share (web, most campaign events, …): not a
             # failure, so not a dead letter (it must not count towards the poison-flood guard)
             return Result([audit_line(record, "no_agreement", "type_not_shareable")])
         try:
@@ -134,7 +134,7 @@ class Processor:
         for d in decisions:
             if d.outcome == "shared" and d.record is not None and d.topic is not None:
                 outputs.append(Output(d.topic, d.record["subject_pseudonym"].encode(),
-                                      self.catalogue.encode(SHARED_TICKET_ORDER, d.record)))
+                                      self.catalogue.encode(d.schema, d.record)))
                 metrics.ROUTED.labels(partner=d.partner, purpose=d.purpose).inc()
             elif d.outcome == "dropped":
                 metrics.CONSENT_DROPS.labels(partner=d.partner, purpose=d.purpose).inc()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from streams.agreements import Agreement
+from streams.steps.pseudonymize import PROJECTABLE_BY_TYPE
 
 PURPOSE_TEXT = {
     "fr": {
@@ -42,6 +43,7 @@ FIELD_TEXT = {
         "amount_minor": "montant",
         "currency": "devise",
         "order_id": "n° de commande",
+        "campaign_id": "n° de campagne",
     },
     "en": {
         "departement": "département",
@@ -60,14 +62,30 @@ FIELD_TEXT = {
         "amount_minor": "amount",
         "currency": "currency",
         "order_id": "order number",
+        "campaign_id": "campaign id",
     },
 }
+TYPE_TEXT = {
+    "fr": {"ticket.order_placed": "billets commandés", "campaign.email_clicked": "clics dans les e-mails de campagne"},
+    "en": {"ticket.order_placed": "ticket orders", "campaign.email_clicked": "e-mail campaign clicks"},
+}
+
+
+def _shared(agreement: Agreement, lang: str) -> str:
+    """Per event type of the agreement: its name and the allowed fields it carries."""
+    parts = []
+    for event_type in agreement.event_types:
+        own = [FIELD_TEXT[lang].get(f, f) for f in agreement.allowed_fields if f in PROJECTABLE_BY_TYPE[event_type]]
+        parts.append(f"{TYPE_TEXT[lang].get(event_type, event_type)} ({', '.join(own) or '—'})")
+    return (" ; " if lang == "fr" else "; ").join(parts)
 
 
 def describe(agreement: Agreement, lang: str) -> str:
     """One agreement in one sentence block, ``lang`` in {"fr", "en"}."""
     purposes = ", ".join(PURPOSE_TEXT[lang][p.value] for p in agreement.purposes)
-    fields = ", ".join(FIELD_TEXT[lang].get(f, f) for f in agreement.allowed_fields) or "—"
+    shared = _shared(agreement, lang)
+    clicks = "campaign.email_clicked" in agreement.event_types
+    never = (" URL des liens, n° de message," if lang == "fr" else " link URLs, message ids,") if clicks else ""
     period = f"{agreement.valid_from:%d/%m/%Y} → {agreement.valid_until:%d/%m/%Y}"
     shared_domain = agreement.pseudonym_domain is not None
     if lang == "fr":
@@ -78,11 +96,11 @@ def describe(agreement: Agreement, lang: str) -> str:
         )
         return (
             f"  [{agreement.id}] avec « {agreement.partner} », pour : {purposes}\n"
-            f"    partagé : billets commandés ({fields}) ; identité remplacée par un {pseudo}\n"
+            f"    partagé : {shared} ; identité remplacée par un {pseudo}\n"
             f"    seulement pour les personnes ayant consenti et nommé ce partenaire ; "
             f"conservation {agreement.retention_days} jours ; validité {period} ; base légale : "
             f"{agreement.legal_basis}\n"
-            f"    jamais partagé : e-mail, téléphone, nom, n° client, et tout champ non listé"
+            f"    jamais partagé : e-mail, téléphone, nom, n° client,{never} et tout champ non listé"
         )
     pseudo = (
         f"shared pseudonym domain '{agreement.pseudonym_domain}' (named in the agreement)"
@@ -91,10 +109,10 @@ def describe(agreement: Agreement, lang: str) -> str:
     )
     return (
         f"  [{agreement.id}] with '{agreement.partner}', for: {purposes}\n"
-        f"    shared: ticket orders ({fields}); identity replaced by a {pseudo}\n"
+        f"    shared: {shared}; identity replaced by a {pseudo}\n"
         f"    only for people who consented and named this partner; kept {agreement.retention_days} days; "
         f"valid {period}; legal basis: {agreement.legal_basis}\n"
-        f"    never shared: e-mail, phone, name, customer id, and any field not listed"
+        f"    never shared: e-mail, phone, name, customer id,{never} and any field not listed"
     )
 
 

@@ -30,7 +30,8 @@ def raw_topic(venue_id: str) -> str:
     return f"raw.{venue_id}"
 
 
-PARTNER_STREAMS = ("ticketing", "erasure")
+PARTNER_STREAMS = ("ticketing", "campaign", "erasure")
+"""Per partner: shared ticket orders, shared e-mail clicks, erasure commands (``partner.<id>.<stream>``)."""
 
 
 def erasure_topic(partner: str) -> str:

@@ -707,6 +707,51 @@ class ErasureCommand(_Record):
     )
 
 
+class SharedEmailClick(_Record):
+    """An e-mail campaign click as a partner receives it on partner.<id>.campaign: pseudonymized in the ..."""
+
+    event_id: uuid.UUID = Field(
+        description='Event id of the source event.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    event_type: str = Field(description='Event type of the source event.', json_schema_extra={'techne.privacy': 'none'})
+    occurred_at: AwareDatetime = Field(
+        description='Event time (UTC): when the link was clicked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    received_at: AwareDatetime = Field(
+        description='When the bus received the source event (UTC).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    venue_id: str = Field(
+        description='Providing venue (the sender of the campaign).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    agreement_id: str = Field(
+        description='Data-sharing agreement under which it is shared.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    purpose: str = Field(description='Purpose it is shared for.', json_schema_extra={'techne.privacy': 'none'})
+    subject_pseudonym: str = Field(
+        description="HMAC-SHA256 pseudonym in the agreement's pseudonym domain (equal to the pseudonym of the same person's shared orders under that domain).",  # noqa: E501
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+    pseudonym_key_version: Int32 = Field(
+        description='Version of the key the pseudonym was computed with.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    campaign_id: str | None = Field(
+        None,
+        description='Campaign id in the e-mailing tool, if the agreement allows it.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    production_id: str | None = Field(
+        None,
+        description='Production (spectacle) the clicked content is about, if any and if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+
+
 class SharedTicketOrder(_Record):
     """A ticket order as a partner receives it on partner.<id>.ticketing: pseudonymized, projected to the ..."""
 

@@ -12,8 +12,13 @@ What a partner may receive is decided by the tags of the partner-facing schema
   "departement"}``) is computed from its source by that generalizer when allowed;
 * every other field (``direct``, ``free_text``, ``quasi`` without a generalizer) is null.
 
-:data:`PROJECTABLE` (what an agreement may list in ``allowed_fields``) follows from the same
-rules, so an agreement cannot even name a raw identifier.
+Each shareable event type has its partner-facing schema (:data:`SHARED_SCHEMA_OF_TYPE`:
+``ticket.order_placed`` -> ``SharedTicketOrder``, ``campaign.email_clicked`` ->
+``SharedEmailClick``), projected by the same rules and pseudonymized in the same domain, so a
+partner can join a person's clicks with their orders (and only within its own domain).
+:data:`PROJECTABLE_BY_TYPE` (what an agreement covering that type may list in
+``allowed_fields``) follows from the same rules, so an agreement cannot even name a raw
+identifier; :data:`PROJECTABLE` is the ticket orders' set.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from datetime import date, datetime
 from typing import Any
 
 from schemas import CATALOGUE
-from schemas.models import SHARED_TICKET_ORDER
+from schemas.models import SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
 from streams.steps import generalize
 from techne.identity import keyed_digest, subject_identifier
 
@@ -62,10 +67,17 @@ def _plan(schema_name: str) -> dict[str, tuple[str, str | None]]:
     return plan
 
 
-PLAN = _plan(SHARED_TICKET_ORDER)
-SOURCES = {f["name"]: str(f["techne.generalize"]["from"]) for f in CATALOGUE.entry(SHARED_TICKET_ORDER).raw["fields"]
+SHARED_SCHEMA_OF_TYPE = {"ticket.order_placed": SHARED_TICKET_ORDER, "campaign.email_clicked": SHARED_EMAIL_CLICK}
+"""Shareable event type -> the partner-facing schema a partner receives it as."""
+PLANS = {name: _plan(name) for name in set(SHARED_SCHEMA_OF_TYPE.values())}
+SOURCES = {f["name"]: str(f["techne.generalize"]["from"]) for name in PLANS for f in CATALOGUE.entry(name).raw["fields"]
            if "techne.generalize" in f}
-PROJECTABLE = frozenset(name for name, (how, _) in PLAN.items() if how != "never")
+PLAN = PLANS[SHARED_TICKET_ORDER]
+PROJECTABLE_BY_TYPE = {
+    event_type: frozenset(name for name, (how, _) in PLANS[schema].items() if how != "never")
+    for event_type, schema in SHARED_SCHEMA_OF_TYPE.items()
+}
+PROJECTABLE = PROJECTABLE_BY_TYPE["ticket.order_placed"]
 
 
 def _lookup(record: Mapping[str, Any], path: str) -> Any:
@@ -79,9 +91,10 @@ def pseudonym(key: bytes, domain: str, identifier: str) -> str:
     return keyed_digest(key, "pseudonym:" + domain, identifier)
 
 
-def share_record(record: dict[str, Any], agreement: Any, purpose: str, *, key_version: int,
-                 key: bytes) -> dict[str, Any]:
-    """Build the SharedTicketOrder record a partner receives for ``record`` under ``agreement``."""
+def share_record(record: dict[str, Any], agreement: Any, purpose: str, *, key_version: int, key: bytes,
+                 schema: str = SHARED_TICKET_ORDER) -> dict[str, Any]:
+    """Build the ``schema`` record (a key of :data:`PLANS`) a partner receives for ``record``
+    under ``agreement``."""
     identifier = subject_identifier(record["subject"], record["venue_id"])
     if identifier is None:
         raise ValueError("event has no subject identifier; it cannot be shared at person level")
@@ -92,7 +105,7 @@ def share_record(record: dict[str, Any], agreement: Any, purpose: str, *, key_ve
         "subject_pseudonym": pseudonym(key, agreement.domain, identifier), "pseudonym_key_version": key_version,
     }
     allowed = set(agreement.allowed_fields)
-    for name, (how, generalizer) in PLAN.items():
+    for name, (how, generalizer) in PLANS[schema].items():
         if name not in allowed or how == "never":
             out[name] = None
         elif how == "copy":

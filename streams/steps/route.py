@@ -5,6 +5,11 @@ covers the event's venue and type and is valid on the event's date: either "shar
 record to produce to ``partner.<partner>.<stream>``, or "dropped" with the consent reason.
 An agreement with several purposes shares the event once, for the first consented purpose.
 No matching agreement yields a single "no_agreement" decision (nothing is routed).
+
+Shareable types and their partner stream: ``ticket.order_placed`` -> ``ticketing``,
+``campaign.email_clicked`` -> ``campaign`` (:data:`STREAM_OF_TYPE`); each is shared as its
+partner-facing schema (:data:`~streams.steps.pseudonymize.SHARED_SCHEMA_OF_TYPE`), carried in
+:attr:`Decision.schema`. :func:`shareable` says whether a decoded raw event is one of them.
 """
 
 from __future__ import annotations
@@ -14,11 +19,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from schemas.models import EVENT_SCHEMAS, SHARED_TICKET_ORDER
 from streams.agreements import Agreement
 from streams.steps.consent import DEFAULT_TTL, LedgerEntry, decide
-from streams.steps.pseudonymize import share_record
+from streams.steps.pseudonymize import SHARED_SCHEMA_OF_TYPE, share_record
 
-STREAM_OF_TYPE = {"ticket.order_placed": "ticketing"}
+STREAM_OF_TYPE = {"ticket.order_placed": "ticketing", "campaign.email_clicked": "campaign"}
+assert set(STREAM_OF_TYPE) == set(SHARED_SCHEMA_OF_TYPE)
+
+
+def shareable(schema_name: str, event_type: str) -> bool:
+    """True for a raw event (its schema's full name, its event type) that agreements can share."""
+    return event_type in STREAM_OF_TYPE and EVENT_SCHEMAS.get(event_type) == schema_name
 
 
 def partner_topic(partner: str, stream: str) -> str:
@@ -34,6 +46,7 @@ class Decision:
     purpose: str | None = None
     topic: str | None = None
     record: dict[str, Any] | None = None
+    schema: str = SHARED_TICKET_ORDER  # the partner-facing schema of ``record``
 
 
 def route(record: dict[str, Any], agreements: list[Agreement], ledger: LedgerEntry | None, *,
@@ -48,9 +61,12 @@ def route(record: dict[str, Any], agreements: list[Agreement], ledger: LedgerEnt
             verdict = decide(ledger, purpose=purpose.value, partner=agreement.partner, at=at,
                              ttl=(ttls or {}).get(purpose.value, DEFAULT_TTL))
             if verdict.allowed:
-                shared = share_record(record, agreement, purpose.value, key_version=key_version, key=key)
+                schema = SHARED_SCHEMA_OF_TYPE[event_type]
+                shared = share_record(record, agreement, purpose.value, key_version=key_version, key=key,
+                                      schema=schema)
                 decisions.append(Decision("shared", "granted", agreement.id, agreement.partner, purpose.value,
-                                          partner_topic(agreement.partner, STREAM_OF_TYPE[event_type]), shared))
+                                          partner_topic(agreement.partner, STREAM_OF_TYPE[event_type]), shared,
+                                          schema))
                 break
             reason = verdict.reason
         else:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import CATALOGUE
-from schemas.models import CONSENT, ERASURE_COMMAND, SHARED_TICKET_ORDER, TICKET_ORDER
+from schemas.models import CONSENT, EMAIL_CLICK, ERASURE_COMMAND, SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER, TICKET_ORDER
 from streams.agreements import Agreement
 from streams.processor import InvalidRateGuard, PoisonFlood, Processor
 from streams.steps.consent import LedgerEntry
@@ -26,6 +26,11 @@ def agreement(partner: str = "p1", purposes: tuple[str, ...] = ("marketing",), *
         "id": f"dsa-{partner}", "provider_venues": ["v1"], "partner": partner, "purposes": list(purposes),
         "event_types": ["ticket.order_placed"], "allowed_fields": ["production", "departement"],
         "retention_days": 30, "valid_from": date(2026, 1, 1), "valid_until": date(2027, 1, 1), **kw})
+
+
+def with_clicks(partner: str = "p1") -> Agreement:
+    return agreement(partner, event_types=["ticket.order_placed", "campaign.email_clicked"],
+                     allowed_fields=["production", "departement", "campaign_id", "production_id"])
 
 
 def subject(email: str) -> dict[str, Any]:
@@ -48,6 +53,14 @@ def order(email: str) -> bytes:
         "venue_id": "v1", "source_system": "t", "subject": subject(email), "order_id": "O1", "production": "Tosca",
         "performance_id": "P1", "performance_at": NOW, "discipline": "opera", "tariff": "plein", "channel": "web",
         "quantity": 1, "amount_minor": 100, "currency": "EUR"})
+
+
+def click(email: str) -> bytes:
+    return CATALOGUE.encode(EMAIL_CLICK, {
+        "event_id": str(uuid.uuid4()), "event_type": "campaign.email_clicked", "occurred_at": NOW,
+        "received_at": NOW, "venue_id": "v1", "source_system": "t", "subject": subject(email),
+        "campaign_id": "CAMP-1", "campaign_name": "Temps fort", "message_id": f"MSG-{email}", "list_id": "L1",
+        "link_url": f"https://v1.example/tosca?who={email}", "link_id": "L3", "production_id": "SPEC-TOSCA"})
 
 
 class Ledger(dict[str, LedgerEntry]):
@@ -143,25 +156,49 @@ def test_poison_guard_trips_only_above_threshold() -> None:
 DIRECT = st.emails().map(str.lower)
 
 
+SHAREABLE = {"ticket": order, "click": click}
+"""Every event type an agreement can share, with a builder of a raw event full of identifiers."""
+
+
 @settings(max_examples=60, deadline=None)
 @given(emails=st.lists(DIRECT, min_size=1, max_size=5, unique=True))
 def test_no_direct_identifier_in_any_routed_event(emails: list[str]) -> None:
-    proc, ledger = Processor([agreement("p1"), agreement("p2")], KEYS, 1), Ledger()
+    proc, ledger = Processor([with_clicks("p1"), with_clicks("p2")], KEYS, 1), Ledger()
     pseudonyms: dict[tuple[str, str], set[str]] = {}
+    topics_seen: set[str] = set()
     for email in emails:
         ledger.feed(proc, consent(email, "granted"), key=email)
         for _ in range(2):
-            for out in ledger.feed(proc, order(email), key=email).outputs:
-                text = out.value.decode("latin-1").lower()
-                assert email not in text and "cust-42" not in text
-                if out.topic.startswith("partner."):
-                    record = CATALOGUE.decode(out.value)[1]
-                    pseudonyms.setdefault((email, out.topic), set()).add(record["subject_pseudonym"])
-    assert all(len(p) == 1 for p in pseudonyms.values()), "stable within a domain"
+            for build in SHAREABLE.values():
+                for out in ledger.feed(proc, build(email), key=email).outputs:
+                    text = out.value.decode("latin-1").lower()
+                    assert email not in text and "cust-42" not in text
+                    assert "msg-" not in text and "http" not in text, "no message id, no link url"
+                    if out.topic.startswith("partner."):
+                        topics_seen.add(out.topic)
+                        partner = out.topic.split(".")[1]
+                        record = CATALOGUE.decode(out.value)[1]
+                        pseudonyms.setdefault((email, partner), set()).add(record["subject_pseudonym"])
+    assert topics_seen == {f"partner.{p}.{s}" for p in ("p1", "p2") for s in ("ticketing", "campaign")}
+    assert all(len(p) == 1 for p in pseudonyms.values()), "stable within a domain, orders and clicks alike"
     for email in emails:
-        assert not pseudonyms[(email, "partner.p1.ticketing")] & pseudonyms[(email, "partner.p2.ticketing")]
-    firsts = [next(iter(pseudonyms[(e, "partner.p1.ticketing")])) for e in emails]
+        assert not pseudonyms[(email, "p1")] & pseudonyms[(email, "p2")]
+    firsts = [next(iter(pseudonyms[(e, "p1")])) for e in emails]
     assert len(set(firsts)) == len(emails), "different subjects, different pseudonyms"
+
+
+def test_click_shared_as_its_own_schema_only_after_consent() -> None:
+    proc, ledger = Processor([with_clicks()], KEYS, 1), Ledger()
+    refused = ledger.feed(proc, click("a@b.fr"))
+    assert not [o for o in refused.outputs if o.topic.startswith("partner.")]
+    assert json.loads(refused.outputs[0].value)["outcome"] == "dropped"
+    ledger.feed(proc, consent("a@b.fr", "granted"))
+    [out] = [o for o in ledger.feed(proc, click("a@b.fr")).outputs if o.topic.startswith("partner.")]
+    name, record = CATALOGUE.decode(out.value)
+    assert (out.topic, name) == ("partner.p1.campaign", SHARED_EMAIL_CLICK)
+    assert (record["campaign_id"], record["production_id"]) == ("CAMP-1", "SPEC-TOSCA")
+    assert "link_url" not in record and "message_id" not in record and "campaign_name" not in record
+    assert out.key == record["subject_pseudonym"].encode()
 
 
 def test_valid_events_of_unshareable_types_are_audited_not_dead_lettered() -> None:

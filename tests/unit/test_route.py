@@ -94,3 +94,72 @@ def test_invalid_agreements_rejected(bad: dict) -> None:
 
     with pytest.raises(ValidationError):
         agreement(**bad)
+
+
+# --- e-mail clicks: routed to partner.<p>.campaign, same pseudonym domain as orders ---------------------------
+
+
+def click(email: str = "a@b.fr", venue: str = "v1") -> dict:
+    return {"event_id": uuid.uuid4(), "event_type": "campaign.email_clicked", "occurred_at": AT, "received_at": AT,
+            "venue_id": venue, "source_system": "brevo",
+            "subject": {"email": email, "customer_id": "C1", "postal_code": "75011"},
+            "campaign_id": "CAMP-1", "campaign_name": "Temps fort danse", "message_id": "MSG-7731-0042",
+            "list_id": "LST-1", "link_url": "https://v1.example/fr/tosca?utm=a@b.fr", "link_id": "L3",
+            "production_id": "SPEC-TOSCA"}
+
+
+def both(**kw: object) -> Agreement:
+    return agreement(**{"event_types": ["ticket.order_placed", "campaign.email_clicked"],
+                        "allowed_fields": ["production", "quantity", "campaign_id"], **kw})
+
+
+def test_click_is_routed_to_the_campaign_stream_with_the_orders_pseudonym() -> None:
+    from schemas.models import SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
+
+    [c] = route(click(), [both()], granted(["p1"]), key_version=1, key=KEY)
+    [o] = route(order(), [both()], granted(["p1"]), key_version=1, key=KEY)
+    assert (c.outcome, c.topic, c.schema) == ("shared", "partner.p1.campaign", SHARED_EMAIL_CLICK)
+    assert (o.topic, o.schema) == ("partner.p1.ticketing", SHARED_TICKET_ORDER)
+    assert c.record is not None and o.record is not None
+    assert c.record["subject_pseudonym"] == o.record["subject_pseudonym"], "clicks join orders per person"
+    assert c.record["campaign_id"] == "CAMP-1"
+    assert c.record["production_id"] is None, "not allowed by this agreement"
+    assert set(c.record) == {"event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id",
+                             "purpose", "subject_pseudonym", "pseudonym_key_version", "campaign_id", "production_id"}
+    text = repr(c.record)
+    assert "a@b.fr" not in text and "C1" not in text and "MSG-" not in text and "http" not in text
+
+
+def test_click_pseudonym_differs_per_partner_domain() -> None:
+    mine = route(click(), [both()], granted(["p1", "p2"]), key_version=1, key=KEY)[0].record
+    other = route(click(), [both(id="dsa-2", partner="p2")], granted(["p2"]), key_version=1, key=KEY)[0].record
+    assert mine and other and mine["subject_pseudonym"] != other["subject_pseudonym"]
+
+
+def test_click_needs_consent_and_an_agreement_covering_clicks() -> None:
+    [d] = route(click(), [both()], None, key_version=1, key=KEY)
+    assert (d.outcome, d.reason) == ("dropped", "no_record")
+    [d] = route(click(), [agreement()], granted(["p1"]), key_version=1, key=KEY)
+    assert d.outcome == "no_agreement", "an orders-only agreement does not share clicks"
+
+
+def test_shareable_types() -> None:
+    from schemas.models import EMAIL_CLICK, TICKET_ORDER
+    from streams.steps.route import shareable
+
+    assert shareable(TICKET_ORDER, "ticket.order_placed") and shareable(EMAIL_CLICK, "campaign.email_clicked")
+    assert not shareable(EMAIL_CLICK, "ticket.order_placed"), "a type must come with its own schema"
+    assert not shareable("org.techne.campaign.EmailOpened", "campaign.email_opened")
+
+
+def test_allowed_fields_are_checked_against_the_agreements_event_types() -> None:
+    from pydantic import ValidationError
+
+    assert both().allowed_fields == ["production", "quantity", "campaign_id"]
+    with pytest.raises(ValidationError, match="campaign_id"):
+        agreement(allowed_fields=["campaign_id"])  # orders only: no campaign id to share
+    for never in ("link_url", "message_id", "campaign_name", "email"):
+        with pytest.raises(ValidationError, match=never):
+            both(allowed_fields=["campaign_id", never])
+    with pytest.raises(ValidationError, match="event_types"):
+        agreement(event_types=["campaign.email_opened"])
