@@ -154,13 +154,14 @@ def sample_cmd(partner: Partner, data_dir: DataDir = None, persons: int = 2500, 
 
     settings = _settings(data_dir)
     try:
-        spec = tables_for(settings, partner).orders
+        tables = tables_for(settings, partner)
+        spec = tables.orders
         with open_store(settings, partner) as store:
             ((rows,),) = store.query(f"SELECT count() FROM {spec.qualified}")  # noqa: S608
             if int(rows):
                 raise TechneError(f"the store of {partner} already holds {rows} rows: sample data goes to an empty "
                                   "store only (use another --data-dir)")
-            n_orders, n_clicks = sample.load(store, spec, persons, seed)
+            n_orders, n_clicks = sample.load(store, tables, persons, seed)
     except TechneError as exc:
         _fail(exc)
         return

@@ -16,10 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from insights import PURPOSE
-from insights.views import clicks_spec
 from sinks.base import Store
 from sinks.ddl import TableSpec, row_from_record, to_json_each_row
-from sinks.migrate import ensure_table
+from sinks.tables import CLICK_TYPE, PartnerTables
 
 PROGRAMME: dict[str, list[tuple[str, str]]] = {
     "opera-lyon": [("Tosca", "opera"), ("Pelléas et Mélisande", "opera"), ("Forsythe", "danse"),
@@ -88,7 +87,7 @@ def orders(persons: int = 2500, seasons: Sequence[int] = (2024, 2025, 2026), see
 
 def clicks(shared: Sequence[dict[str, Any]], seed: int = 12, campaigns: int = 3,
            agreement_id: str = AGREEMENT) -> list[dict[str, Any]]:
-    """E-mail clicks of the persons in ``shared``: some a few days before one of their orders."""
+    """SharedEmailClick records of the persons in ``shared``: some a few days before one of their orders."""
     rng = random.Random(seed)
     out = []
     for order in shared:
@@ -96,10 +95,11 @@ def clicks(shared: Sequence[dict[str, Any]], seed: int = 12, campaigns: int = 3,
             venue = order["venue_id"]
             converted = rng.random() < 0.5
             at = order["occurred_at"] - timedelta(days=rng.uniform(0.1, 6.5) if converted else rng.uniform(10, 40))
-            out.append({"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "occurred_at": at,
-                        "venue_id": venue, "agreement_id": agreement_id, "purpose": PURPOSE,
-                        "subject_pseudonym": order["subject_pseudonym"],
-                        "campaign_id": f"{venue}-newsletter-{rng.randint(1, campaigns)}"})
+            out.append({"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "event_type": CLICK_TYPE,
+                        "occurred_at": at, "received_at": at + timedelta(seconds=2), "venue_id": venue,
+                        "agreement_id": agreement_id, "purpose": PURPOSE,
+                        "subject_pseudonym": order["subject_pseudonym"], "pseudonym_key_version": 1,
+                        "campaign_id": f"{venue}-newsletter-{rng.randint(1, campaigns)}", "production_id": None})
     return out
 
 
@@ -113,14 +113,13 @@ def insert(store: Store, spec: TableSpec, records: Sequence[dict[str, Any]], chu
     return len(records)
 
 
-def load(store: Store, orders_spec: TableSpec, persons: int = 2500, seed: int = 11,
+def load(store: Store, tables: PartnerTables, persons: int = 2500, seed: int = 11,
          with_clicks: bool = True) -> tuple[int, int]:
-    """Insert sample orders (and clicks, creating the clicks table) into an open store."""
+    """Insert sample orders (and clicks, if the partner's agreements share them: ``tables.clicks``)
+    into an open store whose tables exist (:func:`sinks.migrate.ensure_partner`)."""
     shared = orders(persons, seed=seed)
-    n_orders = insert(store, orders_spec, shared)
+    n_orders = insert(store, tables.orders, shared)
     n_clicks = 0
-    if with_clicks:
-        spec = clicks_spec(orders_spec.database)
-        ensure_table(store, spec)
-        n_clicks = insert(store, spec, clicks(shared, seed=seed + 1))
+    if with_clicks and tables.clicks is not None:
+        n_clicks = insert(store, tables.clicks, clicks(shared, seed=seed + 1))
     return n_orders, n_clicks

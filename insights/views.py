@@ -33,14 +33,16 @@ from collections.abc import Collection
 
 from insights import PURPOSE
 from sinks.base import Store
-from sinks.ddl import Column, TableSpec, quote
-from sinks.tables import TICKET_ORDERS
+from sinks.ddl import quote
+from sinks.tables import EMAIL_CLICKS, TICKET_ORDERS
 
 TZ = "Europe/Paris"
 CONVERSION_DAYS = 7
 """An order within this many days after a click counts as a conversion (fixed: a choosable
 window would let two releases be differenced into the orders of one day)."""
-CLICKS = "email_clicks"
+CLICKS = EMAIL_CLICKS
+"""The sink's e-mail click table (:func:`sinks.tables.partner_tables`, ``clicks``): the one shape
+both the sink writes and these views read."""
 FREQUENCY_BUCKETS: tuple[tuple[str, int, int | None], ...] = (("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6+", 6, None))
 UNKNOWN = "?"
 """Département / discipline / tariff label of persons whose value was not shared."""
@@ -67,27 +69,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
 def missing_for(insight: str, available: Collection[str]) -> list[str]:
     """What ``insight`` needs that the partner's store lacks (columns, or the clicks table)."""
     return [c for c in NEEDS[insight] if c not in available]
-
-
-def clicks_spec(database: str) -> TableSpec:
-    """Shape of the e-mail click table that :data:`CLICKS` views read.
-
-    Partners do not receive campaign events yet (agreements route ``ticket.order_placed``
-    only); this is the table a sink would fill from a future shared ``campaign.email_clicked``
-    record: pseudonymized like orders, in the same domain, with the campaign id only (never the
-    link URL or the message id). Tests create it and insert rows; the sink owns it once it exists.
-    """
-    columns = (
-        Column("event_id", "UUID", "uuid"),
-        Column("occurred_at", "DateTime64(6, 'UTC')", "timestamp"),
-        Column("venue_id", "LowCardinality(String)"),
-        Column("agreement_id", "LowCardinality(String)"),
-        Column("purpose", "LowCardinality(String)"),
-        Column("subject_pseudonym", "String"),
-        Column("campaign_id", "String"),
-    )
-    return TableSpec(database, CLICKS, columns, ("purpose", "venue_id", "occurred_at", "event_id"),
-                     partition_by="toYYYYMM(occurred_at)")
 
 
 def _literal(value: str) -> str:
@@ -137,8 +118,8 @@ WHERE discipline IS NOT NULL AND tariff IS NOT NULL AND performance_at IS NOT NU
         views.append(("insights_clicks", f"""
 SELECT c.venue_id AS venue_id, c.campaign_id AS campaign_id, c.person AS person,
        max(o.ordered_at > c.clicked_at AND o.ordered_at <= c.clicked_at + INTERVAL {CONVERSION_DAYS} DAY) AS converted
-FROM (SELECT venue_id, campaign_id, subject_pseudonym AS person, occurred_at AS clicked_at
-      FROM {db}.{quote(CLICKS)} FINAL WHERE purpose = {_literal(PURPOSE)}) AS c
+FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudonym AS person, occurred_at AS clicked_at
+      FROM {db}.{quote(CLICKS)} FINAL WHERE purpose = {_literal(PURPOSE)} AND campaign_id IS NOT NULL) AS c
 LEFT JOIN {db}.insights_orders AS o ON o.venue_id = c.venue_id AND o.person = c.person
 GROUP BY c.venue_id, c.campaign_id, c.person"""))
     return views
@@ -218,12 +199,13 @@ def view_statements(database: str, available: Collection[str], k: int) -> list[t
 
 
 def available_columns(store: Store, database: str) -> set[str]:
-    """Columns of ``ticket_orders`` in ``database``, plus :data:`CLICKS` if that table exists."""
+    """Columns of ``ticket_orders`` in ``database``, plus :data:`CLICKS` if that table exists with
+    a ``campaign_id`` column (the partner's agreements share e-mail clicks with their campaign)."""
     rows = store.query("SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
                        {"d": database, "t": TICKET_ORDERS})
     found = {str(name) for (name,) in rows}
-    ((clicks,),) = store.query("SELECT count() FROM system.tables WHERE database = {d:String} AND name = {t:String}",
-                               {"d": database, "t": CLICKS})
+    ((clicks,),) = store.query("SELECT count() FROM system.columns WHERE database = {d:String} AND table = {t:String} "
+                               "AND name = 'campaign_id'", {"d": database, "t": CLICKS})
     if int(clicks):
         found.add(CLICKS)
     return found

@@ -1,7 +1,8 @@
 """Wiring of the sink processes: Kafka consumer (and producer) + handlers + :class:`SinkLoop`.
 
 :func:`run_sink` runs one partner's sink until ``stop`` is set: it consumes
-``partner.<id>.ticketing`` (-> ``ticket_orders``, :mod:`sinks.orders`) and
+``partner.<id>.ticketing`` (-> ``ticket_orders``, :mod:`sinks.orders`), ``partner.<id>.campaign``
+(-> ``email_clicks``, if the partner has that table: :func:`sinks.orders.click_handlers`) and
 ``partner.<id>.erasure`` (-> executed erasures, :mod:`sinks.erasure`) as group
 ``techne-sink.<id>``, from the earliest uncommitted offsets, and produces erasure completions to
 ``techne.audit``. :func:`run_audit_sink` consumes ``techne.audit`` into the audit store as group
@@ -28,7 +29,7 @@ from sinks.framing import SharedFormat
 from sinks.loop import BatchCallback, SinkLoop
 from sinks.metrics import AUDIT_LABEL
 from sinks.migrate import ensure_partner, ensure_table
-from sinks.orders import OrdersHandler
+from sinks.orders import OrdersHandler, click_handlers
 from sinks.records import InvalidHandler, log_invalid
 from sinks.tables import PartnerTables
 from streams.topics import AUDIT, erasure_topic
@@ -115,7 +116,10 @@ async def run_sink(
         batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds), faults=faults,
     )
     consumer = _consumer(settings, group_for(partner), f"techne-sink-{partner}")
-    loop = SinkLoop(partner, consumer, [orders, erase], on_batch=on_batch, on_invalid=on_invalid, faults=faults)
+    clicks = click_handlers(store, tables, tombstones, batch_rows=settings.sink_batch_rows,
+                           batch_seconds=settings.sink_batch_seconds, shared=shared, faults=faults)
+    loop = SinkLoop(partner, consumer, [orders, *clicks, erase], on_batch=on_batch, on_invalid=on_invalid,
+                    faults=faults)
     consumer.subscribe(loop.topics, listener=loop.listener())
     try:
         await producer.start()

@@ -4,7 +4,8 @@
 table lacks (schema evolution and wider projections only add columns: existing rows keep their
 data and read ``NULL``/the default in the new ones) and updates column ``DEFAULT`` expressions
 that changed (metadata only). :func:`ensure_partner` does that for every table of a partner,
-then applies shortened retentions to existing rows (:func:`sinks.tables.shortened_retention_sql`).
+then applies shortened retentions to the existing rows of every shared-event table
+(:func:`sinks.tables.shortened_retention_sql`).
 Raises :class:`~techne.errors.StoreUnavailable` like any store call.
 """
 
@@ -54,14 +55,15 @@ def ensure_partner(store: Store, tables: PartnerTables) -> None:
     for spec in tables.all:
         ensure_table(store, spec)
     known = [a for a, _ in tables.retention.days]
-    sql = f"SELECT DISTINCT agreement_id FROM {tables.orders.qualified} WHERE agreement_id NOT IN {{k:Array(String)}}"  # noqa: S608
-    for (unknown,) in store.query(sql, {"k": known}):
-        log.warning("%s: rows under agreement %r, which is not configured: they keep the retention they got "
-                    "(new ones get the shortest, %d days)", tables.orders.qualified, unknown,
-                    tables.retention.default_days)
-    for count_sql, update_sql, params in shortened_retention_sql(tables.orders, tables.retention):
-        ((stale,),) = store.query(count_sql, params)
-        if int(stale):
-            log.info("%s: retention of %s shortened, updating %s rows", tables.orders.qualified, params["a"], stale)
-            store.command(update_sql, params)
+    for spec in tables.shared:
+        sql = f"SELECT DISTINCT agreement_id FROM {spec.qualified} WHERE agreement_id NOT IN {{k:Array(String)}}"  # noqa: S608
+        for (unknown,) in store.query(sql, {"k": known}):
+            log.warning("%s: rows under agreement %r, which is not configured: they keep the retention they got "
+                        "(new ones get the shortest, %d days)", spec.qualified, unknown,
+                        tables.retention.default_days)
+        for count_sql, update_sql, params in shortened_retention_sql(spec, tables.retention):
+            ((stale,),) = store.query(count_sql, params)
+            if int(stale):
+                log.info("%s: retention of %s shortened, updating %s rows", spec.qualified, params["a"], stale)
+                store.command(update_sql, params)
     store.use(tables.database)

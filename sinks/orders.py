@@ -1,4 +1,7 @@
-"""``partner.<id>.ticketing`` -> the partner's ``ticket_orders`` table (a sink-loop handler).
+"""A partner topic of shared events -> its table (a sink-loop handler): ``partner.<id>.ticketing``
+-> ``ticket_orders``, and ``partner.<id>.campaign`` -> ``email_clicks`` (:func:`click_handlers`),
+by the same code: both are shared records with the same leading fields, and their tables the
+same sort key, retention and erasure (:mod:`sinks.tables`).
 
 :meth:`OrdersHandler.decode` is pure (:meth:`sinks.framing.SharedFormat.parse`).
 :meth:`OrdersHandler.write` writes the batches of several partitions together, idempotently:
@@ -20,7 +23,7 @@
    :class:`~techne.errors.StoreUnavailable` propagates (the loop retries the whole batch).
 
 Guarantee (with the loop's commit-after-write): every valid message of the partner topic ends
-up as exactly one row with its ``event_id`` in ``ticket_orders`` (``count() ==
+up as exactly one row with its ``event_id`` in its table (``count() ==
 uniqExact(event_id)`` without ``FINAL``), unless it was erased or is past retention, whatever
 the crashes or store outages, provided the store has a single writer. A chDB directory
 guarantees it (exclusive lock); on a server, run one sink per partner (during a consumer-group
@@ -36,9 +39,11 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import date
 
+from schemas.codec import CATALOGUE
+from schemas.models import SHARED_EMAIL_CLICK
 from sinks import metrics
 from sinks.base import Batch, Rejected, Store, WriteResult, batches_token, first_occurrences, insert_token
-from sinks.ddl import Column, row_from_record
+from sinks.ddl import Column, TableSpec, row_from_record
 from sinks.erasure import Tombstones
 from sinks.faults import NO_FAULTS, Faults, kill
 from sinks.framing import SharedFormat, SharedRow
@@ -51,7 +56,7 @@ _ID_CHUNK = 10_000
 
 
 class OrdersHandler:
-    """Shared ticket orders of one partner (see module doc)."""
+    """Shared records of one partner into one table: ticket orders by default (see module doc)."""
 
     def __init__(
         self,
@@ -65,13 +70,15 @@ class OrdersHandler:
         shared: SharedFormat | None = None,
         faults: Faults = NO_FAULTS,
         clock_today: Callable[[], date] = today,
+        spec: TableSpec | None = None,
     ) -> None:
         self.store, self.tables, self.tombstones = store, tables, tombstones
         self.topic, self.batch_rows, self.batch_seconds = topic, batch_rows, batch_seconds
-        self.table = tables.orders.name
+        self.spec = spec or tables.orders  # the table written (``shared`` must be its schema's format)
+        self.table = self.spec.name
         self.shared = shared or SharedFormat()
         self.faults, self._today = faults, clock_today
-        self._avro_columns = tuple(c for c in tables.orders.columns if c.name != RETAIN_UNTIL)
+        self._avro_columns = tuple(c for c in self.spec.columns if c.name != RETAIN_UNTIL)
         self.recent = RecentIds()
 
     def decode(self, value: bytes | None) -> SharedRow:
@@ -139,7 +146,7 @@ class OrdersHandler:
     def _stored(self, rows: Sequence[SharedRow]) -> set[str]:
         """Event ids of ``rows`` already in the table (see module doc, step 2)."""
         if self.recent.floor is None:
-            sql = f"SELECT toUnixTimestamp64Micro(max(occurred_at)) FROM {self.tables.orders.qualified}"  # noqa: S608
+            sql = f"SELECT toUnixTimestamp64Micro(max(occurred_at)) FROM {self.spec.qualified}"  # noqa: S608
             ((watermark,),) = self.store.query(sql)
             self.recent.reset(int(watermark))
         known = self.recent.known
@@ -154,7 +161,7 @@ class OrdersHandler:
         lo = min(r.occurred_at_us for r in rows)
         hi = max(r.occurred_at_us for r in rows)
         sql = (
-            f"SELECT toString(event_id) FROM {self.tables.orders.qualified} "  # noqa: S608
+            f"SELECT toString(event_id) FROM {self.spec.qualified} "  # noqa: S608
             "WHERE occurred_at BETWEEN fromUnixTimestamp64Micro({lo:Int64}, 'UTC') "
             "AND fromUnixTimestamp64Micro({hi:Int64}, 'UTC') AND event_id IN {ids:Array(UUID)}"
         )
@@ -194,7 +201,7 @@ class OrdersHandler:
         columns = [c.name for c in self._avro_columns if c.name in fields]
         data = self.shared.container(schema_id, rows)
         self.store.insert(
-            self.tables.orders.qualified, columns, data, "Avro", insert_token(token, (r.event_id for r in rows))
+            self.spec.qualified, columns, data, "Avro", insert_token(token, (r.event_id for r in rows))
         )
 
     def _validate(
@@ -216,3 +223,31 @@ def columns_of(columns: Sequence[Column], record: dict[str, object]) -> list[Col
     """The columns a decoded record provides (a record of an older version lacks later fields)."""
     return [c for c in columns if c.name in record]
 
+
+def campaign_topic(partner_id: str) -> str:
+    """The partner's topic of shared e-mail clicks."""
+    return f"partner.{partner_id}.campaign"
+
+
+def click_handlers(
+    store: Store,
+    tables: PartnerTables,
+    tombstones: Tombstones,
+    *,
+    batch_rows: int,
+    batch_seconds: float,
+    shared: SharedFormat | None = None,
+    faults: Faults = NO_FAULTS,
+) -> list[OrdersHandler]:
+    """``partner.<id>.campaign`` -> ``email_clicks``, for a partner with that table (else no handler).
+    ``shared``: the orders' format, whose catalogue (e.g. an external registry's ids) is reused."""
+    if tables.clicks is None:
+        return []
+    catalogue = shared.catalogue if shared is not None else CATALOGUE
+    return [
+        OrdersHandler(
+            store, tables, tombstones, topic=campaign_topic(tables.partner), batch_rows=batch_rows,
+            batch_seconds=batch_seconds, shared=SharedFormat(catalogue, SHARED_EMAIL_CLICK), faults=faults,
+            spec=tables.clicks,
+        )
+    ]

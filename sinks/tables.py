@@ -1,10 +1,10 @@
-"""A partner's tables, derived from the shared Avro schema and the partner's agreements (pure).
+"""A partner's tables, derived from the shared Avro schemas and the partner's agreements (pure).
 
 ``ticket_orders`` (one row per shared ``SharedTicketOrder``):
 
 * **Columns**: the fields every shared record carries (ids, times, venue, agreement, purpose,
-  pseudonym) plus the union of the ``allowed_fields`` of the partner's agreements, in schema
-  order, plus ``retain_until``. A field no agreement of the partner allows has no column at all.
+  pseudonym) plus the union of the ``allowed_fields`` of the partner's agreements that share
+  orders, in schema order, plus ``retain_until``. A field no agreement of the partner allows has no column at all.
   Columns come from every registered version of the schema (a version only adds fields).
 * **Sort key** ``(purpose, venue_id, occurred_at, event_id)``: purpose limitation means every
   partner query should name the purpose it works for (a marketing query must not read rows
@@ -26,6 +26,12 @@
   applies to new rows only: data collected under the shorter promise keeps it. A row under an
   agreement the sink does not know gets the partner's shortest retention.
 
+``email_clicks`` (one row per shared ``SharedEmailClick``), only for a partner with an
+agreement covering ``campaign.email_clicked``: built by the same rules from that schema (the
+always-present fields, the fields the agreements covering clicks allow, ``retain_until``), same sort
+key, partitions, retention and indexes. Its ``subject_pseudonym`` is in the same domain as the
+orders' (same agreement), so ``email_clicks`` joins ``ticket_orders`` on it.
+
 ``erasures`` (tombstones of executed erasure commands; see :mod:`sinks.erasure`): kept until
 ``occurred_at`` of the command + the partner's longest retention + 1 day, after which any row
 it could still suppress would be past its own retention anyway.
@@ -38,13 +44,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from schemas.codec import CATALOGUE, Catalogue
-from schemas.models import SHARED_TICKET_ORDER
+from schemas.models import SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
 from sinks.ddl import Column, TableSpec, columns_from_avro, database_name, quote
 from streams.agreements import Agreement
 from streams.steps.pseudonymize import ALWAYS
 from techne.errors import ConfigError
 
 TICKET_ORDERS = "ticket_orders"
+EMAIL_CLICKS = "email_clicks"
+CLICK_TYPE = "campaign.email_clicked"
 ERASURES = "erasures"
 RETAIN_UNTIL = "retain_until"
 ORDERS_SORT_KEY = ("purpose", "venue_id", "occurred_at", "event_id")
@@ -122,10 +130,34 @@ class PartnerTables:
     retention: Retention
     orders: TableSpec
     erasures: TableSpec
+    clicks: TableSpec | None = None  # only when an agreement of the partner covers e-mail clicks
 
     @property
     def all(self) -> tuple[TableSpec, ...]:
-        return (self.orders, self.erasures)
+        return (*self.shared, self.erasures)
+
+    @property
+    def shared(self) -> tuple[TableSpec, ...]:
+        """The tables of shared events (``ticket_orders`` first), each with ``retain_until``."""
+        return (self.orders,) if self.clicks is None else (self.orders, self.clicks)
+
+
+def shared_spec(
+    database: str, name: str, columns: Sequence[Column], allowed: set[str], retention: Retention
+) -> TableSpec:
+    """A table of shared events: the always-present and allowed ``columns``, then ``retain_until``
+    (sort key, partitions, TTL and indexes as described in the module doc)."""
+    projected = tuple(c for c in columns if c.name in ALWAYS or c.name in allowed)
+    retain = Column(RETAIN_UNTIL, "Date", "date", default_sql=retention.default_sql())
+    return TableSpec(
+        database,
+        name,
+        (*projected, retain),
+        ORDERS_SORT_KEY,
+        partition_by="toYYYYMM(occurred_at)",
+        ttl=f"{RETAIN_UNTIL} DELETE",
+        indexes=ORDERS_INDEXES,
+    )
 
 
 def partner_tables(
@@ -137,20 +169,16 @@ def partner_tables(
         raise ConfigError(f"no data-sharing agreement names partner {partner!r}: nothing may be stored for it")
     database = database_name(partner)
     retention = Retention.of(mine)
-    allowed = set().union(*(a.allowed_fields for a in mine))
+    ordering = [a for a in mine if set(a.event_types) - {CLICK_TYPE}]
+    allowed = set().union(*(a.allowed_fields for a in ordering))
     all_columns = tuple(columns) if columns is not None else shared_columns()
-    projected = tuple(c for c in all_columns if c.name in ALWAYS or c.name in allowed)
-    retain = Column(RETAIN_UNTIL, "Date", "date", default_sql=retention.default_sql())
-    orders = TableSpec(
-        database,
-        TICKET_ORDERS,
-        (*projected, retain),
-        ORDERS_SORT_KEY,
-        partition_by="toYYYYMM(occurred_at)",
-        ttl=f"{RETAIN_UNTIL} DELETE",
-        indexes=ORDERS_INDEXES,
-    )
-    return PartnerTables(partner, database, mine, retention, orders, erasures_spec(database))
+    orders = shared_spec(database, TICKET_ORDERS, all_columns, allowed, retention)
+    clicking = [a for a in mine if CLICK_TYPE in a.event_types]
+    clicks = None
+    if clicking:
+        click_allowed = set().union(*(a.allowed_fields for a in clicking))
+        clicks = shared_spec(database, EMAIL_CLICKS, shared_columns(name=SHARED_EMAIL_CLICK), click_allowed, retention)
+    return PartnerTables(partner, database, mine, retention, orders, erasures_spec(database), clicks)
 
 
 def erasures_spec(database: str) -> TableSpec:

@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from insights import grafana, render, sample, views
+from insights import grafana, render, sample
 from insights.cells import FREQUENCY, Cell, CellId, Partition, low_quantile
 from insights.engine import Release, partner_terms, release_from_store
 from insights.protect import Protected
@@ -43,27 +43,28 @@ PARIS = ZoneInfo("Europe/Paris")
 FIELDS = ["production", "performance_id", "performance_at", "discipline", "tariff", "quantity", "departement"]
 
 
-def agreement(directory: Path, partner: str, fields: list[str], k: int = 10) -> None:
+def agreement(directory: Path, partner: str, fields: list[str], k: int = 10, clicks: bool = False) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    types = ["ticket.order_placed", *(["campaign.email_clicked"] if clicks else [])]
     (directory / f"{partner}.yaml").write_text(yaml.safe_dump({
         "id": f"dsa-{partner}", "provider_venues": list(VENUES), "partner": partner,
-        "purposes": ["cross_venue_analytics", "marketing"], "event_types": ["ticket.order_placed"],
-        "allowed_fields": fields, "retention_days": 3650, "valid_from": "2020-01-01", "valid_until": "2030-12-31",
+        "purposes": ["cross_venue_analytics", "marketing"], "event_types": types,
+        "allowed_fields": [*fields, *(["campaign_id"] if clicks else [])], "retention_days": 3650,
+        "valid_from": "2020-01-01", "valid_until": "2030-12-31",
         "min_cell_size": k}))
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("insights")
-    agreement(root / "agreements", PARTNER, FIELDS)
+    agreement(root / "agreements", PARTNER, FIELDS, clicks=True)
     agreement(root / "agreements", NO_DEPT, [f for f in FIELDS if f != "departement"])
     return Settings(data_dir=root / "data", agreements_dir=root / "agreements")
 
 
 @pytest.fixture(scope="module")
 def store(env: Settings) -> Iterator[ChdbStore]:
-    with open_store(env, PARTNER) as opened:
-        ensure_table(opened, views.clicks_spec(PARTNER))
+    with open_store(env, PARTNER) as opened:  # the sink's tables, email_clicks included
         opened.use(PARTNER)
         yield opened
 
@@ -72,11 +73,15 @@ def orders_spec(env: Settings, partner: str = PARTNER) -> Any:
     return partner_tables(partner, load_agreements(env.agreements_dir)).orders
 
 
+def clicks_spec(env: Settings) -> Any:
+    return partner_tables(PARTNER, load_agreements(env.agreements_dir)).clicks
+
+
 def reload(store: ChdbStore, env: Settings, orders: list[dict[str, Any]], clicks: list[dict[str, Any]]) -> None:
     store.command(f"TRUNCATE TABLE {PARTNER}.ticket_orders")
     store.command(f"TRUNCATE TABLE {PARTNER}.email_clicks")
     sample.insert(store, orders_spec(env), orders)
-    sample.insert(store, views.clicks_spec(PARTNER), clicks)
+    sample.insert(store, clicks_spec(env), clicks)
 
 
 # --- an independent oracle: the definitions of insights/cells.py, computed in plain Python --------------------
@@ -206,8 +211,9 @@ def order(person: int, venue: int, season: int, perf: int, discipline: int, tari
 
 
 def click(person: int, venue: int, campaign: int, at: datetime) -> dict[str, Any]:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": at, "venue_id": VENUES[venue], "agreement_id": "x",
-            "purpose": "cross_venue_analytics", "subject_pseudonym": f"{person:064x}", "campaign_id": f"c{campaign}"}
+    return {"event_id": str(uuid.uuid4()), "event_type": "campaign.email_clicked", "occurred_at": at,
+            "received_at": at, "venue_id": VENUES[venue], "agreement_id": "x", "purpose": "cross_venue_analytics",
+            "subject_pseudonym": f"{person:064x}", "pseudonym_key_version": 1, "campaign_id": f"c{campaign}"}
 
 
 def orders_of(profiles: list[tuple[int, ...]]) -> list[dict[str, Any]]:
