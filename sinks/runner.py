@@ -29,6 +29,7 @@ from sinks import audit
 from sinks.base import Store
 from sinks.chdb import ChdbStore
 from sinks.consumer import run_audit_sink, run_sink
+from sinks.ddl import quote
 from sinks.faults import OutageStore, from_env
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.server import connect
@@ -143,9 +144,12 @@ def partner_rows(settings: Settings, partner_id: str, sql: str) -> list[tuple[An
         return store.query(sql)
 
 
-def partner_counts(settings: Settings, partner_id: str) -> dict[str, int]:
-    """``{"rows": count(), "distinct_event_ids": uniqExact(event_id)}`` of the partner table."""
-    sql = f"SELECT count(), uniqExact(event_id) FROM {TICKET_ORDERS}"  # noqa: S608
+def partner_counts(settings: Settings, partner_id: str, table: str = TICKET_ORDERS) -> dict[str, int]:
+    """``{"rows": count(), "distinct_event_ids": uniqExact(event_id)}`` of a partner table
+    (``ticket_orders`` by default; ``email_clicks`` reads as empty for a partner without it)."""
+    if table != TICKET_ORDERS and table not in {t.name for t in tables_for(settings, partner_id).shared}:
+        return {"rows": 0, "distinct_event_ids": 0}
+    sql = f"SELECT count(), uniqExact(event_id) FROM {quote(table)}"  # noqa: S608
     ((rows, distinct),) = partner_rows(settings, partner_id, sql)
     return {"rows": int(rows), "distinct_event_ids": int(distinct)}
 

@@ -2,7 +2,7 @@
 
 :func:`collect_audit` reads ``techne.audit`` from the beginning until every expected
 ``event_id`` has a decision; :func:`wait_sinks_caught_up` waits until each partner sink's
-committed offsets reach its topic's end offsets (a sink commits only after its insert, so at
+committed offsets reach its topics' end offsets (a sink commits only after its insert, so at
 that point the partner's store holds everything that was routed to it).
 """
 
@@ -19,6 +19,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.topics import AUDIT, partitions_of
 from techne.kafka_auth import env_kwargs
+
+SHARED_STREAMS = ("ticketing", "campaign")
+"""The partner streams of shared events, which the partner's sink stores (orders, e-mail clicks)."""
 
 
 async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> dict[str, list[dict[str, Any]]]:
@@ -46,16 +49,17 @@ async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> d
     return dict(found)
 
 
-async def sink_lag(bootstrap: str, partner: str, stream: str = "ticketing") -> int:
-    """Messages on ``partner.<partner>.<stream>`` not yet committed by that partner's sink."""
-    topic = f"partner.{partner}.{stream}"
-    parts = (await partitions_of(bootstrap, [topic]))[topic]
+async def sink_lag(bootstrap: str, partner: str, streams: tuple[str, ...] = SHARED_STREAMS) -> int:
+    """Messages on ``partner.<partner>.<stream>`` (each of ``streams`` that exists) not yet
+    committed by that partner's sink."""
+    topics = [f"partner.{partner}.{stream}" for stream in streams]
+    parts = await partitions_of(bootstrap, topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **env_kwargs())
     await admin.start()
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in parts]
+        partitions = [TopicPartition(topic, p) for topic in topics for p in parts.get(topic, [])]
         ends = await consumer.end_offsets(partitions)
         committed = await admin.list_consumer_group_offsets(f"techne-sink.{partner}", partitions=partitions)
         lag = 0

@@ -5,7 +5,8 @@ and one sink per partner as real child processes, and sends signed events throug
 HTTP gateway. With ``events`` it waits until each event is accounted for (rejected with a 4xx,
 or decided by the worker and, when shared, committed by the partner's sink), stops, reads
 every partner store and returns the summary; ``all_accounted`` is true only if nothing is
-missing and every partner table holds each shared event exactly once.
+missing and every partner table holds each shared event exactly once (orders in
+``ticket_orders``, e-mail clicks in ``email_clicks``).
 
 The demo owns its data directory: ``partners/``, ``worker/``, ``logs/`` (and ``kafka/`` for the
 embedded broker) are recreated at each start.
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sinks.runner import partner_counts
+from sinks.tables import CLICK_TYPE, EMAIL_CLICKS
 from streams.agreements import load_agreements, partners
 from streams.topics import bus_topics, ensure_topics
 from techne.accounting import collect_audit, wait_sinks_caught_up
@@ -49,6 +51,7 @@ def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
     """Pure: build the demo summary from what was sent, decided and stored."""
     per_venue: dict[str, Counter[str]] = defaultdict(Counter)
     routed: Counter[str] = Counter()
+    routed_clicks: Counter[str] = Counter()
     unaccounted = 0
     for r in results:
         venue = per_venue[r.outgoing.venue_id]
@@ -77,9 +80,11 @@ def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
         for d in decisions:
             if d["outcome"] == "shared":
                 routed[d["partner"]] += 1
-    per_partner = {p: {"routed": routed[p], **rows.get(p, {}), "lag": lags.get(p, -1)} for p in rows}
+                routed_clicks[d["partner"]] += d.get("event_type") == CLICK_TYPE
+    per_partner = {p: {"routed": routed[p], "routed_clicks": routed_clicks[p], **rows.get(p, {}),
+                       "lag": lags.get(p, -1)} for p in rows}
     partners_ok = all(v["rows"] == v["distinct_event_ids"] == v["routed"] and v["lag"] == 0
-                      for v in per_partner.values())
+                      and v.get("email_clicks", 0) == v["routed_clicks"] for v in per_partner.values())
     totals: Counter[str] = Counter()
     for counts in per_venue.values():
         totals.update(counts)
@@ -102,9 +107,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"{'venue':<14}" + "".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
     for venue, counts in [*summary["per_venue"].items(), ("TOTAL", summary["totals"])]:
         print(f"{venue:<14}" + "".join(f"{counts.get(c, 0):>{w}}" for c, w in zip(cols, widths, strict=True)))
-    print("\npartner          routed     rows  distinct  lag")
+    print("\npartner          routed     rows  distinct  lag   (of which e-mail clicks: routed  rows)")
     for partner, p in summary["per_partner"].items():
-        print(f"{partner:<14}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}")
+        print(f"{partner:<14}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}"
+              f"{p['routed_clicks']:>33}{p.get('email_clicks', 0):>6}")
     w = summary.get("withdrawal")
     if w:
         print(f"\nwithdrawals: {w['withdrawals']}; new events stopped after p50 {w['stop_p50_s']} s / "
@@ -150,7 +156,7 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
         lags = asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, timeout))
         for p in partner_ids:
             stack.stop(f"sink-{p}")
-        rows = {p: partner_counts(settings.model_copy(update={"data_dir": data_dir}), p) for p in partner_ids}
+        rows = {p: _stored(settings.model_copy(update={"data_dir": data_dir}), p) for p in partner_ids}
         summary = summarize(results, audit, rows, lags)
         for p in partner_ids:  # back up for the withdrawal phase: erasures are executed by the sinks
             stack.start_sink(p)
@@ -163,6 +169,14 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
         stack.stop_all()
         if broker is not None:
             broker.stop()
+
+
+def _stored(settings: Settings, partner: str) -> dict[str, int]:
+    """Rows and distinct event ids over the partner's tables of shared events, and its clicks."""
+    orders, clicks = partner_counts(settings, partner), partner_counts(settings, partner, EMAIL_CLICKS)
+    return {"rows": orders["rows"] + clicks["rows"],
+            "distinct_event_ids": orders["distinct_event_ids"] + clicks["distinct_event_ids"],
+            "email_clicks": clicks["rows"]}
 
 
 def _measure_withdrawals(url: str, bootstrap: str, batch: list[Outgoing], results: list[SendResult],

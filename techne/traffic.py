@@ -1,9 +1,11 @@
 """Synthetic venue traffic for the demo, tests and benchmarks, and a signed HTTP sender.
 
 :func:`generate` is pure and deterministic for a seed: realistic ticket orders for the five
-pilot venues, persons who attend several venues, and a consent mix (granted, refused,
-absent). :func:`send_all` posts each event through the real gateway, signed per Standard
-Webhooks, with bounded concurrency, and reports every answer.
+pilot venues, persons who attend several venues, a consent mix (granted, refused, absent) and
+e-mail campaign clicks, mostly by people who gave a consent at that venue (its newsletter
+subscribers), some a few days before one of their orders there. :func:`send_all` posts each
+event through the real gateway, signed per Standard Webhooks, with bounded concurrency, and
+reports every answer.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class Outgoing:
 
     venue_id: str
     payload: dict[str, Any]
-    kind: str  # consent | order | invalid
+    kind: str  # consent | order | click | invalid
     webhook_id: str = field(default_factory=lambda: "msg_" + uuid.uuid4().hex)
 
 
@@ -74,10 +76,30 @@ def _order(rng: random.Random, venue: str, email: str, at: datetime) -> dict[str
             "amount_minor": unit * qty, "currency": "EUR"}
 
 
+def _click(rng: random.Random, venue: str, email: str, at: datetime, campaign: str) -> dict[str, Any]:
+    production, _ = rng.choice(PROGRAMME[venue])
+    slug = "".join(ch if ch.isalnum() else "-" for ch in production.lower()).strip("-")
+    return {"type": "campaign.email_clicked", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
+            "source_system": "brevo", "customer": {"email": email}, "campaign_id": campaign,
+            "campaign_name": "Lettre d'information", "message_id": f"MSG-{rng.randrange(10**9):09d}",
+            "list_id": "LST-SAISON", "link_url": f"https://www.{venue}.example/programmation/{slug}?utm_source=brevo",
+            "link_id": f"L{rng.randint(1, 6)}", "production_id": None}
+
+
+def campaign_id(venue: str, sent: datetime) -> str:
+    """The venue's newsletter campaign of the month of ``sent``."""
+    return f"{venue}-newsletter-{sent:%Y-%m}"
+
+
 def generate(n: int, seed: int = 7, venues: Sequence[str] = tuple(PROGRAMME), invalid_share: float = 0.01,
-             now: datetime | None = None) -> list[Outgoing]:
-    """``n`` events: consents first (so they precede a person's orders), then orders and a few
-    schema-invalid events. Roughly 45 % of (venue, person) pairs consent, 20 % refuse, 35 % never answer."""
+             now: datetime | None = None, click_share: float = 0.15) -> list[Outgoing]:
+    """``n`` events: consents first (so they precede a person's orders), then orders, a few
+    schema-invalid events and e-mail clicks (``click_share`` of the non-consent events). Roughly
+    45 % of (venue, person) pairs consent, 20 % refuse, 35 % never answer. Clicks are in the venue's
+    newsletter of this month: one by each person who consented at a venue and orders there (its
+    subscribers; as many as the click budget allows), the rest by the persons of random orders
+    (consented or not) at the same venue; 60 % of clicks are a few days before the order (a
+    conversion), the others weeks before."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
     persons = [f"spectateur.{i:05d}.{rng.randrange(10**6):06d}@exemple.fr" for i in range(max(4, n // 6))]
@@ -91,9 +113,11 @@ def generate(n: int, seed: int = 7, venues: Sequence[str] = tuple(PROGRAMME), in
             at = now - timedelta(days=rng.randint(1, 200))
             consents.append(Outgoing(venue, _consent(rng, venue, person, roll < 0.45, at), "consent"))
     rest = n - len(consents)
+    n_clicks = int(rest * click_share)
     n_invalid = int(rest * invalid_share)
     out = list(consents)
-    for i in range(rest):
+    orders: list[tuple[str, str, datetime]] = []
+    for i in range(rest - n_clicks):
         venue, person = rng.choice(pairs)
         at = now - timedelta(seconds=rng.randint(0, 3600))
         payload = _order(rng, venue, person, at)
@@ -102,6 +126,19 @@ def generate(n: int, seed: int = 7, venues: Sequence[str] = tuple(PROGRAMME), in
             out.append(Outgoing(venue, payload, "invalid"))
         else:
             out.append(Outgoing(venue, payload, "order"))
+            orders.append((venue, person, at))
+    subscribed = {(c.venue_id, c.payload["customer"]["email"]) for c in consents
+                  if c.payload["type"] == "consent.granted"}
+    firsts: dict[tuple[str, str], tuple[str, str, datetime]] = {}
+    for o in orders:
+        if (o[0], o[1]) in subscribed:
+            firsts.setdefault((o[0], o[1]), o)
+    clicked = list(firsts.values())
+    rng.shuffle(clicked)
+    clicked = clicked[:n_clicks] + [rng.choice(orders) for _ in range(n_clicks - len(clicked)) if orders]
+    for venue, person, ordered_at in clicked:
+        before = timedelta(days=rng.uniform(0.2, 6.5)) if rng.random() < 0.6 else timedelta(days=rng.uniform(9, 30))
+        out.append(Outgoing(venue, _click(rng, venue, person, ordered_at - before, campaign_id(venue, now)), "click"))
     return out[:n]
 
 

@@ -217,7 +217,7 @@ def test_confluent_client_sees_the_same_isolation(secured: LocalKafka, issued: d
     assert _confluent_poll(pa, AUDIT, "partner.pa.librdkafka3") == (None, ConfluentError.TOPIC_AUTHORIZATION_FAILED)
     # metadata shows the partner its own topics only: the other partners' names stay hidden
     visible = set(AdminClient(pa).list_topics(timeout=10).topics)
-    assert visible == {"partner.pa.ticketing", "partner.pa.erasure"}
+    assert visible == {"partner.pa.ticketing", "partner.pa.campaign", "partner.pa.erasure"}
 
 
 def test_confluent_producer_of_a_partner_is_refused(secured: LocalKafka, issued: dict[str, Issued]) -> None:
