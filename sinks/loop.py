@@ -1,8 +1,10 @@
 """The sink loop: messages -> per-partition batches -> ``handler.write`` -> commit (generic).
 
 A :class:`Handler` owns one topic: a pure ``decode(value) -> item`` (raising
-:class:`InvalidMessage`) and an awaitable ``write(batches) -> [WriteResult]`` (raising
-:class:`StoreUnavailable` when the store cannot take them now). :class:`SinkLoop` runs any number
+:class:`InvalidMessage`), optionally a bulk ``decode_many(values) -> items`` (the same items, or
+:class:`InvalidMessage` if any value is invalid; the loop then decodes one by one), and an
+awaitable ``write(batches) -> [WriteResult]`` (raising :class:`StoreUnavailable` when the store
+cannot take them now). :class:`SinkLoop` runs any number
 of handlers over one subscribed consumer. Its contract:
 
 - an offset is committed only after the batch holding it was written, and only for that
@@ -221,8 +223,9 @@ class SinkLoop:
         if batch is None:
             batch = self._open[tp] = Batch(tp.topic, tp.partition, handler.batch_rows, handler.batch_seconds)
         decode = handler.decode
+        decode_many = getattr(handler, "decode_many", None)
         try:  # the usual case, in bulk: every message decodes
-            items = [decode(m.value) for m in messages]
+            items = decode_many([m.value for m in messages]) if decode_many else [decode(m.value) for m in messages]
         except InvalidMessage:
             for message in messages:
                 try:

@@ -3,7 +3,8 @@
 by the same code: both are shared records with the same leading fields, and their tables the
 same sort key, retention and erasure (:mod:`sinks.tables`).
 
-:meth:`OrdersHandler.decode` is pure (:meth:`sinks.framing.SharedFormat.parse`).
+:meth:`OrdersHandler.decode` and ``decode_many`` are pure (:meth:`sinks.framing.SharedFormat.parse`,
+``parse_many``).
 :meth:`OrdersHandler.write` writes the batches of several partitions together, idempotently:
 
 1. rows already past their retention (``retain_until <= today``, e.g. a very old redelivery)
@@ -83,6 +84,9 @@ class OrdersHandler:
 
     def decode(self, value: bytes | None) -> SharedRow:
         return self.shared.parse(value)
+
+    def decode_many(self, values: Sequence[bytes | None]) -> list[SharedRow]:
+        return self.shared.parse_many(values)
 
     async def write(self, batches: Sequence[Batch[SharedRow]]) -> list[WriteResult]:
         return await asyncio.to_thread(self.write_sync, batches)
