@@ -199,3 +199,54 @@ def test_parse_keeps_received_at_for_the_end_to_end_latency() -> None:
     rec = record()
     row = SHARED.parse(CATALOGUE.encode(SHARED_TICKET_ORDER, rec))
     assert row.received_at_us == int(rec["received_at"].timestamp() * 1_000_000)
+
+
+# --- e-mail clicks: a second table built by the same rules ------------------------------------------------
+
+
+def test_email_clicks_table_only_for_partners_sharing_clicks_and_never_the_link_or_message() -> None:
+    from sinks.ddl import create_table_sql
+    from sinks.tables import EMAIL_CLICKS
+
+    agreements = load_agreements(DEFAULT_AGREEMENTS)
+    assert partner_tables("reseau-danse", agreements).clicks is None
+    obs = partner_tables("observatoire", agreements)
+    assert obs.clicks is not None
+    assert [t.name for t in obs.all] == ["ticket_orders", EMAIL_CLICKS, "erasures"]
+    assert obs.clicks.names == ("event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id",
+                                "purpose", "subject_pseudonym", "pseudonym_key_version", "campaign_id", RETAIN_UNTIL)
+    assert "campaign_id" not in obs.orders.names, "click fields stay in the click table"
+    # same sort key, partitions, TTL, indexes and retention default as the orders
+    ddl, orders_ddl = create_table_sql(obs.clicks), create_table_sql(obs.orders)
+    for clause in ("ORDER BY (purpose, venue_id, occurred_at, event_id)", "PARTITION BY toYYYYMM(occurred_at)",
+                   "TTL retain_until DELETE", "subject_bloom", "event_id_bloom", obs.retention.default_sql()):
+        assert clause in ddl and clause in orders_ddl
+    for never in ("link_url", "message_id", "campaign_name", "list_id", "subject`", "email`"):
+        assert never not in ddl
+
+
+def test_click_columns_follow_the_agreements_that_share_clicks() -> None:
+    both = ["ticket.order_placed", "campaign.email_clicked"]
+    wide = partner_tables("p1", [agreement(event_types=both, allowed_fields=["quantity", "campaign_id",
+                                                                              "production_id"])])
+    assert wide.clicks is not None and {"campaign_id", "production_id"} <= set(wide.clicks.names)
+    assert "production_id" in wide.orders.names and "quantity" not in wide.clicks.names
+    only_clicks = partner_tables("p1", [agreement(event_types=["campaign.email_clicked"],
+                                                  allowed_fields=["campaign_id"]),
+                                        agreement(id="dsa-b", allowed_fields=["quantity", "production_id"])])
+    assert only_clicks.clicks is not None and "production_id" not in only_clicks.clicks.names
+    assert "quantity" in only_clicks.orders.names and "campaign_id" not in only_clicks.orders.names
+
+
+def test_click_records_take_the_fast_path_of_their_own_schema() -> None:
+    from schemas.models import SHARED_EMAIL_CLICK
+
+    clicks = SharedFormat(CATALOGUE, SHARED_EMAIL_CLICK)
+    fields = {k: v for k, v in record(event_type="campaign.email_clicked", campaign_id="C-1").items()
+              if k != "quantity"}
+    value = CATALOGUE.encode(SHARED_EMAIL_CLICK, fields)
+    row = clicks.parse(value)
+    details = clicks.details(row)
+    assert details is not None and details.subject_pseudonym == "a" * 64 and details.purpose == "research"
+    with pytest.raises(InvalidMessage, match="is not"):
+        SHARED.parse(value)  # an orders sink refuses a click (and the other way round)
