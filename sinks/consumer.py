@@ -7,7 +7,9 @@
 ``techne-sink.<id>``, from the earliest uncommitted offsets, and produces erasure completions to
 ``techne.audit``. :func:`run_audit_sink` consumes ``techne.audit`` into the audit store as group
 ``techne-audit-sink``. Both first create/evolve their tables, retrying with backoff while the
-store is unavailable; see :mod:`sinks.loop` for batching, commits, retries and shutdown.
+store is unavailable; see :mod:`sinks.loop` for batching, commits, retries and shutdown. Both
+dead-letter what they cannot store to ``dlq.sink`` (created at start when missing) before
+committing past it (:mod:`sinks.dlq`).
 Stores are the caller's to open and close.
 """
 
@@ -23,6 +25,8 @@ from aiokafka.errors import KafkaError
 
 from sinks import audit
 from sinks.base import Backoff, Store
+from sinks.dlq import TOPIC as DLQ_TOPIC
+from sinks.dlq import DeadLetters
 from sinks.erasure import EraseHandler, Tombstones
 from sinks.faults import NO_FAULTS, Faults
 from sinks.framing import SharedFormat
@@ -30,9 +34,9 @@ from sinks.loop import BatchCallback, SinkLoop
 from sinks.metrics import AUDIT_LABEL
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.orders import OrdersHandler, click_handlers
-from sinks.records import InvalidHandler, log_invalid
+from sinks.records import InvalidHandler
 from sinks.tables import PartnerTables
-from streams.topics import AUDIT, erasure_topic
+from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.errors import StoreUnavailable
 from techne.kafka_auth import aiokafka_kwargs
 from techne.settings import Settings
@@ -65,6 +69,29 @@ async def _ensure(step: Callable[[], object], stop: asyncio.Event, owner: str) -
     return False
 
 
+def _producer(settings: Settings, client: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        client_id=client,
+        acks="all",
+        enable_idempotence=True,
+        **aiokafka_kwargs(settings.kafka_auth()),
+    )
+
+
+async def _dead_letters(settings: Settings, producer: AIOKafkaProducer, owner: str) -> DeadLetters:
+    """The loop's ``on_invalid``: ``dlq.sink`` through ``producer`` (the topic is created if missing)."""
+    try:
+        await ensure_topics(settings.bootstrap, [DLQ_TOPIC], settings.partitions)
+    except KafkaError as exc:  # e.g. the broker is not up yet: producing will tell
+        log.warning("%s: could not check %s (%s)", owner, DLQ_TOPIC, exc)
+
+    async def send(topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        await producer.send_and_wait(topic, value, key=key, headers=headers)
+
+    return DeadLetters(send, owner)
+
+
 def _consumer(settings: Settings, group: str, client: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap,
@@ -84,21 +111,16 @@ async def run_sink(
     stop: asyncio.Event,
     on_batch: BatchCallback | None = None,
     *,
-    on_invalid: InvalidHandler = log_invalid,
+    on_invalid: InvalidHandler | None = None,
     faults: Faults = NO_FAULTS,
     shared: SharedFormat | None = None,
 ) -> None:
-    """Run the sink of ``tables.partner`` into ``store`` until ``stop`` is set (see module doc)."""
+    """Run the sink of ``tables.partner`` into ``store`` until ``stop`` is set (see module doc);
+    ``on_invalid`` defaults to dead letters on ``dlq.sink``."""
     partner = tables.partner
     if not await _ensure(lambda: ensure_partner(store, tables), stop, partner):
         return
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        client_id=f"techne-sink-{partner}",
-        acks="all",
-        enable_idempotence=True,
-        **aiokafka_kwargs(settings.kafka_auth()),
-    )
+    producer = _producer(settings, f"techne-sink-{partner}")
 
     async def publish(key: bytes, value: bytes) -> None:
         try:
@@ -118,6 +140,7 @@ async def run_sink(
     consumer = _consumer(settings, group_for(partner), f"techne-sink-{partner}")
     clicks = click_handlers(store, tables, tombstones, batch_rows=settings.sink_batch_rows,
                            batch_seconds=settings.sink_batch_seconds, shared=shared, faults=faults)
+    on_invalid = on_invalid or await _dead_letters(settings, producer, partner)
     loop = SinkLoop(partner, consumer, [orders, *clicks, erase], on_batch=on_batch, on_invalid=on_invalid,
                     faults=faults)
     consumer.subscribe(loop.topics, listener=loop.listener())
@@ -136,9 +159,10 @@ async def run_audit_sink(
     stop: asyncio.Event,
     on_batch: BatchCallback | None = None,
     *,
-    on_invalid: InvalidHandler = log_invalid,
+    on_invalid: InvalidHandler | None = None,
 ) -> None:
-    """Run the audit sink (``techne.audit`` -> ``audit.decisions``) until ``stop`` is set."""
+    """Run the audit sink (``techne.audit`` -> ``audit.decisions``) until ``stop`` is set;
+    ``on_invalid`` defaults to dead letters on ``dlq.sink``."""
     if not await _ensure(lambda: ensure_table(store, audit.SPEC), stop, AUDIT_LABEL):
         return
     store.use(audit.DATABASE)
@@ -146,10 +170,14 @@ async def run_audit_sink(
         store, topic=AUDIT, batch_rows=settings.sink_batch_rows, batch_seconds=settings.sink_batch_seconds
     )
     consumer = _consumer(settings, AUDIT_GROUP, "techne-audit-sink")
+    producer = _producer(settings, "techne-audit-sink")
+    on_invalid = on_invalid or await _dead_letters(settings, producer, AUDIT_LABEL)
     loop = SinkLoop(AUDIT_LABEL, consumer, [handler], on_batch=on_batch, on_invalid=on_invalid)
     consumer.subscribe(loop.topics, listener=loop.listener())
     try:
+        await producer.start()
         await consumer.start()
         await loop.run(stop)
     finally:
         await consumer.stop()
+        await producer.stop()

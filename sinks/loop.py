@@ -231,7 +231,7 @@ class SinkLoop:
                 try:
                     item = decode(message.value)
                 except InvalidMessage as exc:
-                    ref = MessageRef(tp.topic, tp.partition, message.offset, message.value)
+                    ref = MessageRef(tp.topic, tp.partition, message.offset, message.value, message.key)
                     await self._invalid(handler, exc, ref)
                     item = None
                 batch.add(message.offset, item, now)

@@ -5,10 +5,10 @@ JSON-ready row, or :class:`~techne.errors.InvalidMessage` (tombstone, undecodabl
 schema, unstorable value). The sink's hot path does not use it (the engine decodes the Avro
 body, see :mod:`sinks.framing`); it singles out records the engine refuses, and is the
 reference the fast path is tested against. Sinks hand each invalid message to an
-:data:`InvalidHandler` before skipping it;
-:func:`log_invalid` (the default) logs where and why, never the payload. A dead-letter
-producer is another ``InvalidHandler``: it is awaited before the batch holding the message is
-committed, so a DLQ write that raises stops the sink instead of losing the message.
+:data:`InvalidHandler` before skipping it: the partner and audit sinks use
+:class:`sinks.dlq.DeadLetters` (``dlq.sink``); :func:`log_invalid` only logs where and why,
+never the payload. The handler is awaited before the batch holding the message is committed,
+so a dead-letter write that raises stops the sink instead of losing the message.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class MessageRef:
     partition: int
     offset: int
     value: bytes | None
+    key: bytes | None = None
 
 
 InvalidHandler = Callable[[InvalidMessage, MessageRef], Awaitable[None]]

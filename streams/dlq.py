@@ -1,7 +1,9 @@
 """Dead letters: inspect and re-inject after a fix (``techne dlq show / replay``).
 
 A dead letter on ``dlq.<stage>`` holds the original message bytes as its value and, in
-headers, the stage, a reason code, a detail, the source topic and the failure time.
+headers, the stage, a reason code, a detail, the source topic and the failure time. Stages:
+``decode`` and ``route`` (the worker, :func:`streams.processor.dead_letter`) and ``sink`` (what a
+partner or audit sink cannot store, :mod:`sinks.dlq`; replayed into the partner topic).
 :func:`show` lists them without their payload (it may hold personal data). :func:`replay`
 re-produces each selected dead letter's original bytes and key to its source topic and
 commits its progress under the consumer group ``techne-dlq-replay.<stage>`` only after the

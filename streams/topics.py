@@ -17,7 +17,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from techne.kafka_auth import env_kwargs
 
 AUDIT = "techne.audit"
-DLQ_STAGES = ("decode", "route")  # the sinks log and count what they cannot store (README)
+DLQ_STAGES = ("decode", "route", "sink")  # the worker's two steps, and the sinks (sinks.dlq)
 
 
 def dlq_topic(stage: str) -> str:

@@ -158,7 +158,7 @@ def agreements_check(path: Annotated[Path | None, typer.Argument(help="Agreement
 
 dlq_app = typer.Typer(help="Dead letters: inspect and re-inject after a fix.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
-Stage = Annotated[str, typer.Option(help="Stage whose dead letters to read: decode or route.")]
+Stage = Annotated[str, typer.Option(help="Stage whose dead letters to read: decode, route or sink.")]
 
 
 @dlq_app.command("show")

@@ -29,6 +29,7 @@ TP0, TP1, TPE = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1), TopicPartiti
 class Record:
     offset: int
     value: bytes | None
+    key: bytes | None = None
 
 
 @dataclass
