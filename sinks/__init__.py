@@ -1,13 +1,14 @@
 """Per-partner ClickHouse sinks, and the audit sink.
 
 A partner sink (``techne sink --partner P``, one process per partner) consumes
-``partner.<id>.ticketing`` into the partner's ``ticket_orders`` table and executes the erasure
+``partner.<id>.ticketing`` into the partner's ``ticket_orders`` table, ``partner.<id>.campaign``
+into ``email_clicks`` (when its agreements share e-mail clicks) and executes the erasure
 commands of ``partner.<id>.erasure``; the audit sink (``techne sink --audit``) keeps
 ``techne.audit``. Modules, from the edge inwards:
 
 - :mod:`sinks.runner` (process entry points, read helpers), :mod:`sinks.consumer` (wiring),
   :mod:`sinks.loop` (the generic batch -> write -> commit loop over topic handlers);
-- handlers: :mod:`sinks.orders` (shared orders, idempotent writes), :mod:`sinks.erasure`
+- handlers: :mod:`sinks.orders` (shared orders and clicks, idempotent writes), :mod:`sinks.erasure`
   (erasure commands, tombstones), :mod:`sinks.audit` (audit log);
 - pure logic: :mod:`sinks.tables` (tables from schema + agreements: projection, sort key,
   retention), :mod:`sinks.ddl` (DDL and rows from Avro), :mod:`sinks.framing` (the Avro fast

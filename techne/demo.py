@@ -107,10 +107,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"{'venue':<14}" + "".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
     for venue, counts in [*summary["per_venue"].items(), ("TOTAL", summary["totals"])]:
         print(f"{venue:<14}" + "".join(f"{counts.get(c, 0):>{w}}" for c, w in zip(cols, widths, strict=True)))
-    print("\npartner          routed     rows  distinct  lag   (of which e-mail clicks: routed  rows)")
+    print("\npartner          routed     rows  distinct  lag  of which clicks: routed  rows")
     for partner, p in summary["per_partner"].items():
         print(f"{partner:<14}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}"
-              f"{p['routed_clicks']:>33}{p.get('email_clicks', 0):>6}")
+              f"{p['routed_clicks']:>25}{p.get('email_clicks', 0):>6}")
     w = summary.get("withdrawal")
     if w:
         print(f"\nwithdrawals: {w['withdrawals']}; new events stopped after p50 {w['stop_p50_s']} s / "

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,6 +57,14 @@ def click(email: str, at: datetime) -> dict[str, Any]:
             "production_id": "SPEC-TOSCA-2026"}
 
 
+def readme_conversion_query() -> str:
+    """The conversion example query partners are given in the README (it must run on the real table)."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^-- E-mail campaign conversion.*?^ORDER BY c\.venue_id;", text, re.S | re.M)
+    assert match, "README: the conversion example query"
+    return match.group(0).rstrip(";")
+
+
 def audit_of(bus: Bus, ids: set[str]) -> dict[str, list[dict[str, Any]]]:
     audit = asyncio.run(collect_audit(bus.bootstrap, ids, timeout=90))
     assert set(audit) == ids, "every event gets an audit decision"
@@ -90,13 +100,14 @@ def test_clicks_reach_email_clicks_pseudonymized_only_with_consent_and_are_erase
         assert asyncio.run(wait_sinks_caught_up(bus.bootstrap, [OBS], timeout=90)) == {OBS: 0}
 
         click_ids, order_ids = "', '".join(clicks), "', '".join(orders)
-        rows, order_rows, columns, everything = stored(
+        rows, order_rows, columns, everything, conversion = stored(
             bus,
             "SELECT toString(event_id), subject_pseudonym, campaign_id, event_type, venue_id, purpose, "  # noqa: S608
             f"count() OVER (PARTITION BY event_id) FROM email_clicks WHERE event_id IN ('{click_ids}')",
             f"SELECT toString(event_id), subject_pseudonym FROM ticket_orders WHERE event_id IN ('{order_ids}')",  # noqa: S608
             "SELECT name FROM system.columns WHERE database = 'observatoire' AND table = 'email_clicks'",
             "SELECT * FROM email_clicks",
+            readme_conversion_query(),
         )
         ana_clicks = {e for e, who in clicks.items() if who == ANA}
         assert {r[0] for r in rows} == ana_clicks, "Ana's clicks stored, Ben's (no consent) not"
@@ -110,6 +121,8 @@ def test_clicks_reach_email_clicks_pseudonymized_only_with_consent_and_are_erase
         dump = json.dumps(everything, default=str).lower()
         for secret in (ANA, BEN, "msg-", "http", "c-ana", "c-ben", "@"):
             assert secret not in dump
+        # Ana clicked 3 days and 20 days before ordering: one clicker, who converted within 7 days
+        assert [tuple(r) for r in conversion if r[1] == CAMPAIGN] == [(VENUE, CAMPAIGN, 1, 1)]
 
         # Ana withdraws: her clicks are erased with her orders
         withdrawal = send(bus, VENUE, consent(ANA, "withdrawn", datetime.now(UTC)))

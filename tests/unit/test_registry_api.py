@@ -34,7 +34,8 @@ def test_schema_by_id_is_self_contained(http: TestClient) -> None:
 def test_subjects_under_both_strategies(http: TestClient) -> None:
     subjects = http.get("/subjects").json()
     assert TICKET_ORDER in subjects and "partner.observatoire.ticketing-value" in subjects
-    assert "partner.reseau-danse.erasure-value" in subjects
+    assert "partner.reseau-danse.erasure-value" in subjects and "partner.observatoire.campaign-value" in subjects
+    assert http.get("/subjects/partner.observatoire.campaign-value/versions/latest").json()["id"] == 2201
     topic = http.get("/subjects/partner.observatoire.ticketing-value/versions/latest").json()
     record = http.get(f"/subjects/{SHARED_TICKET_ORDER}/versions/latest").json()
     latest = CATALOGUE.entry(SHARED_TICKET_ORDER).schema_id
