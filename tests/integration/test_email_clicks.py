@@ -21,9 +21,12 @@ from typing import Any
 
 import pytest
 
+from schemas.codec import CATALOGUE
 from sinks.runner import partner_rows
 from techne.accounting import collect_audit, wait_sinks_caught_up
 from tests.conftest import Bus
+from tests.integration.kafka_helpers import read_all
+from tests.integration.sink_helpers import produce
 from tests.integration.test_e2e import send
 
 pytestmark = pytest.mark.integration
@@ -97,6 +100,17 @@ def test_clicks_reach_email_clicks_pseudonymized_only_with_consent_and_are_erase
             assert all(d["event_type"] == "campaign.email_clicked" for d in audit[event_id])
             expected = ("shared", OBS) if who == ANA else ("dropped", OBS)
             assert expected in outcomes(audit[event_id]), (who, audit[event_id])
+        assert asyncio.run(wait_sinks_caught_up(bus.bootstrap, [OBS], timeout=90)) == {OBS: 0}
+        # on the partner topic: Ana's clicks only, nothing of the e-mail, the link or the message
+        topic = f"partner.{OBS}.campaign"
+        mine = [v for v in asyncio.run(read_all(bus.bootstrap, topic))
+                if str(CATALOGUE.decode(v)[1]["event_id"]) in clicks]
+        assert {str(CATALOGUE.decode(v)[1]["event_id"]) for v in mine} == {e for e, w in clicks.items() if w == ANA}
+        for value in mine:
+            text = value.decode("latin-1").lower()
+            assert ANA not in text and "msg-" not in text and "http" not in text and "c-ana" not in text
+        # a redelivery (the worker is at least once) is stored once
+        asyncio.run(produce(bus.bootstrap, topic, mine))
         assert asyncio.run(wait_sinks_caught_up(bus.bootstrap, [OBS], timeout=90)) == {OBS: 0}
 
         click_ids, order_ids = "', '".join(clicks), "', '".join(orders)
