@@ -1,15 +1,16 @@
 """The audit sink: ``techne.audit`` (JSON decisions) -> ``audit.decisions`` in its own chDB store.
 
-Each record of ``techne.audit`` (the worker's decisions, see ``streams.app.audit_record``, and
-the sinks' ``erased`` records, see :mod:`sinks.erasure`) becomes one row. Known keys are
+Each record of ``techne.audit`` (the worker's decisions, see ``streams.processor.audit_record``:
+one record per input message, one JSON line per decision; and the sinks' ``erased`` records,
+see :mod:`sinks.erasure`, one line each) becomes one row per line. Known keys are
 columns (a missing or null text value is stored as ``''``); any other key is kept in
-``details`` (a JSON object), so new record kinds are never lost. :func:`parse` is pure and
-raises :class:`InvalidMessage` for a value that is not a JSON object with ``event_id``,
-``outcome`` and an ISO-8601 ``decided_at``.
+``details`` (a JSON object), so new record kinds are never lost. :func:`parse_lines` and
+:func:`parse` are pure and raise :class:`InvalidMessage` for a line that is not a JSON object
+with ``event_id``, ``outcome`` and an ISO-8601 ``decided_at`` (the whole record is then invalid).
 
 The audit is a log: its identity is the Kafka position, not the event (one event has several
 decisions, and the worker, at least once, may re-send one). Each row carries
-``kafka_partition``/``kafka_offset``; a batch write drops the offsets already stored, and the
+``kafka_partition``/``kafka_offset``/``kafka_line``; a batch write drops the offsets already stored, and the
 insert carries a deduplication token, so each audit *message* is stored exactly once (a
 decision the worker re-sent is two messages: reports count distinct ``(event_id, partner,
 outcome)``). Rows are kept without TTL: the audit is the accountability record.
@@ -46,6 +47,7 @@ SPEC = TableSpec(
         Column("details", "String"),
         Column("kafka_partition", "UInt32"),
         Column("kafka_offset", "UInt64"),
+        Column("kafka_line", "UInt16"),
     ),
     ("venue_id", "partner", "decided_at", "kafka_partition", "kafka_offset"),
     partition_by="toYYYYMM(decided_at)",
@@ -70,8 +72,15 @@ def _time(value: Any, key: str) -> str:
     return ts.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def parse_lines(value: bytes | None) -> list[Row]:
+    """Pure: one audit message (NDJSON, one decision per line) -> its rows, in line order."""
+    if value is None:
+        raise InvalidMessage("decode", "tombstone", "message has no value")
+    return [parse(line) for line in value.split(b"\n") if line.strip()] or [parse(value)]
+
+
 def parse(value: bytes | None) -> Row:
-    """Pure: one audit message -> row without its Kafka position (see module doc)."""
+    """Pure: one audit line -> row without its Kafka position (see module doc)."""
     if value is None:
         raise InvalidMessage("decode", "tombstone", "message has no value")
     try:
@@ -107,13 +116,13 @@ class AuditHandler:
         self.store, self.topic = store, topic
         self.batch_rows, self.batch_seconds = batch_rows, batch_seconds
 
-    def decode(self, value: bytes | None) -> Row:
-        return parse(value)
+    def decode(self, value: bytes | None) -> list[Row]:
+        return parse_lines(value)
 
-    async def write(self, batches: Sequence[Batch[Row]]) -> list[WriteResult]:
+    async def write(self, batches: Sequence[Batch[list[Row]]]) -> list[WriteResult]:
         return await asyncio.to_thread(self.write_sync, batches)
 
-    def write_sync(self, batches: Sequence[Batch[Row]]) -> list[WriteResult]:
+    def write_sync(self, batches: Sequence[Batch[list[Row]]]) -> list[WriteResult]:
         """The batches' new rows in one insert; the offsets already stored are dropped."""
         sql = (
             f"SELECT kafka_offset FROM {SPEC.qualified} WHERE kafka_partition = {{p:UInt32}} "  # noqa: S608
@@ -128,11 +137,12 @@ class AuditHandler:
             params = {"p": batch.partition, "lo": batch.offsets[0], "hi": batch.offsets[-1]}
             stored = {str(o) for (o,) in self.store.query(sql, params)}
             keep = first_occurrences((str(o) for o in batch.offsets), stored)
-            rows += [{**batch.items[i], "kafka_partition": batch.partition, "kafka_offset": batch.offsets[i]}
-                     for i in keep]
-            results.append(WriteResult(inserted=len(keep), duplicates=len(batch.items) - len(keep)))
+            rows += [{**row, "kafka_partition": batch.partition, "kafka_offset": batch.offsets[i], "kafka_line": n}
+                     for i in keep for n, row in enumerate(batch.items[i])]
+            kept = sum(len(batch.items[i]) for i in keep)
+            results.append(WriteResult(inserted=kept, duplicates=sum(map(len, batch.items)) - kept))
         if rows:
-            keys = (f"{r['kafka_partition']}:{r['kafka_offset']}" for r in rows)
+            keys = (f"{r['kafka_partition']}:{r['kafka_offset']}:{r['kafka_line']}" for r in rows)
             token = insert_token(batches_token(batches), keys)
             self.store.insert(SPEC.qualified, SPEC.names, to_json_each_row(rows), "JSONEachRow", token)
         return results

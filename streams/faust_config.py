@@ -7,13 +7,18 @@ Profiling a minimal forwarder (py-spy) showed three costs our configuration remo
 * ``logger.debug(...)`` calls in Faust's send path building LogRecords although nothing
   at DEBUG is emitted (the faust/mode/aiokafka loggers inherit DEBUG from the worker's setup)
   -> those loggers are set to the worker's level explicitly;
-* fetches of 500 records -> larger polls.
+* fetches of 500 records -> larger polls;
+* pure-Python murmur2 hashing of every record key -> hashes cached (:mod:`streams.partitioner`);
+* bytes on the loopback socket (socket writes were again the top self-time once the worker
+  sent several records per input) -> lz4 compression of produce batches (needs ``cramjam``).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from streams.partitioner import CachedPartitioner
 
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "kafka")
 
@@ -25,6 +30,8 @@ def faust_settings(bootstrap: str) -> dict[str, Any]:
         "topic_replication_factor": 1,
         "producer_acks": -1,
         "producer_linger": 0.01,
+        "producer_compression_type": "lz4",
+        "producer_partitioner": CachedPartitioner(),
         "producer_max_batch_size": 256 * 1024,
         "broker_max_poll_records": 2000,
         "stream_buffer_maxsize": 8192,

@@ -24,6 +24,21 @@ SHARED_STREAMS = ("ticketing", "campaign")
 """The partner streams of shared events, which the partner's sink stores (orders, e-mail clicks)."""
 
 
+def audit_lines(value: bytes | None) -> list[dict[str, Any]]:
+    """The decision lines of one ``techne.audit`` record (NDJSON; see
+    ``streams.processor.audit_record``). Lenient: what is not a JSON object (a stray producer's
+    record) is not ours to account for and is skipped."""
+    lines = []
+    for line in (value or b"").split(b"\n"):
+        try:
+            decision = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(decision, dict):
+            lines.append(decision)
+    return lines
+
+
 async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> dict[str, list[dict[str, Any]]]:
     """Decisions per expected event id (missing ids are absent from the result on timeout)."""
     partitions = (await partitions_of(bootstrap, [AUDIT]))[AUDIT]
@@ -38,12 +53,9 @@ async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> d
             batches = await consumer.getmany(timeout_ms=500, max_records=5000)
             for messages in batches.values():
                 for m in messages:
-                    try:
-                        decision = json.loads(m.value)
-                    except (TypeError, ValueError):
-                        continue  # not an audit line (a stray producer): not ours to account for
-                    if isinstance(decision, dict) and decision.get("event_id") in expected:
-                        found[decision["event_id"]].append(decision)
+                    for decision in audit_lines(m.value):
+                        if decision.get("event_id") in expected:
+                            found[decision["event_id"]].append(decision)
     finally:
         await consumer.stop()
     return dict(found)

@@ -142,8 +142,11 @@ def test_audit_sink_stores_each_audit_message_once(kafka: LocalKafka, tmp_path: 
         wait_caught_up(kafka.bootstrap, "--audit", sink, log)
     finally:
         assert stop(sink) == 0, log.read_text()[-3000:]
-    # restart with more messages: what was stored is not stored again
-    asyncio.run(produce(kafka.bootstrap, AUDIT, [json.dumps({**decision, "outcome": "dropped"}).encode()]))
+    # restart with more messages: what was stored is not stored again. The worker's records
+    # hold one line per decision (NDJSON): each line is a row.
+    two = b"\n".join(json.dumps({**decision, "outcome": o, "partner": p}).encode()
+                     for o, p in (("dropped", "observatoire"), ("shared", "reseau-danse")))
+    asyncio.run(produce(kafka.bootstrap, AUDIT, [two]))
     sink = spawn_sink("--audit", env, log)
     try:
         wait_caught_up(kafka.bootstrap, "--audit", sink, log)
@@ -151,11 +154,13 @@ def test_audit_sink_stores_each_audit_message_once(kafka: LocalKafka, tmp_path: 
         assert stop(sink) == 0, log.read_text()[-3000:]
     settings = Settings.model_validate({"data_dir": tmp_path})
     ((total,),) = asyncio.run(_total(kafka.bootstrap))
-    sql = "SELECT count(), uniqExact(kafka_partition, kafka_offset) FROM decisions"
-    ((rows, positions),) = audit_rows(settings, sql)
-    assert rows == positions == total  # every message once
-    assert audit_rows(settings, f"SELECT outcome FROM decisions WHERE event_id = '{decision['event_id']}' "
-                                "ORDER BY outcome") == [("dropped",), ("shared",)]
+    sql = ("SELECT count(), uniqExact(kafka_partition, kafka_offset, kafka_line), "
+           "uniqExact(kafka_partition, kafka_offset) FROM decisions")
+    ((rows, lines, positions),) = audit_rows(settings, sql)
+    assert rows == lines and positions == total  # every message once, every line of it once
+    assert audit_rows(settings, "SELECT outcome, partner, kafka_line FROM decisions "
+                                f"WHERE event_id = '{decision['event_id']}' ORDER BY ALL") == [
+        ("dropped", "observatoire", 0), ("shared", "observatoire", 0), ("shared", "reseau-danse", 1)]
 
 
 async def _total(bootstrap: str) -> list[tuple[int]]:

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from schemas import CATALOGUE
 from schemas.models import CONSENT, EMAIL_CLICK, ERASURE_COMMAND, SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER, TICKET_ORDER
+from sinks import audit
 from streams.agreements import Agreement
 from streams.processor import InvalidRateGuard, PoisonFlood, Processor
 from streams.steps.consent import LedgerEntry
+from techne.accounting import audit_lines
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 KEYS = {1: b"a" * 32, 2: b"b" * 32}
@@ -86,6 +88,19 @@ def test_order_shared_only_after_consent() -> None:
     assert record["pseudonym_key_version"] == 1
     audit = [json.loads(o.value) for o in shared.outputs if o.topic == "techne.audit"]
     assert audit[0]["outcome"] == "shared" and audit[0]["partner"] == "p1"
+
+
+def test_one_audit_record_per_message_with_one_line_per_decision() -> None:
+    proc, ledger = Processor([agreement("p1"), agreement("p2"), agreement("p3")], KEYS, 1), Ledger()
+    ledger.feed(proc, consent("a@b.fr", "granted", recipients=["p1", "p3"]))
+    result = ledger.feed(proc, order("a@b.fr"))
+    [record] = [o for o in result.outputs if o.topic == "techne.audit"]
+    assert result.outputs[-1] is record, "the audit record follows the partner records it accounts for"
+    lines = [json.loads(line) for line in record.value.split(b"\n")]
+    assert [(d["partner"], d["outcome"]) for d in lines] == [("p1", "shared"), ("p2", "dropped"), ("p3", "shared")]
+    assert len({d["event_id"] for d in lines}) == 1 and record.key == lines[0]["event_id"].encode()
+    assert audit_lines(record.value) == lines
+    assert [r["partner"] for r in audit.parse_lines(record.value)] == ["p1", "p2", "p3"]
 
 
 def test_withdrawal_emits_erasure_for_named_partners_and_every_key_version() -> None:
