@@ -138,8 +138,8 @@ async def run_sink(
         batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds), faults=faults,
     )
     consumer = _consumer(settings, group_for(partner), f"techne-sink-{partner}")
-    clicks = click_handlers(store, tables, tombstones, batch_rows=settings.sink_batch_rows,
-                           batch_seconds=settings.sink_batch_seconds, shared=shared, faults=faults)
+    clicks = click_handlers(store, tables, tombstones, batch_rows=settings.sink_batch_rows,  # faults: orders only
+                            batch_seconds=settings.sink_batch_seconds, shared=shared)
     on_invalid = on_invalid or await _dead_letters(settings, producer, partner)
     loop = SinkLoop(partner, consumer, [orders, *clicks, erase], on_batch=on_batch, on_invalid=on_invalid,
                     faults=faults)
