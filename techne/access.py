@@ -18,14 +18,17 @@ or a wildcard in an id would break that).
 Onboarding creates the topics when missing and returns a fresh random password
 (:class:`Issued`, a ``SecretStr``): the CLI prints it once, nothing logs it, the broker stores
 only its salted SCRAM form. Onboarding a principal that already has credentials is refused
-unless ``rotate=True``. Offboarding deletes every ACL of the principal and its credentials;
+unless ``rotate=True``; it returns only once the broker accepts the new credentials (brokers
+apply them from the metadata log shortly after the controller acknowledged them). Offboarding deletes every ACL of the principal and its credentials;
 ACLs are checked on each request, so open connections lose access at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -131,7 +134,29 @@ class Access:
 
     def __init__(self, bootstrap: str, auth: KafkaAuth, timeout: float = 30.0) -> None:
         self.timeout = timeout
+        self._bootstrap, self._auth = bootstrap, auth
         self._admin = AdminClient(confluent_config(auth, bootstrap))
+
+    def _await_login(self, username: str, password: SecretStr) -> None:
+        """Return once the broker authenticates ``username`` with ``password``.
+
+        The controller acknowledges new SCRAM credentials when it has written them; brokers
+        apply them from the metadata log a moment later (seconds on a loaded machine), and a
+        partner that logs in within that window is refused. Onboarding therefore ends only
+        when a real login succeeds (a metadata request as the new principal), or raises
+        :class:`AccessError` after ``timeout`` seconds.
+        """
+        who = dataclasses.replace(self._auth, username=username, password=password)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            client = AdminClient({**confluent_config(who, self._bootstrap), "reconnect.backoff.max.ms": 500})
+            try:
+                client.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+                return
+            except KafkaException as exc:
+                if time.monotonic() >= deadline:
+                    raise AccessError(f"{username} cannot log in yet: {exc.args[0]}") from None
+            time.sleep(0.2)
 
     def _wait(self, futures: Iterable[Future[Any]], what: str) -> list[Any]:
         try:
@@ -204,7 +229,10 @@ class Access:
         self._refuse_existing(username, rotate)
         self._ensure_topics(topics, partitions)
         acls = self._grant(partner_acls(partner))
-        return Issued(username, self._set_password(username), topics, acls)
+        password = self._set_password(username)
+        if self._auth.sasl:
+            self._await_login(username, password)
+        return Issued(username, password, topics, acls)
 
     def offboard_partner(self, partner: str) -> tuple[int, bool]:
         """Revoke every ACL of ``User:partner-P`` and delete its credentials (topics are kept)."""
@@ -217,7 +245,10 @@ class Access:
         self._refuse_existing(username, rotate)
         self._ensure_topics(topics, partitions)
         acls = self._grant(venue_acls(venue))
-        return Issued(username, self._set_password(username), topics, acls)
+        password = self._set_password(username)
+        if self._auth.sasl:
+            self._await_login(username, password)
+        return Issued(username, password, topics, acls)
 
     def offboard_venue(self, venue: str) -> tuple[int, bool]:
         username = venue_user(venue)
