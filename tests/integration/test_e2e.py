@@ -121,14 +121,14 @@ def test_consented_events_reach_partners_once_pseudonymized(worker: Bus) -> None
 
     pseudonyms: dict[str, dict[str, set[str]]] = {}
     for partner in bus.partners:
-        rows = partner_rows(bus.settings, partner,
-                            "SELECT toString(event_id), subject_pseudonym, count() OVER (), "
-                            "uniqExact(event_id) OVER () FROM ticket_orders")
+        # the session's bus is shared: other tests' traffic may be in the table, count ours
+        rows = [r for r in partner_rows(bus.settings, partner, "SELECT toString(event_id), subject_pseudonym "
+                                        "FROM ticket_orders") if r[0] in all_orders]
         ids = [r[0] for r in rows]
         assert set(ids) == expected[partner], partner
-        assert len(ids) == len(set(ids)) == rows[0][2] == rows[0][3]
+        assert len(ids) == len(set(ids)), f"{partner}: an order stored twice"
         pseudonyms[partner] = {}
-        for event_id, pseudonym, *_ in rows:
+        for event_id, pseudonym in rows:
             pseudonyms[partner].setdefault(owner[event_id], set()).add(pseudonym)
         dump = json.dumps(partner_rows(bus.settings, partner, "SELECT * FROM ticket_orders"), default=str)
         for email in PEOPLE.values():
