@@ -138,12 +138,16 @@ class Tombstones:
         ((n,),) = self.store.query(sql, {"c": command_id})
         return int(n) > 0
 
-    def index(self, pseudonyms: Iterable[str]) -> Index:
+    def _any(self) -> bool:
+        """Whether any tombstone is stored (asked once; kept up to date by the erase handler)."""
         if self.any is None:
             ((n,),) = self.store.query(f"SELECT count() FROM {self.spec.qualified}")  # noqa: S608
             self.any = int(n) > 0
+        return self.any
+
+    def index(self, pseudonyms: Iterable[str]) -> Index:
         out: Index = {}
-        if not self.any:
+        if not self._any():
             return out
         wanted = sorted(set(pseudonyms))
         sql = (
@@ -157,7 +161,7 @@ class Tombstones:
 
     def filter(self, rows: Sequence[SharedRow], shared: SharedFormat) -> list[SharedRow]:
         """``rows`` minus those a tombstone covers (nothing to read while there is no tombstone)."""
-        if self.any is False or not rows:
+        if not rows or not self._any():
             return list(rows)
         details = [shared.details(r) for r in rows]
         index = self.index(d.subject_pseudonym for d in details if d is not None)

@@ -23,6 +23,10 @@ Labels: ``partner`` (the audit sink reports as ``_audit``, which no partner id c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 AUDIT_LABEL = "_audit"
@@ -74,3 +78,24 @@ E2E_LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 ERASED_ROWS = Counter("techne_sink_erased_rows_total", "Rows deleted by erasure commands", ["partner", "table"])
+
+
+def observe_many(histogram: Any, amounts: Sequence[float]) -> None:
+    """``histogram.observe(a) for a in amounts`` (a labelled child, no exemplars), counted per bucket
+    in one pass: one lock per bucket instead of two per observation. Falls back to ``observe``
+    if the client library's histogram is not laid out as expected."""
+    bounds, buckets, total = (getattr(histogram, name, None) for name in ("_upper_bounds", "_buckets", "_sum"))
+    if not amounts:
+        return
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    values = np.asarray(amounts, dtype=np.float64)
+    # observe() counts an amount in the first bucket whose upper bound is >= it
+    counts = np.bincount(np.searchsorted(np.asarray(bounds, dtype=np.float64), values, side="left"),
+                         minlength=len(bounds))
+    total.inc(float(values.sum()))
+    for bucket, count in zip(buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)

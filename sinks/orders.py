@@ -116,11 +116,8 @@ class OrdersHandler:
             raise
         refused = {(x.partition, x.offset) for x in rejected}
         now_us = time.time_ns() // 1000
-        latency = metrics.E2E_LATENCY.labels(partner)
-        for rows in kept:
-            for r in rows:
-                if r.received_at_us:
-                    latency.observe(max(0, now_us - r.received_at_us) / 1e6)
+        metrics.observe_many(metrics.E2E_LATENCY.labels(partner), [
+            max(0, now_us - r.received_at_us) / 1e6 for rows in kept for r in rows if r.received_at_us])
         self.recent.add((r.event_id, r.occurred_at_us) for b, rows in zip(batches, kept, strict=True) for r in rows
                         if not refused or (b.partition, self._offset(b, r)) not in refused)
         results = []
