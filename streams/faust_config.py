@@ -1,6 +1,6 @@
 """Faust settings shared by the worker and its benchmark baseline (measured, see README).
 
-Profiling a minimal forwarder (py-spy) showed three costs our configuration removes:
+Profiling a minimal forwarder and the worker (py-spy) showed costs our configuration removes:
 * one produce request per message: Faust's producer lingers 0 ms by default, so every
   ``send`` became its own request (socket writes were the top self-time) -> linger 10 ms and
   larger batches;
@@ -8,9 +8,10 @@ Profiling a minimal forwarder (py-spy) showed three costs our configuration remo
   at DEBUG is emitted (the faust/mode/aiokafka loggers inherit DEBUG from the worker's setup)
   -> those loggers are set to the worker's level explicitly;
 * fetches of 500 records -> larger polls;
-* pure-Python murmur2 hashing of every record key -> hashes cached (:mod:`streams.partitioner`);
-* bytes on the loopback socket (socket writes were again the top self-time once the worker
-  sent several records per input) -> lz4 compression of produce batches (needs ``cramjam``).
+* pure-Python murmur2 hashing of every record key -> hashes cached (:mod:`streams.partitioner`).
+
+lz4 compression of produce batches was tried and measured slower (it costs the worker's one
+thread more than it saves on the loopback socket), so batches go uncompressed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ def faust_settings(bootstrap: str) -> dict[str, Any]:
         "topic_replication_factor": 1,
         "producer_acks": -1,
         "producer_linger": 0.01,
-        "producer_compression_type": "lz4",
         "producer_partitioner": CachedPartitioner(),
         "producer_max_batch_size": 256 * 1024,
         "broker_max_poll_records": 2000,
