@@ -1,8 +1,8 @@
 """Erasure commands (``partner.<id>.erasure``) executed on the partner's store.
 
 A command names a subject pseudonym, a venue, purposes (empty: all) and the event time of the
-withdrawal/request. Executing it (:class:`EraseHandler`, one command at a time, under the sink's
-write lock so no batch insert interleaves):
+withdrawal/request. Executing it (:class:`EraseHandler`, the commands of a poll together, under
+the sink's write lock so no batch insert interleaves):
 
 1. in every table of the partner holding ``subject_pseudonym, venue_id, occurred_at, purpose``:
    count, then lightweight ``DELETE`` the rows of that subject and venue (and purposes) with
@@ -41,7 +41,7 @@ from typing import Any
 from schemas.codec import CATALOGUE
 from schemas.models import ERASURE_COMMAND
 from sinks import metrics
-from sinks.base import Batch, Params, Store, WriteResult
+from sinks.base import Batch, Params, Store, WriteResult, insert_token
 from sinks.ddl import quote, to_json_each_row
 from sinks.faults import NO_FAULTS, Faults
 from sinks.framing import Details, SharedFormat, SharedRow
@@ -100,17 +100,31 @@ def parse_command(value: bytes | None, partner: str) -> ErasureCommand:
     )
 
 
-def where(command: ErasureCommand) -> tuple[str, Params]:
-    """The rows a command erases: ``(WHERE clause, parameters)``."""
+def where(command: ErasureCommand, n: int | str = "") -> tuple[str, Params]:
+    """The rows a command erases: ``(WHERE clause, parameters)``; parameter names end with
+    ``n`` so that clauses of several commands combine (:func:`where_any`)."""
     clause = (
-        "subject_pseudonym = {s:String} AND venue_id = {v:String} "
-        "AND occurred_at <= fromUnixTimestamp64Micro({t:Int64}, 'UTC')"
+        f"subject_pseudonym = {{s{n}:String}} AND venue_id = {{v{n}:String}} "
+        f"AND occurred_at <= fromUnixTimestamp64Micro({{t{n}:Int64}}, 'UTC')"
     )
-    params: dict[str, Any] = {"s": command.subject_pseudonym, "v": command.venue_id, "t": command.occurred_at_us}
+    params: dict[str, Any] = {f"s{n}": command.subject_pseudonym, f"v{n}": command.venue_id,
+                              f"t{n}": command.occurred_at_us}
     if command.purposes:
-        clause += " AND purpose IN {p:Array(String)}"
-        params["p"] = list(command.purposes)
+        clause += f" AND purpose IN {{p{n}:Array(String)}}"
+        params[f"p{n}"] = list(command.purposes)
     return clause, params
+
+
+def where_any(commands: Sequence[ErasureCommand], first: int = 0) -> tuple[str, Params]:
+    """The rows any of ``commands`` erases: the ``OR`` of their clauses (parameters numbered
+    from ``first``)."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    for i, command in enumerate(commands, start=first):
+        clause, p = where(command, i)
+        clauses.append(f"({clause})")
+        params.update(p)
+    return " OR ".join(clauses) or "0", params
 
 
 Index = dict[tuple[str, str], list[tuple[frozenset[str], int]]]
@@ -134,9 +148,14 @@ class Tombstones:
         self.any: bool | None = None
 
     def exists(self, command_id: str) -> bool:
-        sql = f"SELECT count() FROM {self.spec.qualified} WHERE command_id = {{c:UUID}}"  # noqa: S608
-        ((n,),) = self.store.query(sql, {"c": command_id})
-        return int(n) > 0
+        return command_id in self.existing([command_id])
+
+    def existing(self, command_ids: Sequence[str]) -> set[str]:
+        """Those of ``command_ids`` that have a tombstone (executed commands)."""
+        if not command_ids:
+            return set()
+        sql = f"SELECT DISTINCT toString(command_id) FROM {self.spec.qualified} WHERE command_id IN {{c:Array(UUID)}}"  # noqa: S608
+        return {str(c) for (c,) in self.store.query(sql, {"c": sorted(set(command_ids))})}
 
     def _any(self) -> bool:
         """Whether any tombstone is stored (asked once; kept up to date by the erase handler)."""
@@ -223,58 +242,99 @@ class EraseHandler:
         )
         return sorted(str(t) for (t,) in self.store.query(sql, {"d": self.tables.database}))
 
-    def delete(self, command: ErasureCommand) -> int:
-        """Count and lightweight-delete the command's rows in every table; rows deleted."""
-        clause, params = where(command)
-        total = 0
+    def delete(self, commands: Sequence[ErasureCommand]) -> list[int]:
+        """Count each command's rows in every table, then lightweight-delete them with one
+        ``DELETE`` per table for all the commands (each ``DELETE`` is a mutation costing about
+        half a second on chDB whatever it removes, so a burst of withdrawals must not pay it per
+        command); returns the rows deleted per command. A row two commands cover counts for the
+        first of them, as if they ran one after the other."""
+        counts = [0] * len(commands)
         for table in self.tables_to_erase():
             qualified = f"{quote(self.tables.database)}.{quote(table)}"
-            ((n,),) = self.store.query(f"SELECT count() FROM {qualified} WHERE {clause}", params)  # noqa: S608
-            if int(n):
+            hit: list[ErasureCommand] = []
+            for i, command in enumerate(commands):
+                clause, params = where(command, i)
+                earlier = [c for c in commands[:i] if (c.subject_pseudonym, c.venue_id)
+                           == (command.subject_pseudonym, command.venue_id)]
+                if earlier:
+                    before, more = where_any(earlier, first=len(commands))
+                    clause, params = f"({clause}) AND NOT ({before})", {**params, **more}
+                ((n,),) = self.store.query(f"SELECT count() FROM {qualified} WHERE {clause}", params)  # noqa: S608
+                if int(n):
+                    counts[i] += int(n)
+                    hit.append(command)
+            if hit:
+                clause, params = where_any(hit)
                 self.store.command(f"DELETE FROM {qualified} WHERE {clause}", params)  # noqa: S608
-                metrics.ERASED_ROWS.labels(self.tables.partner, table).inc(int(n))
-                total += int(n)
-        return total
+                metrics.ERASED_ROWS.labels(self.tables.partner, table).inc(
+                    sum(n for n, c in zip(counts, commands, strict=True) if c in hit))
+        return counts
 
-    def record(self, command: ErasureCommand, rows_deleted: int, now_us: int) -> None:
-        keep = (EPOCH + timedelta(microseconds=command.occurred_at_us)).date()
-        row: dict[str, Any] = {
-            "command_id": command.command_id,
-            "venue_id": command.venue_id,
-            "subject_pseudonym": command.subject_pseudonym,
-            "purposes": list(command.purposes),
-            "reason": command.reason,
-            "occurred_at": ch_time(command.occurred_at_us),
-            "issued_at": ch_time(command.issued_at_us),
-            "executed_at": ch_time(now_us),
-            "rows_deleted": rows_deleted,
-            "keep_until": (keep + timedelta(days=self.tables.retention.max_days + 1)).isoformat(),
-        }
-        spec, token = self.tables.erasures, f"erasure-{command.command_id}"
-        self.store.insert(spec.qualified, spec.names, to_json_each_row([row]), "JSONEachRow", token)
+    def record(self, executed: Sequence[tuple[ErasureCommand, int]], now_us: int) -> None:
+        """Tombstones of the executed ``(command, rows deleted)``, in one insert."""
+        rows: list[dict[str, Any]] = []
+        for command, rows_deleted in executed:
+            keep = (EPOCH + timedelta(microseconds=command.occurred_at_us)).date()
+            rows.append({
+                "command_id": command.command_id,
+                "venue_id": command.venue_id,
+                "subject_pseudonym": command.subject_pseudonym,
+                "purposes": list(command.purposes),
+                "reason": command.reason,
+                "occurred_at": ch_time(command.occurred_at_us),
+                "issued_at": ch_time(command.issued_at_us),
+                "executed_at": ch_time(now_us),
+                "rows_deleted": rows_deleted,
+                "keep_until": (keep + timedelta(days=self.tables.retention.max_days + 1)).isoformat(),
+            })
+        spec = self.tables.erasures
+        token = insert_token("erasure", sorted(c.command_id for c, _ in executed))
+        self.store.insert(spec.qualified, spec.names, to_json_each_row(rows), "JSONEachRow", token)
         self.tombstones.any = True
 
     async def write(self, batches: Sequence[Batch[ErasureCommand]]) -> list[WriteResult]:
-        results = []
+        """Every command of the batches, executed together (see :meth:`execute_many`)."""
+        executed = await self.execute_many([c for batch in batches for c in batch.items])
+        results, start = [], 0
         for batch in batches:
-            executed = [await self.execute(command) for command in batch.items]
-            results.append(WriteResult(inserted=sum(executed), duplicates=len(executed) - sum(executed)))
+            done = executed[start : start + len(batch.items)]
+            start += len(batch.items)
+            results.append(WriteResult(inserted=sum(done), duplicates=len(done) - sum(done)))
         return results
 
     async def execute(self, command: ErasureCommand) -> int:
         """Execute one command; returns 1 if it was executed now, 0 if it already was."""
+        return (await self.execute_many([command]))[0]
+
+    async def execute_many(self, commands: Sequence[ErasureCommand]) -> list[int]:
+        """Execute ``commands`` (steps 1-3 of the module doc, each step for all of them at
+        once); per command, 1 if it was executed now, 0 if it already was (a tombstone exists,
+        or it came earlier in ``commands``): those are deleted again if rows match, not
+        audited twice."""
+        if not commands:
+            return []
         partner = self.tables.partner
-        if await asyncio.to_thread(self.tombstones.exists, command.command_id):
-            again = await asyncio.to_thread(self.delete, command)
-            metrics.ERASURES.labels(partner, "already_done").inc()
-            log.info("erasure %s already done (%d rows deleted again)", command.command_id, again)
-            return 0
-        deleted = await asyncio.to_thread(self.delete, command)
+        done = await asyncio.to_thread(self.tombstones.existing, [c.command_id for c in commands])
+        deleted = await asyncio.to_thread(self.delete, commands)
+        fresh: list[tuple[ErasureCommand, int]] = []
+        outcome: list[int] = []
+        for command, n in zip(commands, deleted, strict=True):
+            if command.command_id in done:
+                metrics.ERASURES.labels(partner, "already_done").inc()
+                log.info("erasure %s already done (%d rows deleted again)", command.command_id, n)
+                outcome.append(0)
+            else:
+                done.add(command.command_id)
+                fresh.append((command, n))
+                outcome.append(1)
+        if not fresh:
+            return outcome
         self.faults.hit("after_erase")
         now_us = self.now_us()
-        await self.publish(command.command_id.encode(), audit_value(command, deleted, now_us))
-        await asyncio.to_thread(self.record, command, deleted, now_us)
-        metrics.ERASURES.labels(partner, "erased").inc()
-        metrics.ERASURE_SECONDS.labels(partner).observe(max(0, self.now_us() - command.issued_at_us) / 1e6)
-        log.info("erasure %s executed: %d rows deleted", command.command_id, deleted)
-        return 1
+        await asyncio.gather(*(self.publish(c.command_id.encode(), audit_value(c, n, now_us)) for c, n in fresh))
+        await asyncio.to_thread(self.record, fresh, now_us)
+        for command, n in fresh:
+            metrics.ERASURES.labels(partner, "erased").inc()
+            metrics.ERASURE_SECONDS.labels(partner).observe(max(0, self.now_us() - command.issued_at_us) / 1e6)
+            log.info("erasure %s executed: %d rows deleted", command.command_id, n)
+        return outcome

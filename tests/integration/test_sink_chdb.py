@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import subprocess
 import sys
 import textwrap
@@ -280,6 +281,33 @@ def test_erasure_deletes_then_guards_and_is_idempotent(store: ChdbStore) -> None
     ((tomb,),) = store.query(f"SELECT rows_deleted FROM {TABLES.erasures.qualified}")
     assert tomb == 6
     assert micros(t0) == command.occurred_at_us
+
+
+def test_a_burst_of_erasures_runs_as_one_delete_per_table_with_per_command_counts(store: ChdbStore) -> None:
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    subjects = [c * 64 for c in "abcd"]
+    h = handler(store)
+    h.write_sync([batch_of([r for i, s in enumerate(subjects) for r in rows(i + 1, at=t0 - timedelta(minutes=5),
+                                                                             subject=s)])])
+    published: list[bytes] = []
+
+    async def publish(key: bytes, value: bytes) -> None:
+        published.append(value)
+
+    eraser = EraseHandler(store, TABLES, h.tombstones, publish, topic=f"partner.{PARTNER}.erasure")
+    first = parse_command(erasure_value(PARTNER, subjects[0], occurred_at=t0), PARTNER)
+    assert asyncio.run(eraser.execute(first)) == 1  # executed alone, before the burst
+    burst = [parse_command(erasure_value(PARTNER, s, occurred_at=t0), PARTNER) for s in subjects[1:3]]
+    overlapping = parse_command(erasure_value(PARTNER, subjects[2], occurred_at=t0), PARTNER)  # same rows again
+    mutations = store.query("SELECT count() FROM system.mutations")[0][0]
+    assert asyncio.run(eraser.execute_many([first, *burst, overlapping, burst[0]])) == [0, 1, 1, 1, 0]
+    assert store.query("SELECT count() FROM system.mutations")[0][0] - mutations == 1, "one DELETE for the burst"
+    assert store.query(f"SELECT subject_pseudonym, count() FROM {ORDERS} GROUP BY 1") == [(subjects[3], 4)]
+    deleted = {json.loads(v)["event_id"]: json.loads(v)["rows_deleted"] for v in published}
+    # each command audited once; a row two commands cover counts for the first of them
+    assert deleted == {first.command_id: 1, burst[0].command_id: 2, burst[1].command_id: 3,
+                       overlapping.command_id: 0}
+    assert store.query(f"SELECT count(), uniqExact(command_id) FROM {TABLES.erasures.qualified}") == [(4, 4)]
 
 
 def test_data_survives_close_and_reopen(store_dir: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from schemas.codec import CATALOGUE
 from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER
 from sinks import audit
-from sinks.erasure import ErasureCommand, audit_value, micros, parse_command, suppressed, where
+from sinks.erasure import ErasureCommand, audit_value, micros, parse_command, suppressed, where, where_any
 from sinks.framing import Details
 from techne.errors import InvalidMessage
 
@@ -59,6 +59,16 @@ def test_where_names_purposes_only_when_the_command_does() -> None:
     assert "purpose" not in clause and params == {"s": "s" * 64, "v": "opera-lyon", "t": micros(T0)}
     clause, params = where(cmd.__class__(**{**cmd.__dict__, "purposes": ("a", "b")}))
     assert clause.endswith("AND purpose IN {p:Array(String)}") and params["p"] == ["a", "b"]
+
+
+def test_where_any_ors_the_clauses_with_numbered_parameters() -> None:
+    one = parse_command(CATALOGUE.encode(ERASURE_COMMAND, command_record(purposes=[])), "p1")
+    two = one.__class__(**{**one.__dict__, "subject_pseudonym": "t" * 64, "purposes": ("a",)})
+    clause, params = where_any([one, two], first=3)
+    assert clause == f"({where(one, 3)[0]}) OR ({where(two, 4)[0]})"
+    assert params == {"s3": "s" * 64, "v3": "opera-lyon", "t3": micros(T0),
+                      "s4": "t" * 64, "v4": "opera-lyon", "t4": micros(T0), "p4": ["a"]}
+    assert where_any([]) == ("0", {})  # matches nothing
 
 
 def test_tombstones_cover_older_rows_of_the_subject_venue_and_purposes() -> None:
