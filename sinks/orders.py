@@ -99,16 +99,25 @@ class OrdersHandler:
         partner = self.tables.partner
         retained = [self._retained(b.items) if b.items else [] for b in batches]
         everything = [r for rows in retained for r in rows]
-        live_ids = {id(r) for r in self.tombstones.filter(everything, self.shared)}
-        live = [[r for r in rows if id(r) in live_ids] for rows in retained]
+        unerased = self.tombstones.filter(everything, self.shared)
+        if len(unerased) == len(everything):  # the usual case: no tombstone covers any row
+            live = retained
+        else:
+            live_ids = {id(r) for r in unerased}
+            live = [[r for r in rows if id(r) in live_ids] for rows in retained]
         expired = sum(len(b.items) - len(r) for b, r in zip(batches, retained, strict=True))
         metrics.SUPPRESSED.labels(partner, "expired").inc(expired)
-        metrics.SUPPRESSED.labels(partner, "erased").inc(len(everything) - len(live_ids))
+        metrics.SUPPRESSED.labels(partner, "erased").inc(len(everything) - len(unerased))
         seen = self._stored([r for rows in live for r in rows])
         kept: list[list[SharedRow]] = []
         for rows in live:
-            kept.append([rows[i] for i in first_occurrences((r.event_id for r in rows), seen)])
-            seen.update(r.event_id for r in kept[-1])
+            ids = [r.event_id for r in rows]
+            if seen.isdisjoint(ids) and len(set(ids)) == len(ids):  # the usual case: all new, all distinct
+                kept.append(rows)
+            else:
+                kept.append([rows[i] for i in first_occurrences(ids, seen)])
+                ids = [r.event_id for r in kept[-1]]
+            seen.update(ids)
         try:
             rejected = self._insert(batches, [r for rows in kept for r in rows])
         except BaseException:
@@ -118,8 +127,11 @@ class OrdersHandler:
         now_us = time.time_ns() // 1000
         metrics.observe_many(metrics.E2E_LATENCY.labels(partner), [
             max(0, now_us - r.received_at_us) / 1e6 for rows in kept for r in rows if r.received_at_us])
-        self.recent.add((r.event_id, r.occurred_at_us) for b, rows in zip(batches, kept, strict=True) for r in rows
-                        if not refused or (b.partition, self._offset(b, r)) not in refused)
+        if refused:
+            self.recent.add((r.event_id, r.occurred_at_us) for b, rows in zip(batches, kept, strict=True)
+                            for r in rows if (b.partition, self._offset(b, r)) not in refused)
+        else:
+            self.recent.add((r.event_id, r.occurred_at_us) for rows in kept for r in rows)
         results = []
         for batch, rows, live_rows in zip(batches, kept, live, strict=True):
             bad = [x for x in rejected if x.partition == batch.partition]
@@ -150,8 +162,7 @@ class OrdersHandler:
             sql = f"SELECT toUnixTimestamp64Micro(max(occurred_at)) FROM {self.spec.qualified}"  # noqa: S608
             ((watermark,),) = self.store.query(sql)
             self.recent.reset(int(watermark))
-        known = self.recent.known
-        answers = [known(r.event_id, r.occurred_at_us) for r in rows]
+        answers = self.recent.lookup((r.event_id, r.occurred_at_us) for r in rows)
         found = {r.event_id for r, a in zip(rows, answers, strict=True) if a}
         unknown = [r for r, a in zip(rows, answers, strict=True) if a is None]
         return found | self._existing(unknown)

@@ -51,17 +51,29 @@ class RecentIds:
         ids = self._minutes.get(occurred_at_us // MINUTE_US)
         return ids is not None and event_id in ids
 
+    def lookup(self, rows: Iterable[tuple[str, int]]) -> list[bool | None]:
+        """:meth:`known` of each ``(event_id, occurred_at_us)``, in one call."""
+        floor, minutes = self.floor, self._minutes
+        if floor is None:
+            return [None for _ in rows]
+        return [None if at <= floor else (ids := minutes.get(at // MINUTE_US)) is not None and event_id in ids
+                for event_id, at in rows]
+
     def add(self, rows: Iterable[tuple[str, int]]) -> None:
         """Remember ``(event_id, occurred_at_us)`` of rows just inserted above the floor."""
         if self.floor is None:
             return
-        floor = self.floor
+        floor, minutes = self.floor, self._minutes
+        touched: dict[int, int] = {}  # minute -> its size before this call
+        minute, ids = None, set[str]()
         for event_id, at in rows:
             if at > floor:
-                ids = self._minutes.setdefault(at // MINUTE_US, set())
-                before = len(ids)
+                if at // MINUTE_US != minute:  # rows mostly come in event-time order: few lookups
+                    minute = at // MINUTE_US
+                    ids = minutes.setdefault(minute, set())
+                    touched.setdefault(minute, len(ids))
                 ids.add(event_id)
-                self._size += len(ids) - before
+        self._size += sum(len(minutes[m]) - before for m, before in touched.items())
         while self._size > self.max_ids and self._minutes:
             oldest = min(self._minutes)
             self._size -= len(self._minutes.pop(oldest))
