@@ -4,7 +4,8 @@ Undecodable records (garbage bytes, a tombstone, a malformed event id, an event 
 range) and a record the engine refuses at insert time sit between valid records of
 ``partner.<id>.ticketing``. The sink must dead-letter each one to ``dlq.sink`` (original bytes,
 reason headers, source topic/partition/offset), store every valid record exactly once, and
-commit past everything; ``techne dlq show --stage sink`` lists the letters.
+commit past everything; ``techne dlq show --stage sink`` lists the letters and ``replay`` puts
+one back on the partner topic (dead-lettered again: it is still poison).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from streams import dlq
 from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.local import LocalKafka
 from techne.settings import Settings
+from tests.integration.kafka_helpers import end_offsets
 from tests.integration.sink_helpers import (
     REPO,
     committed_total,
@@ -104,3 +106,16 @@ def test_poison_goes_to_dlq_sink_and_the_good_records_are_stored_once(kafka: Loc
                            cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=True)
     mine = [line for line in shown.stdout.splitlines() if f"from {TOPIC} " in line]
     assert sorted(line.split(": ", 1)[1].split(" — ")[0] for line in mine) == sorted(r for _, _, r in bad)
+
+    # replay one reason into the partner topic: still poison, so the sink dead-letters it again
+    assert asyncio.run(dlq.replay(kafka.bootstrap, "sink", reason="bad_magic")) >= 1
+    assert asyncio.run(end_offsets(kafka.bootstrap, [TOPIC]))[TOPIC] == len(values) + 1
+    sink = spawn_sink(PARTNER, env, log)
+    try:
+        wait_caught_up(kafka.bootstrap, PARTNER, sink, log)
+    finally:
+        assert stop(sink) == 0, log.read_text()[-3000:]
+    again = [d for d in asyncio.run(dlq.read(kafka.bootstrap, "sink"))
+             if d.source_topic == TOPIC and d.headers["techne-reason"] == "bad_magic"]
+    assert [d.value for d in again] == [bad[0][0]] * 2 and again[1].key == bad[0][1]
+    assert partner_counts(settings, PARTNER) == {"rows": len(good), "distinct_event_ids": len(good)}
