@@ -56,6 +56,12 @@ def test_valid_records_are_read_in_bulk_exactly_as_one_by_one() -> None:
     assert all(type(r) is SharedRow for r in rows) and rows[3].value is VALUES[3]
 
 
+def test_a_batch_of_empty_event_types_is_read_in_bulk() -> None:
+    values = [value(i, event_type="") for i in range(12)]
+    assert SHARED._bulk(values) is not None
+    assert SHARED.parse_many(values) == [SHARED.parse(v) for v in values]
+
+
 @pytest.mark.parametrize(
     "odd",
     [
