@@ -19,8 +19,9 @@ Onboarding creates the topics when missing and returns a fresh random password
 (:class:`Issued`, a ``SecretStr``): the CLI prints it once, nothing logs it, the broker stores
 only its salted SCRAM form. Onboarding a principal that already has credentials is refused
 unless ``rotate=True``; it returns only once the broker accepts the new credentials (brokers
-apply them from the metadata log shortly after the controller acknowledged them). Offboarding deletes every ACL of the principal and its credentials;
-ACLs are checked on each request, so open connections lose access at once.
+apply them from the metadata log shortly after the controller acknowledged them). Offboarding
+deletes every ACL of the principal and its credentials; ACLs are checked on each request, so
+open connections lose access at once.
 """
 
 from __future__ import annotations
