@@ -21,6 +21,7 @@ Idempotence of a batch write is layered (see :mod:`sinks.orders` for the partner
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -61,7 +62,8 @@ class Batch(Generic[T]):
 
     Every consumed offset is recorded, including messages that produced no item (invalid,
     handed to the invalid-message hook), so that committing ``max_offset + 1`` moves past all
-    of them. ``offsets[i]`` is the offset of ``items[i]``. ``ready`` is true once
+    of them. ``offsets[i]`` is the offset of ``items[i]``, ``keys[i]`` its message key when
+    given (for a dead letter of an item refused at write time). ``ready`` is true once
     ``max_messages`` messages are held or the first one is ``max_age_s`` old (``now`` comes
     from a monotonic clock).
     """
@@ -72,12 +74,13 @@ class Batch(Generic[T]):
     max_age_s: float
     items: list[T] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
     messages: int = 0
     min_offset: int = -1
     max_offset: int = -1
     started_at: float | None = None
 
-    def add(self, offset: int, item: T | None, now: float) -> None:
+    def add(self, offset: int, item: T | None, now: float, key: bytes | None = None) -> None:
         """Record message ``offset`` and its item (``None``: the message yields no item)."""
         if self.messages and offset <= self.max_offset:
             raise ValueError(f"offset {offset} not after {self.max_offset} in {self.topic}[{self.partition}]")
@@ -88,8 +91,9 @@ class Batch(Generic[T]):
         if item is not None:
             self.items.append(item)
             self.offsets.append(offset)
+            self.keys.append(key)
 
-    def extend(self, offsets: list[int], items: list[T], now: float) -> None:
+    def extend(self, offsets: list[int], items: list[T], now: float, keys: list[bytes | None] | None = None) -> None:
         """Record messages that all yielded an item (``offsets`` increasing): :meth:`add` in bulk."""
         if not offsets:
             return
@@ -101,6 +105,13 @@ class Batch(Generic[T]):
         self.messages += len(offsets)
         self.items += items
         self.offsets += offsets
+        self.keys += keys if keys is not None else [None] * len(offsets)
+
+    def key_of(self, offset: int) -> bytes | None:
+        """The key recorded with the item at ``offset`` (``None`` if none was)."""
+        i = bisect_left(self.offsets, offset)
+        found = i < len(self.offsets) and self.offsets[i] == offset and i < len(self.keys)
+        return self.keys[i] if found else None
 
     def ready(self, now: float) -> bool:
         if not self.messages or self.started_at is None:

@@ -5,8 +5,7 @@ handler refused (undecodable, or refused by the engine at insert time) it logs w
 (never the payload), counts it (``techne_sink_undecodable_total`` by the loop,
 ``techne_dlq_total{stage="sink"}`` here) and produces to ``dlq.sink``:
 
-- value: the message's original bytes (``None`` for a tombstone); key: its original key
-  (``None`` for a message the engine refused at insert time: the loop no longer holds its key);
+- value: the message's original bytes (``None`` for a tombstone); key: its original key;
 - headers, as :func:`streams.processor.dead_letter`: ``techne-stage`` (``sink``),
   ``techne-reason`` (the :class:`~techne.errors.InvalidMessage` reason), ``techne-detail``
   (``<step>: <detail>``, no personal data), ``techne-source-topic``, ``techne-failed-at`` (UTC,

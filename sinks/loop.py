@@ -234,9 +234,9 @@ class SinkLoop:
                     ref = MessageRef(tp.topic, tp.partition, message.offset, message.value, message.key)
                     await self._invalid(handler, exc, ref)
                     item = None
-                batch.add(message.offset, item, now)
+                batch.add(message.offset, item, now, message.key)
         else:
-            batch.extend([m.offset for m in messages], items, now)
+            batch.extend([m.offset for m in messages], items, now, [m.key for m in messages])
         self._next[tp] = messages[-1].offset + 1
 
     async def _invalid(self, handler: Handler[Any], exc: InvalidMessage, ref: MessageRef) -> None:
@@ -315,9 +315,10 @@ class SinkLoop:
                 log.warning("%s: writing %s failed, will retry: %s", self.owner, batches_token(batches), exc)
                 return False
             metrics.INSERT_SECONDS.labels(self.owner, handler.table).observe(time.perf_counter() - started)
-            for result in results:
+            for batch, result in zip(batches, results, strict=True):
                 for rejected in result.rejected:
-                    ref = MessageRef(topic, rejected.partition, rejected.offset, rejected.value)
+                    key = batch.key_of(rejected.offset) if batch.partition == rejected.partition else None
+                    ref = MessageRef(topic, rejected.partition, rejected.offset, rejected.value, key)
                     await self._invalid(handler, rejected.error, ref)
             if handler.table == FAULT_TABLE and any(b.items for b in batches):
                 self._faults.hit("after_insert")

@@ -59,7 +59,7 @@ async def test_invalid_and_refused_messages_are_dead_lettered_before_the_commit(
     assert consumer.commits == [{TP0: 3}]
     assert [(t, v, k, h["techne-reason"], commits) for t, v, k, h, commits in producer.sent] == [
         ("dlq.sink", b"bad", b"k1", b"bad", 0),  # found when decoding: its key is kept
-        ("dlq.sink", b"refused", None, b"refused", 0),  # found when writing, before the commit
+        ("dlq.sink", b"refused", b"k2", b"refused", 0),  # found when writing, before the commit
     ]
     assert REGISTRY.get_sample_value("techne_dlq_total", {"stage": "sink", "reason": "bad"}) == before + 1
 
