@@ -20,6 +20,7 @@ import pytest
 
 from sinks.runner import audit_rows, partner_rows
 from streams.topics import AUDIT, ensure_topics, erasure_topic
+from techne.accounting import audit_lines
 from techne.local import LocalKafka, free_port
 from techne.settings import Settings
 from tests.integration.kafka_helpers import end_offsets, read_all
@@ -49,7 +50,7 @@ def setup(kafka: LocalKafka, tmp_path: Path, partner: str) -> tuple[dict[str, st
 
 
 def erased_records(bootstrap: str, command_id: str) -> list[dict[str, object]]:
-    records = [json.loads(v) for v in asyncio.run(read_all(bootstrap, AUDIT))]
+    records = [line for v in asyncio.run(read_all(bootstrap, AUDIT)) for line in audit_lines(v)]
     return [r for r in records if r.get("event_id") == command_id]
 
 
