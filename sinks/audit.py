@@ -9,14 +9,18 @@ columns (a missing or null text value is stored as ``''``); any other key is kep
 with ``event_id``, ``outcome`` and an ISO-8601 ``decided_at`` (the whole record is then invalid).
 
 The audit is a log: its identity is the Kafka position, not the event (one event has several
-decisions, and the worker, at least once, may re-send one). Each row carries
-``kafka_partition``/``kafka_offset``/``kafka_line``; a batch write drops the offsets already stored, and the
-insert carries a deduplication token, so each audit *message* is stored exactly once (a
-decision the worker re-sent is two messages: reports count distinct ``(event_id, partner,
-outcome)``). Rows are kept without TTL: the audit is the accountability record.
+decisions, and the worker, at least once, may re-send one). Each row carries its position
+``kafka_partition``/``kafka_offset``/``kafka_line`` (line within the message); a batch write
+drops the offsets already stored, and the insert carries a deduplication token, so each audit
+*message* is stored exactly once, as one row per line (a decision the worker re-sent is two
+messages: reports count distinct ``(event_id, partner, outcome)``). Rows are kept without TTL:
+the audit is the accountability record.
 
-``ORDER BY (venue_id, partner, decided_at, kafka_partition, kafka_offset)``: a venue's data
-protection officer reads what that venue shared, with whom, over a period.
+``ORDER BY (venue_id, partner, decided_at, kafka_partition, kafka_offset, kafka_line)``: a
+venue's data protection officer reads what that venue shared, with whom, over a period; the key
+ends with the full position, so the ``ReplacingMergeTree`` never merges two rows into one (a
+store created before ``kafka_line`` existed gets the column and the longer key in one
+``ALTER``, see :func:`sinks.ddl.add_missing_columns_sql`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ SPEC = TableSpec(
         Column("kafka_offset", "UInt64"),
         Column("kafka_line", "UInt16"),
     ),
-    ("venue_id", "partner", "decided_at", "kafka_partition", "kafka_offset"),
+    ("venue_id", "partner", "decided_at", "kafka_partition", "kafka_offset", "kafka_line"),
     partition_by="toYYYYMM(decided_at)",
     indexes=(
         "offset_minmax kafka_offset TYPE minmax GRANULARITY 1",

@@ -204,12 +204,18 @@ def add_missing_columns_sql(spec: TableSpec, existing: Collection[str]) -> list[
     Schema evolution only adds fields (Avro backward compatibility) and a wider projection only
     adds columns, so only additions are generated: a column that leaves the projection is kept
     with its data (new rows hold NULL), a changed type is not detected here.
+    A missing column that is part of the sort key is added in one ``ALTER`` with the
+    ``MODIFY ORDER BY`` that appends it to the key (ClickHouse accepts a key extended only by
+    columns added in the same statement), so the key of an existing table follows the spec's.
     """
-    return [
-        f"ALTER TABLE {spec.qualified} ADD COLUMN IF NOT EXISTS {c.definition()}"
-        for c in spec.columns
-        if c.name not in existing
-    ]
+    missing = [c for c in spec.columns if c.name not in existing]
+    keyed = [c for c in missing if c.name in spec.order_by]
+    statements = [f"ALTER TABLE {spec.qualified} ADD COLUMN IF NOT EXISTS {c.definition()}"
+                  for c in missing if c not in keyed]
+    if keyed:
+        adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {c.definition()}" for c in keyed)
+        statements.append(f"ALTER TABLE {spec.qualified} {adds}, MODIFY ORDER BY ({', '.join(spec.order_by)})")
+    return statements
 
 
 def modify_default_sql(spec: TableSpec, column: Column) -> str:

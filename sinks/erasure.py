@@ -21,10 +21,10 @@ are not ordered relative to each other, so a shared event arriving *after* its e
 Physical removal: a lightweight ``DELETE`` masks the rows at once (no query sees them from
 the moment the command is committed); their bytes stay in the data parts until those are
 merged, which ClickHouse does in the background with no time bound. To remove them now:
-``ALTER TABLE <db>.ticket_orders APPLY DELETED MASK`` (rewrites the parts holding masked rows)
-or ``OPTIMIZE TABLE <db>.ticket_orders FINAL``. Copies outside the store (the Kafka topic
-until its retention, the partner's own downstream copies) are erased by whoever holds them:
-partners consume the same erasure topic.
+``ALTER TABLE <db>.<table> APPLY DELETED MASK`` (rewrites the parts holding masked rows) or
+``OPTIMIZE TABLE <db>.<table> FINAL``, for ``ticket_orders`` and ``email_clicks``. Copies
+outside the store (the Kafka topic until its retention, the partner's own downstream copies)
+are erased by whoever holds them: partners consume the same erasure topic.
 """
 
 from __future__ import annotations
@@ -252,6 +252,7 @@ class EraseHandler:
         for table in self.tables_to_erase():
             qualified = f"{quote(self.tables.database)}.{quote(table)}"
             hit: list[ErasureCommand] = []
+            in_table = 0
             for i, command in enumerate(commands):
                 clause, params = where(command, i)
                 earlier = [c for c in commands[:i] if (c.subject_pseudonym, c.venue_id)
@@ -262,12 +263,12 @@ class EraseHandler:
                 ((n,),) = self.store.query(f"SELECT count() FROM {qualified} WHERE {clause}", params)  # noqa: S608
                 if int(n):
                     counts[i] += int(n)
+                    in_table += int(n)
                     hit.append(command)
             if hit:
                 clause, params = where_any(hit)
                 self.store.command(f"DELETE FROM {qualified} WHERE {clause}", params)  # noqa: S608
-                metrics.ERASED_ROWS.labels(self.tables.partner, table).inc(
-                    sum(n for n, c in zip(counts, commands, strict=True) if c in hit))
+                metrics.ERASED_ROWS.labels(self.tables.partner, table).inc(in_table)
         return counts
 
     def record(self, executed: Sequence[tuple[ErasureCommand, int]], now_us: int) -> None:

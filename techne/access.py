@@ -147,7 +147,8 @@ class Access:
         when a real login succeeds (a metadata request as the new principal), or raises
         :class:`AccessError` after ``timeout`` seconds.
         """
-        who = dataclasses.replace(self._auth, username=username, password=password)
+        # the credentials onboarding creates are SCRAM-SHA-512, whatever the admin logs in with
+        who = dataclasses.replace(self._auth, sasl_mechanism="SCRAM-SHA-512", username=username, password=password)
         deadline = time.monotonic() + self.timeout
         while True:
             client = AdminClient({**confluent_config(who, self._bootstrap), "reconnect.backoff.max.ms": 500})
@@ -156,7 +157,8 @@ class Access:
                 return
             except KafkaException as exc:
                 if time.monotonic() >= deadline:
-                    raise AccessError(f"{username} cannot log in yet: {exc.args[0]}") from None
+                    raise AccessError(f"{username} cannot log in yet ({exc.args[0]}); its credentials are set "
+                                      "but their password is lost: onboard again with --rotate") from None
             time.sleep(0.2)
 
     def _wait(self, futures: Iterable[Future[Any]], what: str) -> list[Any]:

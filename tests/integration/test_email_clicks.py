@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from schemas.codec import CATALOGUE
@@ -153,6 +154,12 @@ def test_clicks_reach_email_clicks_pseudonymized_only_with_consent_and_are_erase
             erased = [d for lines in done.values() for d in lines if d["outcome"] == "erased"]
         assert len(erased) >= len(commands), "every erasure command executed by the sink"
         assert sum(d["rows_deleted"] for d in erased) == len(ana_clicks) + 1, "her clicks and her order deleted"
+        # this sink process (restarted by the last `stored`): its erased-rows counters are Ana's, per table
+        port = bus.stack.services[f"sink-{OBS}"].metrics_port
+        erased_rows = {line.split('table="')[1].split('"')[0]: float(line.split()[-1])
+                       for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines()
+                       if line.startswith(f'techne_sink_erased_rows_total{{partner="{OBS}"')}
+        assert erased_rows == {"email_clicks": len(ana_clicks), "ticket_orders": 1}
         who = f"subject_pseudonym = '{order_pseudonym}'"
         [left] = stored(bus, f"SELECT (SELECT count() FROM email_clicks WHERE {who}), "  # noqa: S608
                              f"(SELECT count() FROM ticket_orders WHERE {who})")

@@ -26,17 +26,19 @@ import pytest
 from schemas.codec import Catalogue
 from schemas.loader import load_versions
 from schemas.models import SHARED_TICKET_ORDER
+from sinks import audit
 from sinks.base import Batch, insert_token
 from sinks.chdb import ChdbStore
 from sinks.ddl import quote
 from sinks.erasure import EraseHandler, Tombstones, micros, parse_command
 from sinks.framing import SharedFormat, SharedRow
-from sinks.migrate import ensure_partner
+from sinks.migrate import ensure_partner, ensure_table
 from sinks.orders import OrdersHandler
 from sinks.records import decode_row
 from sinks.runner import audit_rows, open_store, partner_counts, partner_rows, query_store
 from sinks.tables import PartnerTables, partner_tables, shared_columns
 from streams.agreements import Agreement
+from streams.topics import AUDIT
 from techne.errors import StoreLocked, StoreUnavailable
 from techne.settings import Settings
 from tests.integration.sink_helpers import REPO, erasure_value, shared_record, shared_value, write_agreement
@@ -308,6 +310,32 @@ def test_a_burst_of_erasures_runs_as_one_delete_per_table_with_per_command_count
     assert deleted == {first.command_id: 1, burst[0].command_id: 2, burst[1].command_id: 3,
                        overlapping.command_id: 0}
     assert store.query(f"SELECT count(), uniqExact(command_id) FROM {TABLES.erasures.qualified}") == [(4, 4)]
+
+
+def test_audit_lines_of_one_message_stay_distinct_rows_through_merges(store: ChdbStore) -> None:
+    """Two decisions of one message for the same partner at the same instant (two agreements)
+    share every key column but ``kafka_line``: a merge must not collapse them."""
+    old_key = audit.SPEC.order_by[:-1]
+    legacy = dataclasses.replace(audit.SPEC, columns=audit.SPEC.columns[:-1], order_by=old_key)
+    store.command(f"DROP TABLE IF EXISTS {audit.SPEC.qualified} SYNC")
+    ensure_table(store, legacy)  # a store created before kafka_line existed
+    ensure_table(store, audit.SPEC)  # its sink restarts with this version
+    ((key,),) = store.query("SELECT sorting_key FROM system.tables WHERE database = 'audit' AND name = 'decisions'")
+    assert key.endswith("kafka_offset, kafka_line")
+    line = {"event_id": "e1", "venue_id": "v1", "event_type": "ticket.order_placed", "outcome": "shared",
+            "reason": "granted", "partner": "p1", "purpose": "cross_venue_analytics",
+            "decided_at": "2026-11-29T10:00:00+00:00"}
+    value = b"\n".join(json.dumps({**line, "agreement_id": a}).encode() for a in ("dsa-1", "dsa-2"))
+    batch: Batch[list[Any]] = Batch(AUDIT, 0, max_messages=2, max_age_s=1.0)
+    h = audit.AuditHandler(store, topic=AUDIT, batch_rows=10, batch_seconds=1.0)
+    batch.add(0, h.decode(value), now=0.0)
+    assert h.write_sync([batch])[0].inserted == 2
+    batch2: Batch[list[Any]] = Batch(AUDIT, 0, max_messages=2, max_age_s=1.0)
+    batch2.add(1, h.decode(value), now=0.0)  # a second part, so that OPTIMIZE merges two parts
+    h.write_sync([batch2])
+    store.command(f"OPTIMIZE TABLE {audit.SPEC.qualified} FINAL")
+    assert store.query(f"SELECT kafka_offset, kafka_line, agreement_id FROM {audit.SPEC.qualified} "
+                       "ORDER BY ALL") == [(0, 0, "dsa-1"), (0, 1, "dsa-2"), (1, 0, "dsa-1"), (1, 1, "dsa-2")]
 
 
 def test_data_survives_close_and_reopen(store_dir: Path) -> None:

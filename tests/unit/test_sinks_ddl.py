@@ -127,6 +127,17 @@ def test_add_missing_columns_only_for_absent_ones() -> None:
     ]
 
 
+def test_a_missing_sort_key_column_extends_the_key_in_the_same_alter() -> None:
+    from sinks import audit
+
+    statements = ddl.add_missing_columns_sql(audit.SPEC, set(audit.SPEC.names) - {"kafka_line", "details"})
+    assert statements == [
+        "ALTER TABLE `audit`.`decisions` ADD COLUMN IF NOT EXISTS `details` String",
+        "ALTER TABLE `audit`.`decisions` ADD COLUMN IF NOT EXISTS `kafka_line` UInt16, MODIFY ORDER BY "
+        "(venue_id, partner, decided_at, kafka_partition, kafka_offset, kafka_line)",
+    ]
+
+
 def test_evolved_schema_field_with_default_gets_a_sql_default() -> None:
     evolved = dict(CATALOGUE.entry(SHARED_TICKET_ORDER).raw)
     evolved["fields"] = [*evolved["fields"], {"name": "seat_zone", "type": "string", "default": "it's"}]
