@@ -8,13 +8,16 @@
    histogram (``received_at`` at the gateway -> insert in the partner store) gives p50/p99, read
    as bucket upper bounds from the sinks' ``/metrics`` before and after the phase.
 3. **Baseline** in the same run: a bare aiokafka producer -> consumer of the same pre-encoded
-   records. Peak RSS (VmHWM) of every process is reported.
+   records. Peak RSS (VmHWM) of every process is reported, and the CPU time (user + system)
+   each process (broker included) spent per event during the sustained phase, which shows
+   where the 2 cores go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -89,6 +92,19 @@ def _consents(orders: list[dict[str, Any]], partners_of: dict[str, list[str]]) -
              "purpose": purpose, "recipients": names} for e in emails for purpose, names in partners_of.items()]
 
 
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds used so far by each process (``/proc/<pid>/stat``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
+    return out
+
+
 def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str, Any]:
     venues = sorted(load_venues(DEFAULT_VENUES))
     agreements = load_agreements(DEFAULT_AGREEMENTS, set(venues))
@@ -124,6 +140,10 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
                                      for i in range(0, len(consents), BATCH)], 4))
             batches = [_signed(port, path, json.dumps(orders[i:i + BATCH]).encode(), secret)
                        for i in range(0, len(orders), BATCH)]
+            pids = {name: svc.proc.pid for name, svc in stack.services.items()}
+            if broker.proc is not None:
+                pids["broker"] = broker.proc.pid
+            cpu_before = _cpu_seconds(pids)
             started = time.perf_counter()
             _, statuses = asyncio.run(_fire(port, batches, 8))
             deadline = time.monotonic() + 600
@@ -132,6 +152,9 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
                 time.sleep(0.2)
             lags = asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, 600, poll=0.2))
             elapsed = time.perf_counter() - started
+            cpu_after = _cpu_seconds(pids)
+            cpu_us = {name: round((cpu_after[name] - cpu_before[name]) / len(orders) * 1e6)
+                      for name in cpu_after if name in cpu_before}
 
             ports = [s.metrics_port for s in sinks if s.metrics_port]
             before = _histogram(ports)
@@ -157,7 +180,7 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             "ratio_vs_aiokafka_produce_consume": round(eps / baseline, 3),
             "paced_rate_events_per_s": rate, "paced_seconds": seconds,
             "latency_p50_s_le": _quantile(before, after, 0.5), "latency_p99_s_le": _quantile(before, after, 0.99),
-            "peak_rss_mib": rss}
+            "peak_rss_mib": rss, "cpu_us_per_event": cpu_us}
 
 
 def main(events: int, rate: int, seconds: int, as_json: bool) -> None:
@@ -169,5 +192,7 @@ def main(events: int, rate: int, seconds: int, as_json: bool) -> None:
     print(f"  latency at {r['paced_rate_events_per_s']} ev/s: p50 <= {r['latency_p50_s_le']} s, "
           f"p99 <= {r['latency_p99_s_le']} s (received_at -> row in the partner store)")
     print("  peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items()))
+    print("  CPU µs per event during the sustained phase: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(r["cpu_us_per_event"].items(), key=lambda kv: -kv[1])))
     if as_json:
         print(json.dumps(r))
