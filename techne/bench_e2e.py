@@ -143,6 +143,7 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             pids = {name: svc.proc.pid for name, svc in stack.services.items()}
             if broker.proc is not None:
                 pids["broker"] = broker.proc.pid
+            pids["load generator"] = os.getpid()  # this process: HTTP client and lag polling
             cpu_before = _cpu_seconds(pids)
             started = time.perf_counter()
             _, statuses = asyncio.run(_fire(port, batches, 8))
