@@ -36,6 +36,7 @@ from sinks.migrate import ensure_partner, ensure_table
 from sinks.orders import OrdersHandler, click_handlers
 from sinks.records import InvalidHandler
 from sinks.tables import PartnerTables
+from streams.processor import InvalidRateGuard
 from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.errors import StoreUnavailable
 from techne.kafka_auth import aiokafka_kwargs
@@ -49,6 +50,11 @@ FETCH = {"max_partition_fetch_bytes": 8 << 20, "fetch_max_bytes": 32 << 20,
          # more than the inserts: wait for 256 KiB or 200 ms. Measured with `techne bench e2e`:
          # sink CPU halved, end-to-end events/s ~1,500 -> ~1,950, latency p99 unchanged (<= 0.5 s)
          "fetch_min_bytes": 256 << 10, "fetch_max_wait_ms": 200}
+
+
+def _guard(settings: Settings) -> InvalidRateGuard:
+    """The worker's poison-flood limits (``TECHNE_POISON_WINDOW`` / ``_THRESHOLD``) for a sink."""
+    return InvalidRateGuard(settings.poison_window, settings.poison_threshold)
 
 
 def topic_for(partner_id: str) -> str:
@@ -146,7 +152,7 @@ async def run_sink(
                             batch_seconds=settings.sink_batch_seconds, shared=shared)
     on_invalid = on_invalid or await _dead_letters(settings, producer, partner)
     loop = SinkLoop(partner, consumer, [orders, *clicks, erase], on_batch=on_batch, on_invalid=on_invalid,
-                    faults=faults)
+                    faults=faults, guard=_guard(settings))
     consumer.subscribe(loop.topics, listener=loop.listener())
     try:
         await producer.start()
@@ -176,7 +182,8 @@ async def run_audit_sink(
     consumer = _consumer(settings, AUDIT_GROUP, "techne-audit-sink")
     producer = _producer(settings, "techne-audit-sink")
     on_invalid = on_invalid or await _dead_letters(settings, producer, AUDIT_LABEL)
-    loop = SinkLoop(AUDIT_LABEL, consumer, [handler], on_batch=on_batch, on_invalid=on_invalid)
+    loop = SinkLoop(AUDIT_LABEL, consumer, [handler], on_batch=on_batch, on_invalid=on_invalid,
+                    guard=_guard(settings))
     consumer.subscribe(loop.topics, listener=loop.listener())
     try:
         await producer.start()

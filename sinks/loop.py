@@ -11,7 +11,12 @@ of handlers over one subscribed consumer. Its contract:
   batch's partition (``max_offset + 1``); auto-commit is off;
 - a message that cannot become an item is counted, handed to ``on_invalid`` (awaited; default:
   log the reason, never the payload) and skipped; its offset is committed with its batch. So
-  are messages a write reports as :class:`~sinks.base.Rejected`, before the commit;
+  are messages a write reports as :class:`~sinks.base.Rejected`, before the commit. With a
+  ``guard`` (:class:`~streams.processor.InvalidRateGuard`, as the worker's), a flood of invalid
+  messages (e.g. a worker deployed with a schema the sink does not know) raises
+  :class:`~streams.processor.PoisonFlood` before the message that crosses the threshold is
+  handed over: the sink stops with its open batches uncommitted instead of emptying a topic
+  into ``dlq.sink``;
 - a batch is sealed when it holds ``handler.batch_rows`` messages or its first message is
   ``handler.batch_seconds`` old. Sealed batches are written by one background writer while
   polling goes on (the store works while Python decodes the next batch); the sealed batches of
@@ -50,6 +55,7 @@ from sinks import metrics
 from sinks.base import Backoff, Batch, WriteResult, batches_token
 from sinks.faults import FAULT_TABLE, NO_FAULTS, Faults
 from sinks.records import InvalidHandler, MessageRef, log_invalid
+from streams.processor import InvalidRateGuard
 from techne.errors import InvalidMessage, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -123,8 +129,9 @@ class SinkLoop:
         on_invalid: InvalidHandler = log_invalid,
         faults: Faults = NO_FAULTS,
         clock: Callable[[], float] = time.monotonic,
+        guard: InvalidRateGuard | None = None,
     ) -> None:
-        self.owner, self._consumer = owner, consumer
+        self.owner, self._consumer, self._guard = owner, consumer, guard
         self._handlers = {h.topic: h for h in handlers}
         self._max_records = max(h.batch_rows for h in handlers)
         self._on_batch, self._on_invalid, self._faults, self._clock = on_batch, on_invalid, faults, clock
@@ -231,11 +238,18 @@ class SinkLoop:
                 try:
                     item = decode(message.value)
                 except InvalidMessage as exc:
+                    if self._guard is not None:
+                        self._guard.record(True)  # may stop the sink here, before this letter
                     ref = MessageRef(tp.topic, tp.partition, message.offset, message.value, message.key)
                     await self._invalid(handler, exc, ref)
                     item = None
+                else:
+                    if self._guard is not None:
+                        self._guard.record(False)
                 batch.add(message.offset, item, now, message.key)
         else:
+            if self._guard is not None:
+                self._guard.record_valid(len(messages))
             batch.extend([m.offset for m in messages], items, now, [m.key for m in messages])
         self._next[tp] = messages[-1].offset + 1
 

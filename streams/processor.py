@@ -111,6 +111,16 @@ class InvalidRateGuard:
             raise PoisonFlood(f"{self._invalid} of the last {self.window} messages were invalid "
                               f"(threshold {self.threshold:.0%}); stopping — inspect with `techne dlq show`")
 
+    def record_valid(self, n: int) -> None:
+        """``n`` valid messages at once (a poll that decoded in bulk); never trips."""
+        if n >= self.window:
+            self._recent, self._invalid = deque([False] * self.window), 0
+            return
+        for _ in range(n):
+            self._recent.append(False)
+            if len(self._recent) > self.window:
+                self._invalid -= self._recent.popleft()
+
 
 class Processor:
     """Pure per-message logic of the worker, configured once."""

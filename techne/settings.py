@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     consent_ttl_days: dict[str, int] = Field(
         default_factory=dict, description="Consent lifetime per purpose in days (default 395, i.e. 13 months).")
     poison_window: int = Field(1000, ge=10, description="Messages over which the invalid share is measured.")
-    poison_threshold: float = Field(0.5, gt=0, le=1, description="Invalid share that stops the worker.")
+    poison_threshold: float = Field(0.5, gt=0, le=1, description="Invalid share that stops the worker (and a sink).")
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080

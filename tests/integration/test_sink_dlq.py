@@ -119,3 +119,29 @@ def test_poison_goes_to_dlq_sink_and_the_good_records_are_stored_once(kafka: Loc
              if d.source_topic == TOPIC and d.headers["techne-reason"] == "bad_magic"]
     assert [d.value for d in again] == [bad[0][0]] * 2 and again[1].key == bad[0][1]
     assert partner_counts(settings, PARTNER) == {"rows": len(good), "distinct_event_ids": len(good)}
+
+
+def test_a_flood_of_poison_stops_the_sink_with_a_clear_error_and_nothing_committed(kafka: LocalKafka,
+                                                                                   tmp_path: Path) -> None:
+    """A partner topic full of records the sink cannot read (say, a worker deployed with a schema
+    the sink does not know): the sink stops instead of emptying it into dlq.sink."""
+    partner, topic = "flood-sink", "partner.flood-sink.ticketing"
+    write_agreement(tmp_path / "agreements", partner)
+    env = {"TECHNE_BOOTSTRAP": kafka.bootstrap, "TECHNE_DATA_DIR": str(tmp_path),
+           "TECHNE_AGREEMENTS_DIR": str(tmp_path / "agreements"), "TECHNE_SINK_BATCH_SECONDS": "0.2",
+           "TECHNE_POISON_WINDOW": "50", "TECHNE_POISON_THRESHOLD": "0.5"}
+    asyncio.run(ensure_topics(kafka.bootstrap, [topic, erasure_topic(partner), AUDIT], 1))
+    flood = [b"not avro " + str(i).encode() for i in range(500)]
+    asyncio.run(produce(kafka.bootstrap, topic, flood, [str(i).encode() for i in range(500)]))
+    log = tmp_path / "sink.log"
+    sink = spawn_sink(partner, env, log)
+    try:
+        code = sink.wait(90)
+    finally:
+        stop(sink)
+    text = log.read_text()
+    assert code == 2, text[-3000:]
+    assert "of the last 50 messages were invalid" in text and "techne dlq show" in text
+    assert asyncio.run(committed_total(kafka.bootstrap, f"techne-sink.{partner}", topic)) == 0
+    letters = [d for d in asyncio.run(dlq.read(kafka.bootstrap, "sink")) if d.source_topic == topic]
+    assert 0 < len(letters) < 50, "it stopped within the first window (once full), not after 500 letters"

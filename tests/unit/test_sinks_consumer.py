@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 from prometheus_client import REGISTRY
@@ -18,6 +19,7 @@ from prometheus_client import REGISTRY
 from sinks.base import Batch, Rejected, WriteResult
 from sinks.loop import FlushResult, SinkLoop
 from sinks.records import MessageRef
+from streams.processor import InvalidRateGuard, PoisonFlood
 from techne.errors import InvalidMessage, StoreUnavailable
 
 TOPIC = "partner.p.ticketing"
@@ -177,6 +179,42 @@ async def test_invalid_messages_are_counted_handed_over_and_committed() -> None:
     assert seen == [("bad", 1), ("bad", 2)]
     assert consumer.commits == [{TP0: 3}] and handler.written == [b"ok"]
     assert sample("techne_sink_undecodable_total", partner="p-invalid", table="t") == 2
+
+
+async def test_a_flood_of_invalid_messages_stops_the_sink_before_emptying_the_topic() -> None:
+    seen: list[int] = []
+
+    async def on_invalid(exc: InvalidMessage, ref: MessageRef) -> None:
+        seen.append(ref.offset)
+
+    handler = FakeHandler(batch_rows=100)
+    loop, consumer, _ = make(handler, owner="p-flood", on_invalid=on_invalid,
+                             guard=InvalidRateGuard(window=20, threshold=0.5))
+    consumer.feed(TP0, *[b"ok"] * 30)  # valid in bulk: the window fills with valid messages
+    consumer.feed(TP1, *[b"ok", b"bad"] * 10)  # 50 %: not above the threshold
+    await loop.poll_once()
+    consumer.feed(TP1, *[b"bad"] * 30)
+    with pytest.raises(PoisonFlood, match="of the last 20 messages were invalid"):
+        await loop.poll_once()
+    assert len(seen) == 10, "the first invalid message above the threshold stops the sink before its letter"
+    await loop.flush_ready(force=True)
+    assert all(TP1 not in c or c[TP1] <= 20 for c in consumer.commits), "nothing of the flood committed"
+
+
+def test_bulk_valid_messages_slide_the_guard_window() -> None:
+    guard = InvalidRateGuard(window=10, threshold=0.5)
+    for _ in range(5):
+        guard.record(True)
+    guard.record_valid(5)  # 5 of 10 invalid: at the threshold, not above
+    guard.record_valid(3)  # the 3 oldest invalid slide out
+    for _ in range(3):
+        guard.record(True)  # 2 + 3 = 5 invalid of 10
+    guard.record_valid(20)  # a big valid poll resets the window
+    for _ in range(5):
+        guard.record(True)
+    with pytest.raises(PoisonFlood):
+        for _ in range(10):
+            guard.record(True)
 
 
 async def test_rows_refused_at_write_time_are_handed_over_before_the_commit() -> None:
