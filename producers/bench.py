@@ -37,6 +37,7 @@ from producers.gateway.signatures import sign
 from producers.ingest import derived_event_id, prepare
 from streams.topics import ensure_topics, raw_topic
 from techne.local import LocalKafka
+from techne.procstat import cpu_seconds, peak_rss_mib
 from techne.settings import DEFAULT_VENUES
 from techne.stack import Stack, generate_secrets
 from techne.traffic import generate
@@ -104,19 +105,6 @@ def _signed(port: int, path: str, body: bytes, secret: str, content_type: str = 
     return _request(port, path, body, headers)
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def run(events: int, singles: int, concurrency: int) -> dict[str, Any]:
     venues = sorted(load_venues(DEFAULT_VENUES))
     with tempfile.TemporaryDirectory(prefix="techne-bench-ingest-") as tmp:
@@ -149,10 +137,10 @@ def run(events: int, singles: int, concurrency: int) -> dict[str, Any]:
             batch_s, batch_status = asyncio.run(_fire(port, batches, min(concurrency, 8)))
             single = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(),
                               secrets[SINGLE_VENUE]) for p in _orders(singles, SINGLE_VENUE)]
-            cpu_before = _cpu_s(gateway_pid)
+            cpu_before = cpu_seconds(gateway_pid)
             single_s, single_status = asyncio.run(_fire(port, single, concurrency))
-            single_cpu = _cpu_s(gateway_pid) - cpu_before
-            rss = _peak_rss_mib(gateway_pid)
+            single_cpu = cpu_seconds(gateway_pid) - cpu_before
+            rss = peak_rss_mib(gateway_pid)
         finally:
             if stack is not None:
                 stack.stop_all()

@@ -58,6 +58,7 @@ from sinks.tables import RETAIN_UNTIL
 from streams.steps.pseudonymize import PROJECTABLE
 from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.local import LocalKafka, free_port
+from techne.procstat import cpu_seconds, peak_rss_mib
 from techne.settings import REPO_ROOT, Settings
 
 PARTNER = "bench"
@@ -136,19 +137,6 @@ async def committed(bootstrap: str) -> int:
         await admin.close()
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def scrape(port: int) -> dict[str, float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     out: dict[str, float] = {}
@@ -173,7 +161,7 @@ def run_sink(settings: Settings, env: dict[str, str], n: int, bootstrap: str) ->
             if proc.poll() is not None:
                 raise RuntimeError(f"sink exited with {proc.returncode}:\n{log.read_text()[-2000:]}")
             done = asyncio.run(committed(bootstrap))
-            now, cpu = time.perf_counter(), cpu_s(proc.pid)
+            now, cpu = time.perf_counter(), cpu_seconds(proc.pid)
             if done and first is None:
                 first = (now, done, cpu)
             if done >= n:
@@ -181,7 +169,7 @@ def run_sink(settings: Settings, env: dict[str, str], n: int, bootstrap: str) ->
             time.sleep(0.02)
         assert first is not None
         metrics = scrape(port)
-        rss = peak_rss_mb(proc.pid)
+        rss = peak_rss_mib(proc.pid)
     finally:
         proc.terminate()
         proc.wait(60)

@@ -36,6 +36,7 @@ from schemas.models import CONSENT, TICKET_ORDER
 from streams.topics import AUDIT, bus_topics, ensure_topics, partitions_of, raw_topic
 from techne.identity import subject_ref
 from techne.local import LocalKafka
+from techne.procstat import peak_rss_mib
 from techne.stack import generate_secrets
 
 VENUE = "bench-venue"
@@ -123,16 +124,6 @@ async def output_span(bootstrap: str, topic: str, expected: int, timeout: float,
         return count, max(1e-3, (last - first) / 1000.0)
     finally:
         await consumer.stop()
-
-
-def peak_rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def _child(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

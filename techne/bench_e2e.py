@@ -27,12 +27,13 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from producers.bench import _fire, _orders, _peak_rss_mib, _signed
+from producers.bench import _fire, _orders, _signed
 from producers.ingest import prepare
 from streams.agreements import load_agreements, partners
 from streams.topics import bus_topics, ensure_topics, raw_topic
 from techne.accounting import group_lag, wait_sinks_caught_up
 from techne.local import LocalKafka
+from techne.procstat import cpu_seconds, peak_rss_mib
 from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
 from techne.stack import Stack, generate_secrets
 from techne.venues import load_venues
@@ -93,15 +94,13 @@ def _consents(orders: list[dict[str, Any]], partners_of: dict[str, list[str]]) -
 
 
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU seconds used so far by each process (``/proc/<pid>/stat``)."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """CPU seconds used so far by each process still running (:func:`techne.procstat.cpu_seconds`)."""
     out: dict[str, float] = {}
     for name, pid in pids.items():
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = cpu_seconds(pid)
         except OSError:
             continue
-        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15)
     return out
 
 
@@ -169,7 +168,7 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, 120, poll=0.2))
             time.sleep(1.0)
             after = _histogram(ports)
-            rss = {name: round(_peak_rss_mib(s.proc.pid), 1) for name, s in stack.services.items()}
+            rss = {name: round(peak_rss_mib(s.proc.pid), 1) for name, s in stack.services.items()}
         finally:
             if stack is not None:
                 stack.stop_all()
