@@ -37,7 +37,7 @@ from sinks.orders import OrdersHandler, click_handlers
 from sinks.records import InvalidHandler
 from sinks.tables import PartnerTables
 from streams.processor import InvalidRateGuard
-from streams.topics import AUDIT, ensure_topics, erasure_topic
+from streams.topics import AUDIT, ensure_topics, erasure_topic, partner_topic
 from techne.errors import StoreUnavailable
 from techne.kafka_auth import aiokafka_kwargs
 from techne.settings import Settings
@@ -58,7 +58,7 @@ def _guard(settings: Settings) -> InvalidRateGuard:
 
 
 def topic_for(partner_id: str) -> str:
-    return f"partner.{partner_id}.ticketing"
+    return partner_topic(partner_id, "ticketing")
 
 
 def group_for(partner_id: str) -> str:

@@ -147,9 +147,6 @@ class Tombstones:
         self.store, self.spec = store, tables.erasures
         self.any: bool | None = None
 
-    def exists(self, command_id: str) -> bool:
-        return command_id in self.existing([command_id])
-
     def existing(self, command_ids: Sequence[str]) -> set[str]:
         """Those of ``command_ids`` that have a tombstone (executed commands)."""
         if not command_ids:

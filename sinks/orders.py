@@ -50,6 +50,7 @@ from sinks.faults import NO_FAULTS, Faults, kill
 from sinks.framing import SharedFormat, SharedRow
 from sinks.recent import RecentIds
 from sinks.tables import RETAIN_UNTIL, PartnerTables, today
+from streams.topics import partner_topic
 from techne.errors import InvalidMessage, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -238,7 +239,7 @@ def columns_of(columns: Sequence[Column], record: dict[str, object]) -> list[Col
 
 def campaign_topic(partner_id: str) -> str:
     """The partner's topic of shared e-mail clicks."""
-    return f"partner.{partner_id}.campaign"
+    return partner_topic(partner_id, "campaign")
 
 
 def click_handlers(

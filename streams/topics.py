@@ -30,19 +30,27 @@ def raw_topic(venue_id: str) -> str:
     return f"raw.{venue_id}"
 
 
-PARTNER_STREAMS = ("ticketing", "campaign", "erasure")
-"""Per partner: shared ticket orders, shared e-mail clicks, erasure commands (``partner.<id>.<stream>``)."""
+SHARED_STREAMS = ("ticketing", "campaign")
+"""Per partner, the streams of shared events, which the partner's sink stores: ticket orders,
+e-mail clicks (the values of ``streams.steps.route.STREAM_OF_TYPE``)."""
+PARTNER_STREAMS = (*SHARED_STREAMS, "erasure")
+"""Every stream of a partner: the shared events, then erasure commands."""
+
+
+def partner_topic(partner: str, stream: str) -> str:
+    """``partner.<partner>.<stream>``: one stream of one partner (readable by that partner only)."""
+    return f"partner.{partner}.{stream}"
 
 
 def erasure_topic(partner: str) -> str:
     """Erasure commands for one partner's stores (the partner reads them too)."""
-    return f"partner.{partner}.erasure"
+    return partner_topic(partner, "erasure")
 
 
 def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] = PARTNER_STREAMS) -> list[str]:
     """Every topic the bus needs for these venues and partners."""
     return [*(raw_topic(v) for v in venues), AUDIT, *(dlq_topic(s) for s in DLQ_STAGES),
-            *(f"partner.{p}.{s}" for p in partners for s in streams)]
+            *(partner_topic(p, s) for p in partners for s in streams)]
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1) -> list[str]:

@@ -17,11 +17,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.topics import AUDIT, partitions_of
+from streams.topics import AUDIT, SHARED_STREAMS, partitions_of, partner_topic
 from techne.kafka_auth import env_kwargs
-
-SHARED_STREAMS = ("ticketing", "campaign")
-"""The partner streams of shared events, which the partner's sink stores (orders, e-mail clicks)."""
 
 
 def audit_lines(value: bytes | None) -> list[dict[str, Any]]:
@@ -64,7 +61,7 @@ async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> d
 async def sink_lag(bootstrap: str, partner: str, streams: tuple[str, ...] = SHARED_STREAMS) -> int:
     """Messages on ``partner.<partner>.<stream>`` (each of ``streams`` that exists) not yet
     committed by that partner's sink."""
-    topics = [f"partner.{partner}.{stream}" for stream in streams]
+    topics = [partner_topic(partner, stream) for stream in streams]
     parts = await partitions_of(bootstrap, topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **env_kwargs())

@@ -23,18 +23,16 @@ from schemas.models import EVENT_SCHEMAS, SHARED_TICKET_ORDER
 from streams.agreements import Agreement
 from streams.steps.consent import DEFAULT_TTL, LedgerEntry, decide
 from streams.steps.pseudonymize import SHARED_SCHEMA_OF_TYPE, share_record
+from streams.topics import SHARED_STREAMS, partner_topic
 
 STREAM_OF_TYPE = {"ticket.order_placed": "ticketing", "campaign.email_clicked": "campaign"}
 assert set(STREAM_OF_TYPE) == set(SHARED_SCHEMA_OF_TYPE)
+assert tuple(STREAM_OF_TYPE.values()) == SHARED_STREAMS
 
 
 def shareable(schema_name: str, event_type: str) -> bool:
     """True for a raw event (its schema's full name, its event type) that agreements can share."""
     return event_type in STREAM_OF_TYPE and EVENT_SCHEMAS.get(event_type) == schema_name
-
-
-def partner_topic(partner: str, stream: str) -> str:
-    return f"partner.{partner}.{stream}"
 
 
 @dataclass(frozen=True)
