@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from producers.gateway.events import deliver
-from producers.gateway.http import BodyTooLarge, answer, media_type, problem, read_capped
+from producers.gateway.http import BodyTooLarge, answer, problem, read_body, read_capped
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.matomo import parse_request, to_event
 
@@ -122,13 +122,11 @@ async def collect(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     venue, origin = found
-    if media_type(request) not in BEACON_MEDIA:
-        return problem(415, "unsupported_media_type", "send application/json or text/plain", venue)
+    body = await read_body(request, BEACON_MEDIA, gw.settings.max_body_bytes, venue)
+    if isinstance(body, Response):
+        return body
     try:
-        body = await read_capped(request, gw.settings.max_body_bytes)
         payload = json.loads(body)
-    except BodyTooLarge:
-        return problem(413, "body_too_large", f"body exceeds {gw.settings.max_body_bytes} bytes", venue)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return problem(400, "malformed_json", "body is not JSON", venue, headers=_cors(origin))
     items: list[Any] = payload if isinstance(payload, list) else [payload]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from producers.gateway.http import BodyTooLarge, answer, media_type, problem, read_capped
+from producers.gateway.http import answer, media_type, problem, read_body
 from producers.gateway.signatures import SignatureRejected, verify
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.spool import SpoolFull
@@ -51,12 +51,9 @@ async def _authenticated(gw: Gateway, request: Request, media: tuple[str, ...]) 
     venue_id = request.path_params["venue_id"]
     if venue_id not in gw.venues:
         return problem(404, "unknown_venue", f"no venue '{venue_id}'", "unknown")
-    if media_type(request) not in media:
-        return problem(415, "unsupported_media_type", f"send {' or '.join(media)}", venue_id)
-    try:
-        body = await read_capped(request, gw.settings.max_body_bytes)
-    except BodyTooLarge:
-        return problem(413, "body_too_large", f"body exceeds {gw.settings.max_body_bytes} bytes", venue_id)
+    body = await read_body(request, media, gw.settings.max_body_bytes, venue_id)
+    if isinstance(body, Response):
+        return body
     try:
         verify(body, request.headers, gw.settings.venue_secrets.get(venue_id, []))
     except SignatureRejected as exc:

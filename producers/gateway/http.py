@@ -8,6 +8,7 @@ input value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -53,3 +54,14 @@ async def read_capped(request: Request, cap: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_body(request: Request, media: Sequence[str], cap: int, venue: str) -> bytes | JSONResponse:
+    """The body of a request of one of the ``media`` types, at most ``cap`` bytes; else the
+    refusal: 415 naming the accepted types, or 413 naming the limit."""
+    if media_type(request) not in media:
+        return problem(415, "unsupported_media_type", f"send {' or '.join(media)}", venue)
+    try:
+        return await read_capped(request, cap)
+    except BodyTooLarge:
+        return problem(413, "body_too_large", f"body exceeds {cap} bytes", venue)

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from producers.adapters import PUSH, AuthRejected, PayloadRejected
 from producers.gateway.events import deliver, replayed
-from producers.gateway.http import BodyTooLarge, answer, media_type, problem, read_capped
+from producers.gateway.http import answer, problem, read_body
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 
 if TYPE_CHECKING:
@@ -52,12 +52,9 @@ async def post_source(request: Request) -> Response:
     allowed = gw.settings.source_allowed_ips.get(venue_id, {}).get(source, [])
     if not ip_allowed(request.client.host if request.client else None, allowed):
         return problem(403, "address_not_allowed", "client address outside this source's allow-list", venue_id)
-    if media_type(request) not in adapter.media_types:
-        return problem(415, "unsupported_media_type", f"send {' or '.join(adapter.media_types)}", venue_id)
-    try:
-        body = await read_capped(request, gw.settings.max_body_bytes)
-    except BodyTooLarge:
-        return problem(413, "body_too_large", f"body exceeds {gw.settings.max_body_bytes} bytes", venue_id)
+    body = await read_body(request, adapter.media_types, gw.settings.max_body_bytes, venue_id)
+    if isinstance(body, Response):
+        return body
     try:
         how = adapter.authenticate(body, request.headers, _secrets(gw, venue_id, source))
     except AuthRejected as exc:
