@@ -5,17 +5,25 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?= --events 2000
 
-.PHONY: setup prereqs kafka demo demo-live test lint typecheck clean
+.PHONY: setup prereqs kafka demo demo-live test test-fast lint typecheck lock clean
 
 prereqs:
 	@bash deploy/local/prereqs.sh
 	@bash deploy/local/compose-plugin.sh
 
-$(VENV)/.installed: pyproject.toml
+# Everything comes from the lock (hash-checked), then the project itself without resolving again.
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# Refresh the locks on purpose (after changing a range in pyproject.toml): runtime, then dev on top.
+lock:
+	$(PY) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --extra build \
+	    -o requirements.lock pyproject.toml
+	$(PY) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --extra build --extra dev \
+	    -c requirements.lock -o requirements-dev.lock pyproject.toml
 
 kafka: prereqs $(VENV)/.installed
 	@$(PY) -c "from techne.local import fetch_jars; print('kafka jars:', fetch_jars())"

@@ -1,13 +1,19 @@
 """Standard Webhooks verification with several active secrets per venue.
 
-Uses the spec's reference implementation (``standardwebhooks``): HMAC-SHA256 over
-``{webhook-id}.{webhook-timestamp}.{body}``, constant-time comparison, 5-minute timestamp
-tolerance. :func:`verify` raises :class:`SignatureRejected` with a reason safe to return to the
-caller (it never contains a secret or a signature).
+Uses the spec's reference implementation (``standardwebhooks``) for the HMAC-SHA256 over
+``{webhook-id}.{webhook-timestamp}.{body}`` and its constant-time comparison. The checks that
+decide *why* a request is refused (headers present, timestamp well-formed and within the
+5-minute tolerance, signature header shaped ``v1,<base64>``) are ours, so that the reason a caller
+gets is one of our stable codes (:data:`REASONS`) whatever the library's wording.
+:func:`verify` raises :class:`SignatureRejected`; its message never contains a secret or a
+signature.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import time
 from collections.abc import Mapping, Sequence
 
 from pydantic import SecretStr
@@ -15,30 +21,70 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from techne.errors import TechneError
 
+TOLERANCE_S = 300
+REASONS = {
+    "no_secret": "venue has no active webhook secret",
+    "missing_headers": "missing required headers: webhook-id, webhook-timestamp, webhook-signature",
+    "bad_timestamp": "webhook-timestamp is not a Unix time in seconds",
+    "too_old": "message timestamp too old (5-minute tolerance)",
+    "too_new": "message timestamp too new (5-minute tolerance)",
+    "malformed": "malformed webhook-signature header: expected 'v1,<base64>' entries",
+    "no_match": "no matching signature (wrong secret or body changed)",
+}
+
 
 class SignatureRejected(TechneError):
-    """The request is not signed by any active secret of the venue."""
+    """The request is not signed by any active secret of the venue; ``code`` is a key of REASONS."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(REASONS[code])
+        self.code = code
+
+
+def _well_formed(signature_header: str) -> bool:
+    for entry in signature_header.split():
+        version, _, value = entry.partition(",")
+        if version == "v1":
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            return True
+    return False
+
+
+def check_envelope(headers: Mapping[str, str], now: float | None = None) -> None:
+    """Refuse, with our own reason code, a request whose signature headers cannot be right."""
+    wid, ts, sig = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
+    if not wid or not ts or not sig:
+        raise SignatureRejected("missing_headers")
+    try:
+        stamp = int(ts)
+    except ValueError:
+        raise SignatureRejected("bad_timestamp") from None
+    now = time.time() if now is None else now
+    if stamp < now - TOLERANCE_S:
+        raise SignatureRejected("too_old")
+    if stamp > now + TOLERANCE_S:
+        raise SignatureRejected("too_new")
+    if not _well_formed(sig):
+        raise SignatureRejected("malformed")
 
 
 def verify(body: bytes, headers: Mapping[str, str], secrets: Sequence[SecretStr]) -> None:
     """Accept if any of ``secrets`` signed ``body``; otherwise raise :class:`SignatureRejected`."""
     if not secrets:
-        raise SignatureRejected("venue has no active webhook secret")
+        raise SignatureRejected("no_secret")
     lowered = {k.lower(): v for k, v in headers.items()
                if k.lower() in ("webhook-id", "webhook-timestamp", "webhook-signature")}
-    reason = "no matching signature"
+    check_envelope(lowered)
     for secret in secrets:
         try:
             Webhook(secret.get_secret_value()).verify(body, lowered, json_parse=False)
             return
-        except WebhookVerificationError as exc:
-            reason = str(exc)
-            if "timestamp" in reason.lower() or "headers" in reason.lower():
-                break  # the same for every secret
-        except (ValueError, UnicodeDecodeError):
-            reason = "malformed signature header or body encoding"
-            break
-    raise SignatureRejected(reason)
+        except (WebhookVerificationError, ValueError, UnicodeDecodeError):
+            continue
+    raise SignatureRejected("no_match")
 
 
 def sign(body: bytes, *, secret: str, msg_id: str, timestamp: float) -> dict[str, str]:
