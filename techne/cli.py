@@ -356,7 +356,7 @@ def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait un
          rate: Annotated[float, typer.Option(help="Events per second when running until Ctrl-C.")] = 50.0,
          seed: int = 7) -> None:
     """Run the whole bus locally with synthetic traffic from the five pilot venues."""
-    from techne.demo import run_demo
+    from techne.demo import print_interrupted, run_demo
 
     try:
         summary = run_demo(_settings(data_dir, bootstrap), events=events, external_bootstrap=bootstrap is not None,
@@ -364,8 +364,12 @@ def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait un
     except TechneError as exc:
         _fail(exc)
         return
+    if "interrupted" in summary and not as_json:
+        print_interrupted(summary)
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
+    if "interrupted" in summary:
+        raise typer.Exit(128 + summary["signal"])
     if events is not None and not summary["all_accounted"]:
         raise typer.Exit(1)
 

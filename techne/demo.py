@@ -10,6 +10,12 @@ missing and every partner table holds each shared event exactly once (orders in
 
 The demo owns its data directory: ``partners/``, ``worker/``, ``logs/`` (and ``kafka/`` for the
 embedded broker) are recreated at each start.
+
+Stopping: Ctrl-C (SIGINT) and SIGTERM both interrupt whatever the demo is doing, stop every
+child it started (sinks, worker, gateway, then the broker; a second signal during that
+cleanup is ignored so that nothing is left behind) and return the summary so far
+(``interrupted`` names the signal, ``sent`` counts the answers by HTTP status); the CLI prints
+it and exits with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import signal
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sinks.runner import partner_counts
 from sinks.tables import CLICK_TYPE, EMAIL_CLICKS
@@ -35,15 +45,68 @@ from techne.traffic import Outgoing, SendResult, generate, send_all
 from techne.venues import load_venues
 
 
-def _send_phased(url: str, batch: list[Outgoing], secrets: dict[str, str]) -> list[SendResult]:
-    """Consents first (acknowledged before any order is sent), then the rest."""
+@dataclass
+class Progress:
+    """What the demo has done so far: its phase and the answers it got, by HTTP status."""
+
+    phase: str = "starting"
+    sent: Counter[int] = field(default_factory=Counter)
+
+    def record(self, results: list[SendResult]) -> None:
+        self.sent.update(r.status for r in results)
+
+    def describe(self) -> str:
+        statuses = ", ".join(f"HTTP {s}: {n}" for s, n in sorted(self.sent.items())) or "none answered"
+        return f"sent {sum(self.sent.values())} events ({statuses})"
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread while inside."""
+    def handler(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while inside (the cleanup must run to its end)."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _send_phased(url: str, batch: list[Outgoing], secrets: dict[str, str], progress: Progress | None = None,
+                 chunk: int = 250) -> list[SendResult]:
+    """Consents first (acknowledged before any order is sent), then the rest, ``chunk`` at a time
+    (``progress`` counts the answers as they come)."""
     consents = [e for e in batch if e.kind == "consent"]
     others = [e for e in batch if e.kind != "consent"]
-
-    async def go() -> list[SendResult]:
-        return [*await send_all(url, consents, secrets), *await send_all(url, others, secrets)]
-
-    return asyncio.run(go())
+    results: list[SendResult] = []
+    for phase in (consents, others):
+        for i in range(0, len(phase), chunk):
+            got = asyncio.run(send_all(url, phase[i:i + chunk], secrets))
+            results += got
+            if progress is not None:
+                progress.record(got)
+    return results
 
 
 def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
@@ -124,6 +187,29 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool = False, rate: float = 50.0,
              seed: int = 7, verbose: bool = True, timeout: float = 180.0) -> dict[str, Any]:
+    """Run the demo (see module doc); with ``events=None`` until SIGINT/SIGTERM."""
+    started = time.monotonic()
+    progress = Progress()
+    data_dir = settings.data_dir.resolve()
+    with _interruptible():
+        try:
+            return _run(settings, events=events, external_bootstrap=external_bootstrap, rate=rate, seed=seed,
+                        verbose=verbose, timeout=timeout, progress=progress)
+        except Interrupted as stop:
+            return {"interrupted": stop.args[0], "signal": stop.signum, "phase": progress.phase,
+                    "sent": {str(s): n for s, n in sorted(progress.sent.items())}, "progress": progress.describe(),
+                    "data_dir": str(data_dir), "elapsed_s": round(time.monotonic() - started, 2),
+                    "all_accounted": False}
+
+
+def print_interrupted(summary: dict[str, Any]) -> None:
+    print(f"\nTechné demo stopped by {summary['interrupted']} after {summary['elapsed_s']:.1f}s "
+          f"(phase: {summary['phase']}); {summary['progress']}; every child process stopped "
+          f"(data dir: {summary['data_dir']})", flush=True)
+
+
+def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, rate: float, seed: int,
+         verbose: bool, timeout: float, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
     data_dir = settings.data_dir.resolve()
     owned = ["partners", "worker", "logs", "audit"] + ([] if external_bootstrap else ["kafka"])
@@ -132,12 +218,15 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
     venues = sorted(load_venues(settings.venues_file))
     partner_ids = partners(load_agreements(settings.agreements_dir, set(venues)))
     broker = None if external_bootstrap else LocalKafka(data_dir / "kafka", partitions=settings.partitions)
-    bootstrap = settings.bootstrap if broker is None else broker.start()
-    env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": bootstrap, "TECHNE_DATA_DIR": str(data_dir)}
+    env = {**generate_secrets(venues), "TECHNE_DATA_DIR": str(data_dir)}
     secrets = {v: s[0] for v, s in json.loads(env["TECHNE_VENUE_SECRETS"]).items()}
-    asyncio.run(ensure_topics(bootstrap, bus_topics(venues, partner_ids), settings.partitions))
     stack = Stack(env, data_dir / "logs")
     try:
+        progress.phase = "starting the broker"
+        bootstrap = settings.bootstrap if broker is None else broker.start()
+        env["TECHNE_BOOTSTRAP"] = bootstrap
+        asyncio.run(ensure_topics(bootstrap, bus_topics(venues, partner_ids), settings.partitions))
+        progress.phase = "starting the processes"
         url = stack.start_gateway()
         worker = stack.start_worker()
         sinks = [stack.start_sink(p) for p in partner_ids]
@@ -146,10 +235,12 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
             print(f"bus up: kafka {bootstrap}, gateway {url}, worker /metrics :{worker.metrics_port}, "
                   + ", ".join(f"{s.name} /metrics :{s.metrics_port}" for s in sinks))
         if events is None:
-            _run_forever(stack, url, secrets, rate, seed)
-            return {"data_dir": str(data_dir), "all_accounted": True}
+            progress.phase = "sending"
+            _run_forever(stack, url, secrets, rate, seed, progress)
         batch = generate(events, seed=seed)
-        results = _send_phased(url, batch, secrets)
+        progress.phase = "sending"
+        results = _send_phased(url, batch, secrets, progress)
+        progress.phase = "accounting"
         accepted = {r.body["event_id"] for r in results if r.status == 202}
         audit = asyncio.run(collect_audit(bootstrap, accepted, timeout))
         stack.check()
@@ -160,15 +251,17 @@ def run_demo(settings: Settings, *, events: int | None, external_bootstrap: bool
         summary = summarize(results, audit, rows, lags)
         for p in partner_ids:  # back up for the withdrawal phase: erasures are executed by the sinks
             stack.start_sink(p)
+        progress.phase = "withdrawals"
         summary["withdrawal"] = _measure_withdrawals(url, bootstrap, batch, results, secrets, timeout)
         summary.update(data_dir=str(data_dir), bootstrap=bootstrap, elapsed_s=round(time.monotonic() - started, 2))
         if verbose:
             print_summary(summary)
         return summary
     finally:
-        stack.stop_all()
-        if broker is not None:
-            broker.stop()
+        with _shielded():
+            stack.stop_all()
+            if broker is not None:
+                broker.stop()
 
 
 def _stored(settings: Settings, partner: str) -> dict[str, int]:
@@ -211,22 +304,17 @@ def _measure_withdrawals(url: str, bootstrap: str, batch: list[Outgoing], result
     return latencies(accepted_at, audit, erased)
 
 
-def _run_forever(stack: Stack, url: str, secrets: dict[str, str], rate: float, seed: int) -> None:
-    """Send about ``rate`` events per second until Ctrl-C, printing progress every 5 s."""
-    sent: Counter[int] = Counter()
+def _run_forever(stack: Stack, url: str, secrets: dict[str, str], rate: float, seed: int,
+                 progress: Progress) -> NoReturn:
+    """Send about ``rate`` events per second until interrupted, printing progress every 5 s."""
     tick = 0
     last_print = time.monotonic()
-    try:
-        while True:
-            t0 = time.monotonic()
-            for r in _send_phased(url, generate(max(5, int(rate)), seed=seed + tick), secrets):
-                sent[r.status] += 1
-            stack.check()
-            tick += 1
-            if time.monotonic() - last_print >= 5:
-                statuses = ", ".join(f"HTTP {s}: {n}" for s, n in sorted(sent.items()))
-                print(f"sent {sum(sent.values())} events: {statuses}", flush=True)
-                last_print = time.monotonic()
-            time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
-    except KeyboardInterrupt:
-        print("\nstopping…")
+    while True:
+        t0 = time.monotonic()
+        _send_phased(url, generate(max(5, int(rate)), seed=seed + tick), secrets, progress)
+        stack.check()
+        tick += 1
+        if time.monotonic() - last_print >= 5:
+            print(progress.describe(), flush=True)
+            last_print = time.monotonic()
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
