@@ -14,24 +14,60 @@ query parameters (GET query string, POST form body, or one entry of a bulk
   campaign, ``lang``).
 
 The visitor is ``_id`` (Matomo's 16-hex visitor id) or ``uid`` (the site's user id, as
-customer id). The key of a request (its event id seed) is visitor + page-view id ``pv_id`` +
-the request's random ``r`` + the kind, so a re-sent request keeps its event id.
+customer id). Event time: ``cdt`` when the tracker sends it (Unix seconds or ``YYYY-MM-DD
+HH:MM:SS`` UTC, what server-side trackers send for queued hits), else the time of receipt.
+
+Event ids (:func:`hit_key`): a re-sent hit must keep its id, two distinct hits must not share
+one, and the trackers do not all help. The JavaScript tracker sends a random ``r``, a page-view
+id ``pv_id`` and the visitor's local time ``h``/``m``/``s``; the PHP tracker ``r`` and often
+``cdt``; the Node tracker none of them (only what the site passes). So the key is a digest of
+the hit's *whole* parameter set (sorted; ``token_auth`` left out): whatever a tracker sends
+that tells two hits apart — ``r``, ``pv_id``, ``cdt``, ``h``/``m``/``s``, ``_idts``, ``idgoal``,
+``e_v``, the URL — is in it, and a retry (same request, byte for byte) gives the same key. The
+collector adds the *delivery identity* the parameters cannot carry: the occurrence number of
+an identical request within one bulk body (two identical entries of a bulk are two hits; the
+same bulk re-sent yields the same numbers). Limit: two single requests with identical
+parameters (no ``r``, no time, same URL and visitor) are indistinguishable from a retry and
+count once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 CONTENT_ACTIONS = {"play", "pause", "progress", "complete", "download", "share"}
 CONTENT_TYPES = {"video", "audio", "podcast", "document", "image", "article"}
+NOT_IN_ID = frozenset({"token_auth"})
 
 
 def parse_request(query: str) -> dict[str, str]:
     """One tracking request's parameters from a query string (leading ``?`` allowed)."""
     return dict(parse_qsl(query.lstrip("?"), keep_blank_values=True))
+
+
+def hit_key(params: Mapping[str, str]) -> str:
+    """Digest of one hit's whole parameter set (order-independent; ``token_auth`` left out)."""
+    digest = hashlib.sha256()
+    for name, value in sorted((k, v) for k, v in params.items() if k not in NOT_IN_ID):
+        digest.update(f"{len(name)}:{name}={len(value)}:{value};".encode())
+    return digest.hexdigest()[:32]
+
+
+def event_time(params: Mapping[str, str]) -> str:
+    """``cdt`` as ISO 8601 UTC when the tracker sent a readable one, else now."""
+    cdt = params.get("cdt", "").strip()
+    try:
+        if cdt.isdigit():
+            return datetime.fromtimestamp(int(cdt), UTC).isoformat()
+        if cdt:
+            return datetime.strptime(cdt, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        pass
+    return datetime.now(UTC).isoformat()
 
 
 def to_event(params: Mapping[str, str], *, user_agent: str | None = None) -> tuple[dict[str, Any], str] | None:
@@ -41,13 +77,12 @@ def to_event(params: Mapping[str, str], *, user_agent: str | None = None) -> tup
     customer = {k: v for k, v in {"visitor_id": params.get("_id") or params.get("cid"),
                                   "customer_id": params.get("uid"),
                                   "user_agent": (params.get("ua") or user_agent or "")[:1024]}.items() if v}
-    base: dict[str, Any] = {"occurred_at": datetime.now(UTC).isoformat(), "source_system": "matomo",
+    base: dict[str, Any] = {"occurred_at": event_time(params), "source_system": "matomo",
                             "customer": customer}
     session = params.get("pv_id")
     if session:
         base["session_id"] = session
-    seed = ":".join((customer.get("visitor_id", customer.get("customer_id", "")), params.get("pv_id", ""),
-                     params.get("r", "")))
+    seed = hit_key(params)
     action = params.get("e_a", "").lower()
     if params.get("search") is not None and params.get("search") != "":
         return {**base, "type": "web.searched", "query": params["search"][:512]}, seed + ":search"
@@ -64,3 +99,19 @@ def to_event(params: Mapping[str, str], *, user_agent: str | None = None) -> tup
                "utm_campaign": params.get("_rcn") or None, "utm_source": params.get("_rck") or None,
                "language": (params.get("lang") or "")[:16] or None}
     return {k: v for k, v in payload.items() if v is not None}, seed + ":pageview"
+
+
+def to_events(requests: Sequence[Mapping[str, str]], *,
+              user_agent: str | None = None) -> list[tuple[int, dict[str, Any], str]]:
+    """``(index, payload, key)`` of each recording request of one delivery (a query, a form body
+    or a bulk), in order; the n-th repeat of an identical request gets ``#n`` on its key."""
+    seen: dict[str, int] = {}
+    out = []
+    for index, params in enumerate(requests):
+        mapped = to_event(params, user_agent=user_agent)
+        if mapped is None:
+            continue
+        occurrence = seen.get(mapped[1], 0)
+        seen[mapped[1]] = occurrence + 1
+        out.append((index, mapped[0], mapped[1] if occurrence == 0 else f"{mapped[1]}#{occurrence}"))
+    return out

@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 from producers.gateway.events import deliver
 from producers.gateway.http import BodyTooLarge, answer, problem, read_body, read_capped
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
-from producers.matomo import parse_request, to_event
+from producers.matomo import parse_request, to_events
 
 if TYPE_CHECKING:
     from producers.gateway.app import Gateway
@@ -99,17 +99,18 @@ async def matomo(request: Request) -> Response:
     path_key = request.path_params.get("site_key")
     records: list[Prepared] = []
     venue, origin = "unknown", None
+    sites: list[tuple[str, str | None]] = []
     for params in requests:
         found = _site(gw, path_key or params.get("idsite"), request)
         if isinstance(found, Response):
             return found
+        sites.append(found)
         venue, origin = found
-        mapped = to_event(params, user_agent=request.headers.get("user-agent"))
-        if mapped is None:
-            continue
+    for index, payload, hit in to_events(requests, user_agent=request.headers.get("user-agent")):
+        venue, origin = sites[index]
         try:
-            records.append(prepare(mapped[0], venue_id=venue, subject_key=gw.subject_key, auth="site-key:matomo",
-                                   fallback_id=derived_event_id(venue, "matomo", mapped[1])))
+            records.append(prepare(payload, venue_id=venue, subject_key=gw.subject_key, auth="site-key:matomo",
+                                   fallback_id=derived_event_id(venue, "matomo", hit)))
         except EventRejected as exc:
             return problem(422, "schema_invalid", "tracking request does not map to a valid event", venue,
                            errors=exc.errors, headers=_cors(origin))

@@ -89,3 +89,29 @@ def test_beacon_refusals_write_nothing(bus: Bus, body: dict[str, object], status
     resp = httpx.post(f"{bus.gateway_url}/v1/collect/{SITE_KEY}", json=body, headers={"origin": SITE_ORIGIN})
     assert resp.status_code == status, resp.text
     assert raw_offsets(bus) == before
+
+
+def test_matomo_hits_without_r_or_pv_id_keep_distinct_ids(bus: Bus) -> None:
+    """The Node tracker's shape (no ``r``, no ``pv_id``): N distinct hits -> N event ids; a hit
+    sent again -> the same id; two identical entries of one bulk -> two hits."""
+    visitor = uuid.uuid4().hex[:16]
+    url = f"{bus.gateway_url}/matomo.php"
+
+    def node_hit(page: str) -> dict[str, str]:
+        return {"idsite": SITE_KEY, "rec": "1", "_id": visitor, "url": f"https://www.lelieuunique.test/{page}",
+                "action_name": page}
+
+    pages = [f"page-{i}" for i in range(5)]
+    for page in pages:
+        assert httpx.get(url, params=node_hit(page)).status_code == 204
+    assert httpx.get(url, params=node_hit(pages[0])).status_code == 204  # a retry of the first hit
+    bulk = {"requests": ["?" + urlencode(node_hit("bulk"))] * 2}
+    assert httpx.post(url, json=bulk).status_code == 204
+    assert httpx.post(url, json=bulk).status_code == 204  # the same bulk re-sent
+
+    mine = [r for r, _ in records_with_source(bus, VENUE, "matomo") if r["subject"].get("visitor_id") == visitor]
+    ids_by_page: dict[str, set[str]] = {}
+    for r in mine:
+        ids_by_page.setdefault(r["page_title"], set()).add(str(r["event_id"]))
+    assert {p: len(v) for p, v in ids_by_page.items()} == {**{p: 1 for p in pages}, "bulk": 2}
+    assert len({str(r["event_id"]) for r in mine}) == 7
