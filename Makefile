@@ -38,12 +38,17 @@ demo-live: setup
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 test: setup lint typecheck
 	$(PY) -m pytest -q -p no:cacheprovider --durations=25
+
+# The unit tests alone (no broker, no chDB): seconds, for the edit-test loop.
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 clean:
 	rm -rf .techne $(VENV)

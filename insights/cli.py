@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from techne.errors import TechneError
+from core.errors import TechneError
 
 insights_app = typer.Typer(
     help="Shared audience insights on a partner's store, with small-cell protection (k persons per cell at least).",
@@ -27,7 +27,7 @@ Venue = Annotated[str | None, typer.Option("--venue", help="Only rows naming thi
 
 
 def _settings(data_dir: Path | None = None, bootstrap: str | None = None) -> Any:
-    from techne.settings import Settings
+    from core.settings import Settings
 
     overrides: dict[str, Any] = {"data_dir": data_dir, "bootstrap": bootstrap}
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -128,8 +128,8 @@ def views_cmd(partner: Partner, data_dir: DataDir = None) -> None:
     """(Re)create the insight views on the partner's store (aggregate views: k of its agreements) and list them."""
     from insights import views
     from insights.engine import open_partner_store, partner_terms
+    from schemas.agreements import load_agreements
     from sinks.ddl import database_name
-    from streams.agreements import load_agreements
 
     settings = _settings(data_dir)
     try:
@@ -224,7 +224,7 @@ def init(name: Annotated[str | None, typer.Option(help="Venue name (nom du lieu)
     """Set up a venue (in French by default): its entry in the venue directory, its webhook secret
     (shown once, kept in a 0600 file) and draft data-sharing agreements; then the next steps."""
     from insights import onboard
-    from streams.agreements import load_agreements, partners
+    from schemas.agreements import load_agreements, partners
 
     language = _lang(lang)
     fr = language == "fr"

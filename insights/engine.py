@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from core.errors import ConfigError
+from core.settings import Settings
 from insights import PURPOSE, views
 from insights.cells import INSIGHTS, Cell, Persons, click_cells, discipline_cells, lead_cells, visits_cells
 from insights.protect import Protected, protect
+from schemas.agreements import Agreement, load_agreements
 from sinks.base import Store
 from sinks.ddl import database_name, quote
-from streams.agreements import Agreement, load_agreements
-from techne.errors import ConfigError
-from techne.settings import Settings
 
 
 @dataclass

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import ConfigError
+from core.venues import load_venues
+from schemas.agreements import Agreement
 from schemas.models import Purpose
-from streams.agreements import Agreement
-from techne.errors import ConfigError
-from techne.venues import load_venues
 
 PRESETS: dict[str, list[str]] = {
     "essentiel": ["production", "performance_id", "performance_at", "discipline", "tariff", "channel", "quantity"],

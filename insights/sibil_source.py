@@ -26,12 +26,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from core.errors import InvalidMessage, TechneError
+from core.kafka_auth import aiokafka_kwargs
+from core.settings import Settings
+from core.topics import raw_topic
 from insights.sibil import PARIS, TICKETING_TYPES, Quarter, strip
 from schemas.codec import CATALOGUE
-from streams.topics import raw_topic
-from techne.errors import InvalidMessage, TechneError
-from techne.kafka_auth import aiokafka_kwargs
-from techne.settings import Settings
 
 
 @dataclass

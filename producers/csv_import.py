@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, TechneError
+from core.settings import Settings
 from producers.csv_profiles import Profile, build_event, decode
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.kafka import EventProducer, ProduceFailed
-from techne.errors import ConfigError, TechneError
-from techne.settings import Settings
 
 AUTH = "csv-import"
 
@@ -134,7 +134,7 @@ async def _send(producer: EventProducer, records: list[Prepared]) -> None:
 async def run_import(settings: Settings, data: bytes, venue_id: str, profile: Profile, *, dry_run: bool = False,
                      batch: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import ``data`` (the file's bytes) for ``venue_id``; ``progress(n)`` is told of each n rows done."""
-    from techne.venues import load_venues
+    from core.venues import load_venues
 
     if venue_id not in load_venues(settings.venues_file):
         raise ConfigError(f"unknown venue '{venue_id}'")

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from techne.errors import ConfigError
-from techne.settings import REPO_ROOT
+from core.errors import ConfigError
+from core.settings import REPO_ROOT
 
 PROFILE_DIR = REPO_ROOT / "deploy" / "import-profiles"
 MONTHS = {"janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fevr": 2, "mars": 3, "avril": 4,

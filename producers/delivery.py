@@ -29,11 +29,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from core import metrics
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 from producers.ingest import Prepared
 from producers.kafka import EventProducer, ProduceFailed
 from producers.spool import Entry, Spool, SpoolFull, Watermarks
-from techne import metrics
-from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
 
 __all__ = ["Delivery", "SpoolFull"]
 log = logging.getLogger("techne.delivery")

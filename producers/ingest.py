@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.errors import InvalidMessage, TechneError
+from core.identity import subject_ref
+from core.topics import raw_topic
 from schemas import CATALOGUE, Catalogue
 from schemas.models import INCOMING, to_record
-from streams.topics import raw_topic
-from techne.errors import InvalidMessage, TechneError
-from techne.identity import subject_ref
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c63e4-5a8e-4d1e-9d0b-0b8e7f2a9c11")
 """uuid5 namespace of derived event ids (kept from the first gateway: ids stay stable)."""

@@ -17,8 +17,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from techne.errors import TechneError
-from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
+from core.errors import TechneError
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 
 
 class ProduceFailed(TechneError):

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from core import metrics
+from core.errors import ConfigError, TechneError
+from core.settings import Settings
 from producers.adapters import POLL
 from producers.adapters.billetweb import Billetweb
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.kafka import EventProducer, ProduceFailed
-from techne import metrics
-from techne.errors import ConfigError, TechneError
-from techne.settings import Settings
 
 log = logging.getLogger("techne.poll")
 

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import TechneError
 from producers.ingest import Prepared
-from techne.errors import TechneError
 
 Watermarks = dict[tuple[str, int], int]
 """(topic, partition) -> first offset not known to be acknowledged by this spool's writes."""

@@ -29,8 +29,8 @@ from typing import Any
 import fastavro
 from fastavro.types import Schema
 
+from core.errors import InvalidMessage
 from schemas.loader import MANIFEST, SCHEMA_DIR, SchemaVersion, load_versions
-from techne.errors import InvalidMessage
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")

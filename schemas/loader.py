@@ -21,7 +21,7 @@ from typing import Any
 
 from fastavro.schema import to_parsing_canonical_form
 
-from techne.errors import ConfigError
+from core.errors import ConfigError
 
 SCHEMA_DIR = Path(__file__).parent / "avro"
 MANIFEST = Path(__file__).parent / "manifest.json"

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
+from core.errors import TechneError
 from schemas.codec import CATALOGUE, Catalogue, SchemaEntry
 from schemas.registry_api import MEDIA_TYPE, schema_text
-from techne.errors import TechneError
 
 
 class RegistryError(TechneError):

@@ -17,7 +17,7 @@ commands of ``partner.<id>.erasure``; the audit sink (``techne sink --audit``) k
 - stores: :mod:`sinks.chdb` (embedded), :mod:`sinks.server` (clickhouse-connect), both behind
   :class:`sinks.base.Store`; :mod:`sinks.migrate` creates and evolves tables on either;
 - :mod:`sinks.dlq` (dead letters on ``dlq.sink``), :mod:`sinks.metrics`, :mod:`sinks.faults`
-  (test-only fault injection), :mod:`sinks.bench`.
+  (test-only fault injection), :mod:`bench.sinks`.
 
 chDB caveat, for code and tests alike: chDB runs ONE embedded engine per process, bound to one
 directory. While a ``ChdbStore`` (or a clickhouse-connect ``interface="chdb"`` client) is open,

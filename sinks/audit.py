@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from core.errors import InvalidMessage
 from sinks.base import Batch, Store, WriteResult, batches_token, first_occurrences, insert_token
 from sinks.ddl import Column, Row, TableSpec, to_json_each_row
-from techne.errors import InvalidMessage
 
 DATABASE = "audit"
 TABLE = "decisions"

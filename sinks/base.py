@@ -4,7 +4,7 @@ A :class:`Store` is a transport to an analytical database (embedded chDB or a Cl
 server): it runs SQL and inserts pre-encoded data, nothing more. Every statement, table
 definition and idempotence rule lives in the modules that use it (:mod:`sinks.tables`,
 :mod:`sinks.orders`, :mod:`sinks.erasure`, :mod:`sinks.audit`), so both backends run the very
-same SQL. Every store method raises :class:`~techne.errors.StoreUnavailable` when the store
+same SQL. Every store method raises :class:`~core.errors.StoreUnavailable` when the store
 cannot do its job right now; callers retry the same batch later and commit nothing meanwhile.
 
 Idempotence of a batch write is layered (see :mod:`sinks.orders` for the partner tables):
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from techne.errors import InvalidMessage
+from core.errors import InvalidMessage
 
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 5.0

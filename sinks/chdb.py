@@ -4,11 +4,11 @@ Contract:
 
 - ``ChdbStore(path)`` opens ``path`` (created if missing) and holds it until
   :meth:`ChdbStore.close`. A directory is exclusive to one process: opening a directory that
-  another process holds raises :class:`~techne.errors.StoreLocked` naming the holder's PID.
+  another process holds raises :class:`~core.errors.StoreLocked` naming the holder's PID.
 - chDB runs one embedded engine per process, bound to one directory: opening a second,
   different directory while a store is open in the same process also raises ``StoreLocked``.
   Close, then open another path, is fine.
-- Every other engine failure is raised as :class:`~techne.errors.StoreUnavailable`; error
+- Every other engine failure is raised as :class:`~core.errors.StoreUnavailable`; error
   texts from inserts are reduced to the ClickHouse error code and name so that row contents
   never reach logs.
 - Inserts stream the encoded bytes through ``Session.send_insert`` (no SQL text is built
@@ -31,9 +31,9 @@ from typing import Any
 
 from chdb.session import Session
 
+from core.errors import StoreLocked, StoreUnavailable
 from sinks.base import Params
 from sinks.ddl import parse_json_compact, quote
-from techne.errors import StoreLocked, StoreUnavailable
 
 _CODE_RE = re.compile(r"Code: (\d+)")
 _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")

@@ -23,6 +23,11 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from core.dlq import InvalidRateGuard
+from core.errors import StoreUnavailable
+from core.kafka_auth import aiokafka_kwargs
+from core.settings import Settings
+from core.topics import AUDIT, ensure_topics, erasure_topic, partner_topic
 from sinks import audit
 from sinks.base import Backoff, Store
 from sinks.dlq import TOPIC as DLQ_TOPIC
@@ -36,11 +41,6 @@ from sinks.migrate import ensure_partner, ensure_table
 from sinks.orders import OrdersHandler, click_handlers
 from sinks.records import InvalidHandler
 from sinks.tables import PartnerTables
-from streams.processor import InvalidRateGuard
-from streams.topics import AUDIT, ensure_topics, erasure_topic, partner_topic
-from techne.errors import StoreUnavailable
-from techne.kafka_auth import aiokafka_kwargs
-from techne.settings import Settings
 
 log = logging.getLogger(__name__)
 AUDIT_GROUP = "techne-audit-sink"

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, TypeAlias
 
+from core.errors import ConfigError, InvalidMessage
 from schemas.codec import CATALOGUE
 from schemas.models import SHARED_TICKET_ORDER
-from techne.errors import ConfigError, InvalidMessage
 
 RowValue: TypeAlias = str | int | float | bool | None
 Row: TypeAlias = dict[str, RowValue]

@@ -6,8 +6,8 @@ handler refused (undecodable, or refused by the engine at insert time) it logs w
 ``techne_dlq_total{stage="sink"}`` here) and produces to ``dlq.sink``:
 
 - value: the message's original bytes (``None`` for a tombstone); key: its original key;
-- headers, as :func:`streams.processor.dead_letter`: ``techne-stage`` (``sink``),
-  ``techne-reason`` (the :class:`~techne.errors.InvalidMessage` reason), ``techne-detail``
+- headers, the shared contract (:func:`core.dlq.letter_headers`): ``techne-stage`` (``sink``),
+  ``techne-reason`` (the :class:`~core.errors.InvalidMessage` reason), ``techne-detail``
   (``<step>: <detail>``, no personal data), ``techne-source-topic``, ``techne-failed-at`` (UTC,
   ISO 8601); plus ``techne-source-partition`` and ``techne-source-offset``.
 
@@ -25,15 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiokafka.errors import KafkaError
 
+from core import metrics
+from core.dlq import letter_headers
+from core.errors import InvalidMessage
+from core.topics import dlq_topic
 from sinks.base import Backoff
 from sinks.records import MessageRef
-from streams.topics import dlq_topic
-from techne import metrics
-from techne.errors import InvalidMessage
 
 log = logging.getLogger(__name__)
 STAGE = "sink"
@@ -46,13 +47,8 @@ Send = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Awai
 
 def headers(exc: InvalidMessage, ref: MessageRef, failed_at: datetime | None = None) -> list[tuple[str, bytes]]:
     """The dead-letter headers of ``ref`` refused with ``exc`` (see module doc)."""
-    when = (failed_at or datetime.now(UTC)).isoformat()
-    return [
-        ("techne-stage", STAGE.encode()), ("techne-reason", exc.reason.encode()),
-        ("techne-detail", f"{exc.stage}: {exc.detail}"[:500].encode()),
-        ("techne-source-topic", ref.topic.encode()), ("techne-failed-at", when.encode()),
-        ("techne-source-partition", str(ref.partition).encode()), ("techne-source-offset", str(ref.offset).encode()),
-    ]
+    return letter_headers(STAGE, exc.reason, f"{exc.stage}: {exc.detail}", ref.topic, failed_at=failed_at,
+                          partition=ref.partition, offset=ref.offset)
 
 
 class DeadLetters:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.errors import InvalidMessage
 from schemas.codec import CATALOGUE
 from schemas.models import ERASURE_COMMAND
 from sinks import metrics
@@ -46,7 +47,6 @@ from sinks.ddl import quote, to_json_each_row
 from sinks.faults import NO_FAULTS, Faults
 from sinks.framing import Details, SharedFormat, SharedRow
 from sinks.tables import PartnerTables
-from techne.errors import InvalidMessage
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

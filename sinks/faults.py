@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import ConfigError, StoreUnavailable
 from sinks.base import Params, Store
-from techne.errors import ConfigError, StoreUnavailable
 
 ENV = "TECHNE_SINK_FAULT"
 FAULT_TABLE = "ticket_orders"

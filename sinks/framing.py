@@ -47,9 +47,9 @@ import fastavro
 import numpy as np
 import numpy.typing as npt
 
+from core.errors import InvalidMessage
 from schemas.codec import CATALOGUE, Catalogue
 from schemas.models import SHARED_TICKET_ORDER
-from techne.errors import InvalidMessage
 
 _HEADER = struct.Struct(">bI")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -12,9 +12,9 @@ of handlers over one subscribed consumer. Its contract:
 - a message that cannot become an item is counted, handed to ``on_invalid`` (awaited; default:
   log the reason, never the payload) and skipped; its offset is committed with its batch. So
   are messages a write reports as :class:`~sinks.base.Rejected`, before the commit. With a
-  ``guard`` (:class:`~streams.processor.InvalidRateGuard`, as the worker's), a flood of invalid
+  ``guard`` (:class:`~core.dlq.InvalidRateGuard`, as the worker's), a flood of invalid
   messages (e.g. a worker deployed with a schema the sink does not know) raises
-  :class:`~streams.processor.PoisonFlood` before the message that crosses the threshold is
+  :class:`~core.dlq.PoisonFlood` before the message that crosses the threshold is
   handed over: the sink stops with its open batches uncommitted instead of emptying a topic
   into ``dlq.sink``;
 - a batch is sealed when it holds ``handler.batch_rows`` messages or its first message is
@@ -51,12 +51,12 @@ from typing import Any, Protocol, TypeVar
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from core.dlq import InvalidRateGuard
+from core.errors import InvalidMessage, StoreUnavailable
 from sinks import metrics
 from sinks.base import Backoff, Batch, WriteResult, batches_token
 from sinks.faults import FAULT_TABLE, NO_FAULTS, Faults
 from sinks.records import InvalidHandler, MessageRef, log_invalid
-from streams.processor import InvalidRateGuard
-from techne.errors import InvalidMessage, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -6,7 +6,7 @@ data and read ``NULL``/the default in the new ones) and updates column ``DEFAULT
 that changed (metadata only). :func:`ensure_partner` does that for every table of a partner,
 then applies shortened retentions to the existing rows of every shared-event table
 (:func:`sinks.tables.shortened_retention_sql`).
-Raises :class:`~techne.errors.StoreUnavailable` like any store call.
+Raises :class:`~core.errors.StoreUnavailable` like any store call.
 """
 
 from __future__ import annotations

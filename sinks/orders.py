@@ -21,7 +21,7 @@ same sort key, retention and erasure (:mod:`sinks.tables`).
 4. if the engine refuses an insert, every row of it is decoded in Python: rows that fail are
    reported as :class:`~sinks.base.Rejected` (the loop hands them to the invalid-message hook
    before committing) and the others are inserted; if none fails, the store is at fault and
-   :class:`~techne.errors.StoreUnavailable` propagates (the loop retries the whole batch).
+   :class:`~core.errors.StoreUnavailable` propagates (the loop retries the whole batch).
 
 Guarantee (with the loop's commit-after-write): every valid message of the partner topic ends
 up as exactly one row with its ``event_id`` in its table (``count() ==
@@ -40,6 +40,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import date
 
+from core.errors import InvalidMessage, StoreUnavailable
+from core.topics import partner_topic
 from schemas.codec import CATALOGUE
 from schemas.models import SHARED_EMAIL_CLICK
 from sinks import metrics
@@ -50,8 +52,6 @@ from sinks.faults import NO_FAULTS, Faults, kill
 from sinks.framing import SharedFormat, SharedRow
 from sinks.recent import RecentIds
 from sinks.tables import RETAIN_UNTIL, PartnerTables, today
-from streams.topics import partner_topic
-from techne.errors import InvalidMessage, StoreUnavailable
 
 log = logging.getLogger(__name__)
 _ID_CHUNK = 10_000

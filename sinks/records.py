@@ -1,7 +1,7 @@
 """Partner-topic message -> full row (reference decoder), and the hook for invalid messages.
 
 :func:`decode_row` is pure: framed Avro bytes of a ``SharedTicketOrder`` -> every field as a
-JSON-ready row, or :class:`~techne.errors.InvalidMessage` (tombstone, undecodable, another
+JSON-ready row, or :class:`~core.errors.InvalidMessage` (tombstone, undecodable, another
 schema, unstorable value). The sink's hot path does not use it (the engine decodes the Avro
 body, see :mod:`sinks.framing`); it singles out records the engine refuses, and is the
 reference the fast path is tested against. Sinks hand each invalid message to an
@@ -17,10 +17,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from core.errors import InvalidMessage
 from schemas.codec import CATALOGUE
 from schemas.models import SHARED_TICKET_ORDER
 from sinks.ddl import Row, row_from_record
-from techne.errors import InvalidMessage
 
 log = logging.getLogger(__name__)
 

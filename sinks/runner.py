@@ -7,8 +7,8 @@ reports call.
   ``settings.partner_store_dir(partner)``. :func:`run_audit_process` does the same for the
   audit sink (database ``audit``, table ``decisions``; embedded in ``<data_dir>/audit``). Both
   serve ``/metrics`` on ``settings.metrics_port`` if set, and honour the test-only
-  ``TECHNE_SINK_FAULT`` (:mod:`sinks.faults`). They raise :class:`~techne.errors.StoreLocked` when another process
-  holds the store, :class:`~techne.errors.ConfigError` for a partner without agreement.
+  ``TECHNE_SINK_FAULT`` (:mod:`sinks.faults`). They raise :class:`~core.errors.StoreLocked` when another process
+  holds the store, :class:`~core.errors.ConfigError` for a partner without agreement.
 - :func:`query_store`, :func:`partner_rows`, :func:`partner_counts` and :func:`audit_rows` open
   a store for a read and close it; they raise ``StoreLocked`` while that store's sink runs
   (chDB directories are exclusive to one process), so stop the sink first. Queries run with the
@@ -25,6 +25,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from core import metrics as techne_metrics
+from core.settings import Settings
+from schemas.agreements import load_agreements
 from sinks import audit
 from sinks.base import Store
 from sinks.chdb import ChdbStore
@@ -34,9 +37,6 @@ from sinks.faults import OutageStore, from_env
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.server import connect
 from sinks.tables import TICKET_ORDERS, PartnerTables, partner_tables
-from streams.agreements import load_agreements
-from techne import metrics as techne_metrics
-from techne.settings import Settings
 
 log = logging.getLogger(__name__)
 

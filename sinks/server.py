@@ -5,7 +5,7 @@ inserts and idempotence run on both; only the transport differs: statements thro
 ``command``/``raw_query`` with server-side parameter binding, inserts through ``raw_insert``
 (the encoded body as is, in its ClickHouse input format) with the setting
 ``insert_deduplication_token``. Every driver or server failure is raised as
-:class:`~techne.errors.StoreUnavailable` (insert errors reduced to code and name, so that row
+:class:`~core.errors.StoreUnavailable` (insert errors reduced to code and name, so that row
 contents never reach logs).
 
 The client is injected, so any clickhouse-connect client works: an HTTP client from
@@ -22,10 +22,10 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from core.errors import StoreUnavailable
 from sinks.base import Params
 from sinks.chdb import redact
 from sinks.ddl import parse_json_compact
-from techne.errors import StoreUnavailable
 
 _FMT = "JSONCompactEachRow"
 _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": 0}

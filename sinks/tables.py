@@ -43,12 +43,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from core.errors import ConfigError
+from schemas.agreements import Agreement
 from schemas.codec import CATALOGUE, Catalogue
 from schemas.models import SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
+from schemas.sharing import ALWAYS
 from sinks.ddl import Column, TableSpec, columns_from_avro, database_name, quote
-from streams.agreements import Agreement
-from streams.steps.pseudonymize import ALWAYS
-from techne.errors import ConfigError
 
 TICKET_ORDERS = "ticket_orders"
 EMAIL_CLICKS = "email_clicks"

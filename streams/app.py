@@ -18,14 +18,17 @@ from datetime import timedelta
 
 import faust
 
+from core.dlq import InvalidRateGuard, PoisonFlood
+from core.errors import ConfigError
+from core.kafka_auth import faust_credentials
+from core.settings import Settings
+from core.topics import raw_topic
+from core.venues import load_venues
+from schemas.agreements import Agreement, load_agreements
+from schemas.models import Purpose
 from schemas.registry_client import catalogue_for
-from streams.agreements import Agreement, load_agreements
 from streams.faust_config import faust_settings
-from streams.processor import InvalidRateGuard, PoisonFlood, Processor
-from streams.topics import raw_topic
-from techne.kafka_auth import faust_credentials
-from techne.settings import Settings
-from techne.venues import load_venues
+from streams.processor import Processor
 
 log = logging.getLogger("techne.worker")
 
@@ -33,6 +36,10 @@ log = logging.getLogger("techne.worker")
 def build_processor(settings: Settings, agreements: list[Agreement]) -> Processor:
     version, _ = settings.current_pseudonym_key()
     keys = {v: k.get_secret_value().encode() for v, k in settings.pseudonym_keys.items()}
+    known = {p.value for p in Purpose}
+    unknown = set(settings.consent_ttl_days) - known
+    if unknown:
+        raise ConfigError(f"TECHNE_CONSENT_TTL_DAYS: unknown purposes {sorted(unknown)}; known: {sorted(known)}")
     ttls = {p: timedelta(days=d) for p, d in settings.consent_ttl_days.items()}
     return Processor(agreements, keys, version, ttls, catalogue_for(settings.schema_registry_url))
 

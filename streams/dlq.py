@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.topics import dlq_topic, partitions_of
-from techne.kafka_auth import env_kwargs
+from core.dlq import DETAIL, FAILED_AT, REASON, REPLAYED_FROM, SOURCE_TOPIC
+from core.kafka_auth import env_kwargs
+from core.topics import dlq_topic, partitions_of
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,13 @@ class DeadLetter:
 
     @property
     def source_topic(self) -> str:
-        return self.headers.get("techne-source-topic", "")
+        return self.headers.get(SOURCE_TOPIC, "")
 
     def describe(self) -> str:
         h = self.headers
         return (f"{self.topic}[{self.partition}]@{self.offset} from {self.source_topic or '?'} "
-                f"at {h.get('techne-failed-at', '?')}: {h.get('techne-reason', '?')} — "
-                f"{h.get('techne-detail', '')} ({len(self.value)} bytes)")
+                f"at {h.get(FAILED_AT, '?')}: {h.get(REASON, '?')} — "
+                f"{h.get(DETAIL, '')} ({len(self.value)} bytes)")
 
 
 async def read(bootstrap: str, stage: str, *, group: str | None = None, limit: int | None = None) -> list[DeadLetter]:
@@ -76,7 +77,7 @@ async def replay(bootstrap: str, stage: str, *, reason: str | None = None, dry_r
     """Re-inject the not-yet-replayed dead letters of ``stage`` (optionally one reason only)."""
     group = f"techne-dlq-replay.{stage}"
     letters = await read(bootstrap, stage, group=group)
-    chosen = [d for d in letters if d.source_topic and (reason is None or d.headers.get("techne-reason") == reason)]
+    chosen = [d for d in letters if d.source_topic and (reason is None or d.headers.get(REASON) == reason)]
     if dry_run or not letters:
         return len(chosen)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **env_kwargs())
@@ -84,7 +85,7 @@ async def replay(bootstrap: str, stage: str, *, reason: str | None = None, dry_r
     try:
         for letter in chosen:
             await producer.send_and_wait(letter.source_topic, value=letter.value, key=letter.key,
-                                         headers=[("techne-replayed-from", f"{letter.topic}@{letter.offset}".encode())])
+                                         headers=[(REPLAYED_FROM, f"{letter.topic}@{letter.offset}".encode())])
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False, **env_kwargs())

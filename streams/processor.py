@@ -18,21 +18,21 @@ measurably cheapens the worker (``techne bench streams``).
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core import metrics
+from core.dlq import letter_headers
+from core.errors import InvalidMessage
+from core.topics import AUDIT, dlq_topic
 from schemas import CATALOGUE, Catalogue
+from schemas.agreements import Agreement
 from schemas.models import ERASURE_COMMAND
-from streams.agreements import Agreement
 from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry, apply_consent
 from streams.steps.erasure import erasure_commands
 from streams.steps.route import route, shareable
-from streams.topics import AUDIT, dlq_topic
-from techne import metrics
-from techne.errors import InvalidMessage, TechneError
 
 Headers = list[tuple[str, bytes]]
 
@@ -83,43 +83,7 @@ def audit_line(record: Mapping[str, Any], outcome: str, reason: str, **kwargs: A
 
 def dead_letter(value: bytes, key: bytes | None, source_topic: str, exc: InvalidMessage) -> Output:
     metrics.DEAD_LETTERS.labels(stage=exc.stage, reason=exc.reason).inc()
-    return Output(dlq_topic(exc.stage), key, value, [
-        ("techne-stage", exc.stage.encode()), ("techne-reason", exc.reason.encode()),
-        ("techne-detail", exc.detail[:500].encode()), ("techne-source-topic", source_topic.encode()),
-        ("techne-failed-at", datetime.now(UTC).isoformat().encode())])
-
-
-class PoisonFlood(TechneError):
-    """Too large a share of recent messages was invalid: stop instead of emptying a topic into the DLQ."""
-
-
-@dataclass
-class InvalidRateGuard:
-    """Trips when, over the last ``window`` messages, more than ``threshold`` were invalid."""
-
-    window: int = 1000
-    threshold: float = 0.5
-    _recent: deque[bool] = field(default_factory=deque)
-    _invalid: int = 0
-
-    def record(self, invalid: bool) -> None:
-        self._recent.append(invalid)
-        self._invalid += invalid
-        if len(self._recent) > self.window:
-            self._invalid -= self._recent.popleft()
-        if len(self._recent) == self.window and self._invalid > self.threshold * self.window:
-            raise PoisonFlood(f"{self._invalid} of the last {self.window} messages were invalid "
-                              f"(threshold {self.threshold:.0%}); stopping — inspect with `techne dlq show`")
-
-    def record_valid(self, n: int) -> None:
-        """``n`` valid messages at once (a poll that decoded in bulk); never trips."""
-        if n >= self.window:
-            self._recent, self._invalid = deque([False] * self.window), 0
-            return
-        for _ in range(n):
-            self._recent.append(False)
-            if len(self._recent) > self.window:
-                self._invalid -= self._recent.popleft()
+    return Output(dlq_topic(exc.stage), key, value, letter_headers(exc.stage, exc.reason, exc.detail, source_topic))
 
 
 class Processor:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from streams.agreements import Agreement
-from streams.steps.pseudonymize import PROJECTABLE_BY_TYPE
+from schemas.agreements import Agreement
+from schemas.sharing import PROJECTABLE_BY_TYPE
 
 PURPOSE_TEXT = {
     "fr": {

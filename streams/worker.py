@@ -7,13 +7,13 @@ import logging
 
 import faust
 
-from streams.agreements import load_agreements, partners
+from core import metrics
+from core.settings import Settings
+from core.topics import bus_topics, ensure_topics
+from core.venues import load_venues
+from schemas.agreements import load_agreements, partners
 from streams.app import create_app
 from streams.faust_config import quiet_logging
-from streams.topics import bus_topics, ensure_topics
-from techne import metrics
-from techne.settings import Settings
-from techne.venues import load_venues
 
 
 def run_worker(settings: Settings, loglevel: str = "WARN") -> None:

@@ -52,9 +52,9 @@ from confluent_kafka.admin import (
 )
 from pydantic import SecretStr
 
-from streams.topics import PARTNER_STREAMS, raw_topic
-from techne.errors import ConfigError, TechneError
-from techne.kafka_auth import KafkaAuth, confluent_config
+from core.errors import ConfigError, TechneError
+from core.kafka_auth import KafkaAuth, confluent_config
+from core.topics import PARTNER_STREAMS, raw_topic
 
 ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 SCRAM_ITERATIONS = 8192

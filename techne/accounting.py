@@ -17,8 +17,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.topics import AUDIT, SHARED_STREAMS, partitions_of, partner_topic
-from techne.kafka_auth import env_kwargs
+from core.kafka_auth import env_kwargs
+from core.topics import AUDIT, SHARED_STREAMS, partitions_of, partner_topic
 
 
 def audit_lines(value: bytes | None) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from core.errors import TechneError
 from insights import cli as insights_cli
-from techne.errors import TechneError
 
 app = typer.Typer(help="Techné audience bus: consent-filtered, pseudonymized venue events for partners.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -26,7 +26,7 @@ Bootstrap = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootst
 
 
 def _settings(data_dir: Path | None = None, bootstrap: str | None = None, **extra: Any) -> Any:
-    from techne.settings import Settings
+    from core.settings import Settings
 
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     if data_dir is not None:
@@ -139,9 +139,9 @@ def agreements_check(path: Annotated[Path | None, typer.Argument(help="Agreement
                      lang: Annotated[str, typer.Option(help="fr, en or both")] = "both") -> None:
     """Validate every agreement (exit 2 naming the file and field if one is invalid) and print,
     per venue, what is shared, with whom, for what purpose and for how long."""
-    from streams.agreements import load_agreements
+    from core.venues import load_venues
+    from schemas.agreements import load_agreements
     from streams.summary import summarize
-    from techne.venues import load_venues
 
     settings = _settings()
     try:
@@ -188,7 +188,7 @@ def dlq_replay(stage: Stage = "decode", bootstrap: Bootstrap = None,
 @bench_app.command("streams")
 def bench_streams(events: int = 20_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Worker throughput vs a minimal Faust forwarder and a bare aiokafka passthrough."""
-    from streams.bench import main as bench_main
+    from bench.streams import main as bench_main
 
     bench_main(events, as_json)
 
@@ -256,8 +256,8 @@ def partner_sql(partner: Annotated[str | None, typer.Argument(help="Partner id; 
 
     try:
         if partner is None:
-            from streams.agreements import load_agreements, partners
-            from techne.venues import load_venues
+            from core.venues import load_venues
+            from schemas.agreements import load_agreements, partners
 
             settings = _settings()
             agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
@@ -279,10 +279,10 @@ def lag(bootstrap: Bootstrap = None,
     """Consumer lag of the bus's groups (worker, partner sinks) per topic partition, from broker offsets."""
     import asyncio
 
-    from streams.agreements import load_agreements, partners
+    from core import metrics
+    from core.venues import load_venues
+    from schemas.agreements import load_agreements, partners
     from techne import lag as lag_
-    from techne import metrics
-    from techne.venues import load_venues
 
     settings = _settings(bootstrap=bootstrap)
     try:
@@ -378,7 +378,7 @@ def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait un
 def bench_codec(events: int = 20_000, rounds: int = 5,
                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Codec encode/decode events/s on ticket orders vs bare fastavro schemaless (baseline)."""
-    from schemas.bench import main as bench_main
+    from bench.codec import main as bench_main
 
     bench_main(events, rounds, as_json)
 
@@ -387,7 +387,7 @@ def bench_codec(events: int = 20_000, rounds: int = 5,
 def bench_ingest(events: int = 20_000, singles: int = 5_000, concurrency: int = 32,
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Gateway batch events/s and single-event requests/s over loopback HTTP vs a bare aiokafka producer."""
-    from producers.bench import main as bench_main
+    from bench.ingest import main as bench_main
 
     try:
         bench_main(events, singles, concurrency, as_json)
@@ -399,7 +399,7 @@ def bench_ingest(events: int = 20_000, singles: int = 5_000, concurrency: int = 
 def bench_e2e(events: int = 20_000, rate: int = 1_000, seconds: int = 10,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Gateway -> worker -> partner tables: sustained events/s and latency at a paced rate vs aiokafka."""
-    from techne.bench_e2e import main as bench_main
+    from bench.e2e import main as bench_main
 
     bench_main(events, rate, seconds, as_json)
 
@@ -407,7 +407,7 @@ def bench_e2e(events: int = 20_000, rate: int = 1_000, seconds: int = 10,
 @bench_app.command("sink")
 def bench_sink(rows: int = 240_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Partner topic -> chDB rows/s through a real sink process vs a direct chDB bulk insert (baseline)."""
-    from sinks.bench import main as bench_main
+    from bench.sinks import main as bench_main
 
     try:
         bench_main(rows, as_json)
@@ -420,9 +420,9 @@ def registry(host: str = "127.0.0.1", port: int = 8081) -> None:
     """Serve the catalogue read-only through the Confluent Schema Registry REST API."""
     import uvicorn
 
+    from core.venues import load_venues
+    from schemas.agreements import load_agreements, partners
     from schemas.registry_api import create_app
-    from streams.agreements import load_agreements, partners
-    from techne.venues import load_venues
 
     settings = _settings()
     try:

@@ -24,8 +24,8 @@ import hashlib
 import re
 import secrets
 
+from core.errors import ConfigError
 from sinks.ddl import database_name
-from techne.errors import ConfigError
 
 PROFILE = "techne_partner_readonly"
 _IDENT = re.compile(r"[a-z0-9_]{1,64}")

@@ -8,7 +8,7 @@ Two dashboards, provisioned by the compose stack (deploy/grafana/provisioning/da
   purpose, what is dropped, its sink (rows, duplicates, batches, insert latency and errors), its
   consumer lag and its erasure commands.
 
-Only metrics declared in techne/metrics.py and sinks/metrics.py are used (plus any listed in
+Only metrics declared in core/metrics.py and sinks/metrics.py are used (plus any listed in
 :data:`PENDING_METRICS`, for a panel added before its metric; none today).
 :func:`expressions` lists every PromQL expression, which tests evaluate on a real Prometheus.
 ``tests/unit/test_dashboards.py`` checks that the checked-in JSON equals :func:`render` output.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from techne.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 OUT_DIR = REPO_ROOT / "deploy" / "grafana" / "dashboards"
 DATASOURCE = {"type": "prometheus", "uid": "techne-prometheus"}  # provisioning/datasources/prometheus.yml

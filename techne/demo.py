@@ -33,16 +33,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from core.settings import Settings
+from core.topics import bus_topics, ensure_topics
+from core.venues import load_venues
+from schemas.agreements import load_agreements, partners
 from sinks.runner import partner_counts
 from sinks.tables import CLICK_TYPE, EMAIL_CLICKS
-from streams.agreements import load_agreements, partners
-from streams.topics import bus_topics, ensure_topics
 from techne.accounting import collect_audit, wait_sinks_caught_up
 from techne.local import LocalKafka
-from techne.settings import Settings
 from techne.stack import Stack, generate_secrets
 from techne.traffic import Outgoing, SendResult, generate, send_all
-from techne.venues import load_venues
 
 
 @dataclass

@@ -34,9 +34,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from techne import metrics
-from techne.errors import TechneError
-from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
+from core import metrics
+from core.errors import TechneError
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 
 log = logging.getLogger("techne.lag")
 AUDIT_SINK_GROUP = "techne-audit-sink"  # sinks.consumer.AUDIT_GROUP (tests/unit/test_lag.py keeps them equal)

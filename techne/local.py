@@ -39,9 +39,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from techne.errors import TechneError
-from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
-from techne.settings import REPO_ROOT
+from core.errors import TechneError
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs
+from core.settings import REPO_ROOT
 
 KAFKA_VERSION = os.environ.get("TECHNE_KAFKA_VERSION", "4.4.0")
 POM = REPO_ROOT / "deploy" / "local" / "pom.xml"

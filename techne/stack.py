@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from techne.errors import TechneError
+from core.errors import TechneError
 from techne.local import free_port
 
 
@@ -91,7 +91,7 @@ class Stack:
 
         from aiokafka.admin import AIOKafkaAdminClient
 
-        from techne.kafka_auth import env_kwargs
+        from core.kafka_auth import env_kwargs
 
         async def state() -> str:
             admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.agreements import load_agreements, partners
-from streams.topics import bus_topics, ensure_topics
+from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES, Settings
+from core.topics import bus_topics, ensure_topics
+from core.venues import load_venues
+from schemas.agreements import load_agreements, partners
 from techne.local import LocalKafka
-from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES, Settings
 from techne.stack import Stack, generate_secrets
-from techne.venues import load_venues
 from tests.producer_env import PRODUCER_ENV
 
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from techne.errors import TechneError
+from core.errors import TechneError
 
 
 class AuthRejected(TechneError):

@@ -29,15 +29,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from core import metrics
+from core.settings import Settings
+from core.venues import Venue, load_venues
 from producers.delivery import Delivery
 from producers.gateway import collector, events, openapi, sources
 from producers.ingest import use_registry
 from producers.kafka import EventProducer
 from producers.ledger import WebhookLedger
 from producers.spool import Spool
-from techne import metrics
-from techne.settings import Settings
-from techne.venues import Venue, load_venues
 
 log = logging.getLogger("techne.gateway")
 

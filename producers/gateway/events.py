@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core import metrics
 from producers.gateway.http import answer, media_type, problem, read_body
 from producers.gateway.signatures import SignatureRejected, verify
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.spool import SpoolFull
-from techne import metrics
 
 if TYPE_CHECKING:
     from producers.gateway.app import Gateway

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from techne import metrics
+from core import metrics
 
 RETRY_AFTER_S = 5
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from techne.errors import TechneError
+from core.errors import TechneError
 
 TOLERANCE_S = 300
 REASONS = {

@@ -20,11 +20,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from streams.agreements import Agreement
+from core.identity import subject_identifier
+from core.topics import erasure_topic
+from schemas.agreements import Agreement
 from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry
 from streams.steps.pseudonymize import pseudonym
-from streams.topics import erasure_topic
-from techne.identity import subject_identifier
 
 COMMAND_NAMESPACE = uuid.UUID("0f3a8d3e-3c55-4f0e-9a63-5d1b8e2c7a40")
 

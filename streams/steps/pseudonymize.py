@@ -12,11 +12,11 @@ What a partner may receive is decided by the tags of the partner-facing schema
   "departement"}``) is computed from its source by that generalizer when allowed;
 * every other field (``direct``, ``free_text``, ``quasi`` without a generalizer) is null.
 
-Each shareable event type has its partner-facing schema (:data:`SHARED_SCHEMA_OF_TYPE`:
+Each shareable event type has its partner-facing schema (:data:`schemas.sharing.SHARED_SCHEMA_OF_TYPE`:
 ``ticket.order_placed`` -> ``SharedTicketOrder``, ``campaign.email_clicked`` ->
 ``SharedEmailClick``), projected by the same rules and pseudonymized in the same domain, so a
 partner can join a person's clicks with their orders (and only within its own domain).
-:data:`PROJECTABLE_BY_TYPE` (what an agreement covering that type may list in
+:data:`schemas.sharing.PROJECTABLE_BY_TYPE` (what an agreement covering that type may list in
 ``allowed_fields``) follows from the same rules, so an agreement cannot even name a raw
 identifier; :data:`PROJECTABLE` is the ticket orders' set.
 """
@@ -27,13 +27,10 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from schemas import CATALOGUE
-from schemas.models import SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
+from core.identity import keyed_digest, subject_identifier
+from schemas.models import SHARED_TICKET_ORDER
+from schemas.sharing import GENERALIZER_NAMES, PLANS, SOURCES
 from streams.steps import generalize
-from techne.identity import keyed_digest, subject_identifier
-
-ALWAYS = ("event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id", "purpose",
-          "subject_pseudonym", "pseudonym_key_version")
 
 
 def _age_band(value: Any, record: Mapping[str, Any]) -> str | None:
@@ -50,34 +47,7 @@ GENERALIZERS: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
 }
 
 
-def _plan(schema_name: str) -> dict[str, tuple[str, str | None]]:
-    """field -> ("copy", None) | ("generalize", generalizer) | ("never", None)."""
-    plan: dict[str, tuple[str, str | None]] = {}
-    for field in CATALOGUE.entry(schema_name).raw["fields"]:
-        name = field["name"]
-        if name in ALWAYS:
-            continue
-        rule = field.get("techne.generalize")
-        if rule is not None and rule.get("with") in GENERALIZERS:
-            plan[name] = ("generalize", str(rule["with"]))
-        elif field.get("techne.privacy") == "none":
-            plan[name] = ("copy", None)
-        else:
-            plan[name] = ("never", None)
-    return plan
-
-
-SHARED_SCHEMA_OF_TYPE = {"ticket.order_placed": SHARED_TICKET_ORDER, "campaign.email_clicked": SHARED_EMAIL_CLICK}
-"""Shareable event type -> the partner-facing schema a partner receives it as."""
-PLANS = {name: _plan(name) for name in set(SHARED_SCHEMA_OF_TYPE.values())}
-SOURCES = {f["name"]: str(f["techne.generalize"]["from"]) for name in PLANS for f in CATALOGUE.entry(name).raw["fields"]
-           if "techne.generalize" in f}
-PLAN = PLANS[SHARED_TICKET_ORDER]
-PROJECTABLE_BY_TYPE = {
-    event_type: frozenset(name for name, (how, _) in PLANS[schema].items() if how != "never")
-    for event_type, schema in SHARED_SCHEMA_OF_TYPE.items()
-}
-PROJECTABLE = PROJECTABLE_BY_TYPE["ticket.order_placed"]
+assert set(GENERALIZERS) == GENERALIZER_NAMES, "schemas.sharing names the generalizers implemented here"
 
 
 def _lookup(record: Mapping[str, Any], path: str) -> Any:

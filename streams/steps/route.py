@@ -8,7 +8,7 @@ No matching agreement yields a single "no_agreement" decision (nothing is routed
 
 Shareable types and their partner stream: ``ticket.order_placed`` -> ``ticketing``,
 ``campaign.email_clicked`` -> ``campaign`` (:data:`STREAM_OF_TYPE`); each is shared as its
-partner-facing schema (:data:`~streams.steps.pseudonymize.SHARED_SCHEMA_OF_TYPE`), carried in
+partner-facing schema (:data:`~schemas.sharing.SHARED_SCHEMA_OF_TYPE`), carried in
 :attr:`Decision.schema`. :func:`shareable` says whether a decoded raw event is one of them.
 """
 
@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from core.topics import SHARED_STREAMS, partner_topic
+from schemas.agreements import Agreement
 from schemas.models import EVENT_SCHEMAS, SHARED_TICKET_ORDER
-from streams.agreements import Agreement
+from schemas.sharing import SHARED_SCHEMA_OF_TYPE
 from streams.steps.consent import DEFAULT_TTL, LedgerEntry, decide
-from streams.steps.pseudonymize import SHARED_SCHEMA_OF_TYPE, share_record
-from streams.topics import SHARED_STREAMS, partner_topic
+from streams.steps.pseudonymize import share_record
 
 STREAM_OF_TYPE = {"ticket.order_placed": "ticketing", "campaign.email_clicked": "campaign"}
 assert set(STREAM_OF_TYPE) == set(SHARED_SCHEMA_OF_TYPE)

@@ -19,15 +19,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES, Settings
+from core.topics import bus_topics, ensure_topics
+from core.venues import load_venues
+from schemas.agreements import load_agreements, partners
 from sinks.runner import partner_rows
-from streams.agreements import load_agreements, partners
-from streams.topics import bus_topics, ensure_topics
 from techne.accounting import collect_audit, wait_sinks_caught_up
 from techne.local import LocalKafka
-from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES, Settings
 from techne.stack import Stack, generate_secrets
 from techne.traffic import Outgoing, send_all
-from techne.venues import load_venues
 
 VENUES = sorted(load_venues(DEFAULT_VENUES))
 AGREEMENTS = load_agreements(DEFAULT_AGREEMENTS, set(VENUES))

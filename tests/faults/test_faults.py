@@ -69,7 +69,7 @@ def test_worker_killed_mid_load_and_a_second_worker_joins_and_leaves(tmp_path: P
 def test_withdrawal_during_load_then_full_replay_brings_nothing_back(tmp_path: Path) -> None:
     import asyncio
 
-    from streams.topics import raw_topic
+    from core.topics import raw_topic
     from techne.accounting import group_lag
     from techne.stack import Stack
     from techne.traffic import send_all

@@ -7,9 +7,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from core.errors import InvalidMessage
+from core.topics import partitions_of, raw_topic
 from schemas import CATALOGUE
-from streams.topics import partitions_of, raw_topic
-from techne.errors import InvalidMessage
 from tests.conftest import Bus
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
+from core.topics import raw_topic
 from producers.gateway.signatures import sign
-from streams.topics import raw_topic
 from tests.integration.kafka_helpers import decodable, read_all
 
 ORDER: dict[str, Any] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.topics import partitions_of
+from core.topics import partitions_of
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
@@ -46,8 +46,8 @@ async def read_all(bootstrap: str, topic: str, isolation_level: str = "read_unco
 
 def decodable(values: list[bytes]) -> list[dict[str, object]]:
     """The records among ``values`` that decode; other tests put poison on shared raw topics."""
+    from core.errors import InvalidMessage
     from schemas import CATALOGUE
-    from techne.errors import InvalidMessage
 
     out = []
     for value in values:

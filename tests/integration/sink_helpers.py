@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from core.topics import partitions_of
 from schemas.codec import CATALOGUE
 from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER
-from streams.topics import partitions_of
 
 REPO = Path(__file__).resolve().parents[2]
 AGREEMENT_ID = "dsa-test"

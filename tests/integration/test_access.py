@@ -29,9 +29,9 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from streams.topics import AUDIT, bus_topics
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs, auth_env, confluent_config
+from core.topics import AUDIT, bus_topics
 from techne.access import Access, AccessError, Issued, describe_acl
-from techne.kafka_auth import KafkaAuth, aiokafka_kwargs, auth_env, confluent_config
 from techne.local import LocalKafka
 
 pytestmark = pytest.mark.integration
@@ -238,7 +238,7 @@ def test_onboarding_twice_needs_rotate(access: Access, issued: dict[str, Issued]
 
 
 def test_ids_that_could_widen_a_prefix_are_refused(access: Access) -> None:
-    from techne.errors import ConfigError
+    from core.errors import ConfigError
 
     for bad in ("pa.", "pa.x", "Pa", "", "a" * 64, "pa*"):
         with pytest.raises(ConfigError):
@@ -300,7 +300,7 @@ def test_faust_credentials_of_the_bus_authenticate(secured: LocalKafka, issued: 
     """What the worker will hand Faust (broker_credentials), mapped by Faust's own aiokafka driver."""
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from techne.kafka_auth import faust_credentials
+    from core.kafka_auth import faust_credentials
 
     options = {k: v for k, v in credentials_to_aiokafka_auth(faust_credentials(secured.admin_auth)).items()
                if v is not None}

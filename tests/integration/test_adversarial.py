@@ -20,11 +20,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from core.topics import raw_topic
 from producers.gateway.signatures import sign
 from schemas import CATALOGUE
 from schemas.models import SHARED_TICKET_ORDER
 from streams import dlq
-from streams.topics import raw_topic
 from techne.accounting import collect_audit
 from tests.conftest import Bus
 from tests.integration.kafka_helpers import end_offsets

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from techne.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
-from techne.kafka_auth import KafkaAuth, aiokafka_kwargs
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 from techne.local import LOG4J, fetch_jars, free_port, java_bin
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from streams.topics import raw_topic
+from core.topics import raw_topic
 from tests.conftest import Bus
 from tests.integration.kafka_helpers import decodable, end_offsets, read_all
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from core.topics import AUDIT, ensure_topics, raw_topic
 from streams import dlq
-from streams.topics import AUDIT, ensure_topics, raw_topic
 from techne.accounting import collect_audit
 from techne.stack import Stack
 from tests.conftest import Bus

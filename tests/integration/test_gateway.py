@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from core.topics import raw_topic
 from producers.gateway.signatures import sign
-from streams.topics import raw_topic
 from tests.conftest import Bus
 from tests.integration.kafka_helpers import decodable, end_offsets, read_all
 

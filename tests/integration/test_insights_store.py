@@ -19,18 +19,18 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from core.settings import Settings
 from insights import grafana, render, sample
 from insights.cells import FREQUENCY, Cell, CellId, Partition, low_quantile
 from insights.engine import Release, partner_terms, release_from_store
 from insights.protect import Protected
 from insights.publish import publish
+from schemas.agreements import load_agreements
 from sinks.chdb import ChdbStore
 from sinks.erasure import EraseHandler
 from sinks.migrate import ensure_table
 from sinks.runner import open_store
 from sinks.tables import partner_tables
-from streams.agreements import load_agreements
-from techne.settings import Settings
 from tests.unit.test_insights_protect import check_release
 
 pytestmark = pytest.mark.integration

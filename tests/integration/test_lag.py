@@ -11,7 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
-from techne.kafka_auth import KafkaAuth
+from core.kafka_auth import KafkaAuth
 from techne.lag import LagMeter, LagUnavailable, format_table, measure_once
 from techne.local import LocalKafka, free_port
 

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
+from core.settings import DEFAULT_VENUES
+from core.venues import load_venues
 from producers.gateway.openapi import spec
 from producers.gateway.signatures import sign
-from techne.settings import DEFAULT_VENUES
-from techne.venues import load_venues
 from tests.conftest import Bus
 from tests.producer_env import HELLOASSO_KEY, SECUTIX_API_KEY
 

@@ -20,11 +20,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from core.topics import ensure_topics
 from schemas.codec import CATALOGUE
 from schemas.examples import example_record
 from schemas.models import SHARED_TICKET_ORDER
 from schemas.registry_api import create_app
-from streams.topics import ensure_topics
 from techne.local import LocalKafka
 
 pytestmark = pytest.mark.integration

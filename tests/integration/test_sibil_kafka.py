@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from core.settings import Settings
+from core.topics import ensure_topics, raw_topic
 from insights.sibil import Quarter, declare
 from insights.sibil_source import read_venue_events
 from schemas.codec import CATALOGUE
 from schemas.models import EVENT_SCHEMAS
-from streams.topics import ensure_topics, raw_topic
 from techne.local import LocalKafka
-from techne.settings import Settings
 from tests.unit.test_insights_sibil import event, scenario
 
 pytestmark = pytest.mark.integration

@@ -23,6 +23,10 @@ from typing import Any
 
 import pytest
 
+from core.errors import StoreLocked, StoreUnavailable
+from core.settings import Settings
+from core.topics import AUDIT
+from schemas.agreements import Agreement
 from schemas.codec import Catalogue
 from schemas.loader import load_versions
 from schemas.models import SHARED_TICKET_ORDER
@@ -37,10 +41,6 @@ from sinks.orders import OrdersHandler
 from sinks.records import decode_row
 from sinks.runner import audit_rows, open_store, partner_counts, partner_rows, query_store
 from sinks.tables import PartnerTables, partner_tables, shared_columns
-from streams.agreements import Agreement
-from streams.topics import AUDIT
-from techne.errors import StoreLocked, StoreUnavailable
-from techne.settings import Settings
 from tests.integration.sink_helpers import REPO, erasure_value, shared_record, shared_value, write_agreement
 
 pytestmark = pytest.mark.integration
@@ -401,7 +401,7 @@ TRY_OPEN = textwrap.dedent(
     import sys
     from pathlib import Path
     from sinks.chdb import ChdbStore
-    from techne.errors import StoreLocked
+    from core.errors import StoreLocked
     try:
         ChdbStore(Path(sys.argv[1])).close()
         print("opened")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
+from core.topics import AUDIT, ensure_topics, erasure_topic
 from sinks.runner import partner_counts
 from streams import dlq
-from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.local import LocalKafka
-from techne.settings import Settings
 from tests.integration.kafka_helpers import end_offsets
 from tests.integration.sink_helpers import (
     REPO,

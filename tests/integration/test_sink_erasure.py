@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
+from core.topics import AUDIT, ensure_topics, erasure_topic
 from sinks.runner import audit_rows, partner_rows
-from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.accounting import audit_lines
 from techne.local import LocalKafka, free_port
-from techne.settings import Settings
 from tests.integration.kafka_helpers import end_offsets, read_all
 from tests.integration.sink_helpers import (
     erasure_value,

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
+from core.topics import AUDIT, ensure_topics, erasure_topic
 from sinks.runner import partner_counts
-from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.local import LocalKafka, free_port
-from techne.settings import Settings
 from tests.integration.sink_helpers import (
     committed_total,
     produce,

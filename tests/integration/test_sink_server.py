@@ -21,6 +21,8 @@ from typing import Any
 import clickhouse_connect
 import pytest
 
+from core.errors import StoreUnavailable
+from schemas.agreements import Agreement
 from sinks.base import Batch, insert_token
 from sinks.erasure import EraseHandler, Tombstones, parse_command
 from sinks.framing import SharedFormat, SharedRow
@@ -28,8 +30,6 @@ from sinks.migrate import ensure_partner
 from sinks.orders import OrdersHandler
 from sinks.server import ServerStore, connect
 from sinks.tables import partner_tables
-from streams.agreements import Agreement
-from techne.errors import StoreUnavailable
 from tests.integration.sink_helpers import erasure_value, shared_value
 
 pytestmark = pytest.mark.integration

@@ -20,14 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.settings import DEFAULT_VENUES
+from core.topics import bus_topics, ensure_topics, raw_topic
+from core.venues import load_venues
 from producers.gateway.signatures import sign
 from schemas import CATALOGUE
-from streams.topics import bus_topics, ensure_topics, raw_topic
 from techne.local import LocalKafka
-from techne.settings import DEFAULT_VENUES
 from techne.stack import Stack, generate_secrets
 from techne.traffic import Outgoing, generate
-from techne.venues import load_venues
 from tests.integration.gateway_helpers import signed_post
 from tests.integration.kafka_helpers import read_all
 

@@ -3,7 +3,7 @@
 import os
 import time
 
-from techne.bench_e2e import _cpu_seconds, _quantile
+from bench.e2e import _cpu_seconds, _quantile
 
 
 def test_quantile_is_the_first_bucket_bound_holding_the_share_of_new_samples() -> None:

@@ -13,12 +13,12 @@ from pathlib import Path
 import chdb
 import pytest
 
+from core.errors import ConfigError
+from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
+from core.venues import load_venues
+from schemas.agreements import load_agreements, partners
 from sinks.ddl import database_name
-from streams.agreements import load_agreements, partners
 from techne import clickhouse_access as ch
-from techne.errors import ConfigError
-from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
-from techne.venues import load_venues
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "deploy" / "clickhouse" / "partners.sql"

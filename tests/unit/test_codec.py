@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.errors import InvalidMessage
 from schemas import CATALOGUE
 from schemas.models import INCOMING, TICKET_ORDER, to_record
-from techne.errors import InvalidMessage
 
 ORDER = {"type": "ticket.order_placed", "occurred_at": "2026-11-01T10:00:00+01:00",
          "customer": {"email": "Claire@Exemple.fr", "postal_code": "69003"}, "order_id": "o1",

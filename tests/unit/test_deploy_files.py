@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-METRIC_MODULES = (ROOT / "techne" / "metrics.py", ROOT / "sinks" / "metrics.py")
+METRIC_MODULES = (ROOT / "core" / "metrics.py", ROOT / "sinks" / "metrics.py")
 
 BUS_SERVICES = ("gateway", "worker")
 REQUIRED_SERVICES = {"kafka", "clickhouse", "gateway", "worker", "lag-exporter", "prometheus", "grafana"}
@@ -149,7 +149,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
 
 
 def test_env_example_documents_every_setting_without_real_secrets() -> None:
-    from techne.settings import Settings
+    from core.settings import Settings
 
     text = (ROOT / "deploy" / "env.example").read_text(encoding="utf-8")
     documented = set(re.findall(r"^#?(TECHNE_[A-Z0-9_]+)=", text, flags=re.MULTILINE))

@@ -3,7 +3,7 @@
 import hashlib
 import hmac
 
-from techne.identity import keyed_digest
+from core.identity import keyed_digest
 
 
 def test_keyed_digest_is_the_standard_hmac_sha256_of_domain_and_value() -> None:

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
+from core.venues import load_venues
 from insights import onboard
-from streams.agreements import Agreement, load_agreements
+from schemas.agreements import Agreement, load_agreements
 from techne.cli import app
-from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
-from techne.venues import load_venues
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from techne.errors import ConfigError
-from techne.kafka_auth import KafkaAuth, aiokafka_kwargs, auth_env, confluent_config, faust_credentials
-from techne.settings import Settings
+from core.errors import ConfigError
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs, auth_env, confluent_config, faust_credentials
+from core.settings import Settings
 
 SCRAM = KafkaAuth("SASL_PLAINTEXT", "SCRAM-SHA-512", "techne-admin", SecretStr("s3cret-s3cret"))
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import prometheus_client
 from prometheus_client.metrics import MetricWrapperBase
 
+import core.metrics
 import sinks.metrics
-import techne.metrics
-from techne.metrics import BOUNDED_LABELS
+from core.metrics import BOUNDED_LABELS
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("techne", "schemas", "producers", "streams", "sinks")
-METRIC_MODULES = {ROOT / "techne" / "metrics.py", ROOT / "sinks" / "metrics.py"}
+METRIC_MODULES = {ROOT / "core" / "metrics.py", ROOT / "sinks" / "metrics.py"}
 # words that would make a label carry a person, an identifier or a free value
 PERSONAL = frozenset({"mail", "email", "phone", "subject", "pseudonym", "person", "name", "ip", "address", "user",
                       "customer", "id", "uuid", "key", "token", "ref", "order", "ticket", "birth", "birthdate",
@@ -26,7 +26,7 @@ def personal(label: str) -> bool:
 
 
 def declared() -> list[MetricWrapperBase]:
-    modules = (techne.metrics, sinks.metrics)
+    modules = (core.metrics, sinks.metrics)
     return [m for mod in modules for m in vars(mod).values() if isinstance(m, MetricWrapperBase)]
 
 
@@ -37,7 +37,7 @@ def test_metrics_are_declared_in_the_metric_modules_only() -> None:
             if path in METRIC_MODULES:
                 continue
             text = path.read_text(encoding="utf-8")
-            assert not constructor.search(text), f"{path}: declare metrics in techne/metrics.py"
+            assert not constructor.search(text), f"{path}: declare metrics in core/metrics.py"
 
 
 def test_every_metric_is_named_documented_and_registered() -> None:

@@ -11,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.dlq import InvalidRateGuard, PoisonFlood
 from schemas import CATALOGUE
+from schemas.agreements import Agreement
 from schemas.models import CONSENT, EMAIL_CLICK, ERASURE_COMMAND, SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER, TICKET_ORDER
 from sinks import audit
-from streams.agreements import Agreement
-from streams.processor import InvalidRateGuard, PoisonFlood, Processor
+from streams.processor import Processor
 from streams.steps.consent import LedgerEntry
 from techne.accounting import audit_lines
 

@@ -7,13 +7,13 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
+from core.errors import InvalidMessage
+from core.settings import Settings
 from schemas.codec import CATALOGUE
 from schemas.examples import example_record
 from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER, TICKET_ORDER
 from schemas.registry_api import create_app, schema_text
 from schemas.registry_client import RegistryClient, RegistryError, catalogue_for, resolve_ids
-from techne.errors import InvalidMessage
-from techne.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from streams.agreements import Agreement
+from schemas.agreements import Agreement
 from streams.steps.consent import apply_consent
 from streams.steps.route import route
 

@@ -16,11 +16,11 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 from prometheus_client import REGISTRY
 
+from core.dlq import InvalidRateGuard, PoisonFlood
+from core.errors import InvalidMessage, StoreUnavailable
 from sinks.base import Batch, Rejected, WriteResult
 from sinks.loop import FlushResult, SinkLoop
 from sinks.records import MessageRef
-from streams.processor import InvalidRateGuard, PoisonFlood
-from techne.errors import InvalidMessage, StoreUnavailable
 
 TOPIC = "partner.p.ticketing"
 OTHER = "partner.p.erasure"

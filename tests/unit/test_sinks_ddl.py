@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConfigError, InvalidMessage
+from schemas.agreements import Agreement
 from schemas.codec import CATALOGUE
 from schemas.models import CONSENT, SHARED_TICKET_ORDER
 from sinks import ddl
 from sinks.base import Backoff, Batch, first_occurrences, insert_token
 from sinks.records import decode_row
 from sinks.tables import partner_tables
-from streams.agreements import Agreement
-from techne.errors import ConfigError, InvalidMessage
 
 
 def shared_record(**overrides: Any) -> dict[str, Any]:

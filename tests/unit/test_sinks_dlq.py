@@ -11,10 +11,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
+from core.errors import InvalidMessage
 from sinks.base import Backoff
 from sinks.dlq import DeadLetters, headers
 from sinks.records import MessageRef
-from techne.errors import InvalidMessage
 from tests.unit.test_sinks_consumer import TP0, FakeConsumer, FakeHandler, Record, make
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from core.errors import InvalidMessage
 from schemas.codec import CATALOGUE
 from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER
 from sinks import audit
 from sinks.erasure import ErasureCommand, audit_value, micros, parse_command, suppressed, where, where_any
 from sinks.framing import Details
-from techne.errors import InvalidMessage
 
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import InvalidMessage
 from schemas.codec import CATALOGUE
 from schemas.models import SHARED_TICKET_ORDER
 from sinks.framing import SharedFormat, SharedRow
-from techne.errors import InvalidMessage
 
 SHARED = SharedFormat()
 AT = datetime(2026, 6, 1, 12, tzinfo=UTC)

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import ConfigError, InvalidMessage
+from core.settings import DEFAULT_AGREEMENTS
+from schemas.agreements import Agreement, load_agreements
 from schemas.codec import CATALOGUE
 from schemas.models import CONSENT, SHARED_TICKET_ORDER
 from sinks.framing import SharedFormat
 from sinks.records import decode_row
 from sinks.tables import RETAIN_UNTIL, Retention, partner_tables, shortened_retention_sql
-from streams.agreements import Agreement, load_agreements
-from techne.errors import ConfigError, InvalidMessage
-from techne.settings import DEFAULT_AGREEMENTS
 
 SHARED = SharedFormat()
 

@@ -31,12 +31,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.procstat import peak_rss_mib
+from core.identity import subject_ref
+from core.topics import AUDIT, bus_topics, ensure_topics, partitions_of, raw_topic
 from schemas import CATALOGUE
 from schemas.models import CONSENT, TICKET_ORDER
-from streams.topics import AUDIT, bus_topics, ensure_topics, partitions_of, raw_topic
-from techne.identity import subject_ref
 from techne.local import LocalKafka
-from techne.procstat import peak_rss_mib
 from techne.stack import generate_secrets
 
 VENUE = "bench-venue"
@@ -162,7 +162,7 @@ def run(n: int = 20_000, timeout: float = 300.0) -> dict[str, Any]:
             count, span = asyncio.run(output_span(bootstrap, "bench.passthrough", n, timeout))
             results["aiokafka_passthrough"] = {"events_per_s": round(count / span), "wall_s": time.monotonic() - t0}
 
-            fwd = _child([sys.executable, "-m", "streams.bench_forward", bootstrap, source, "bench.forward",
+            fwd = _child([sys.executable, "-m", "bench.streams_forward", bootstrap, source, "bench.forward",
                           "bench-forwarder"], {}, root / "forward.log")
             count, span = asyncio.run(output_span(bootstrap, "bench.forward", n, timeout, fwd))
             results["faust_forwarder"] = {"events_per_s": round(count / span), "peak_rss_mib": _stop(fwd),

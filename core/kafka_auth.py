@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from techne.errors import ConfigError
+from core.errors import ConfigError
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
@@ -116,6 +116,6 @@ def env_kwargs() -> dict[str, Any]:
     Helpers that only receive a bootstrap address use this, so every client of a process
     authenticates the same way without threading credentials through each call.
     """
-    from techne.settings import Settings
+    from core.settings import Settings
 
     return aiokafka_kwargs(Settings(**{}).kafka_auth())  # values from the environment

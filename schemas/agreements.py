@@ -19,9 +19,9 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.errors import ConfigError
 from schemas.models import Purpose
-from streams.steps.pseudonymize import PROJECTABLE_BY_TYPE
-from techne.errors import ConfigError
+from schemas.sharing import PROJECTABLE_BY_TYPE
 
 PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
 EVENT_TYPES = frozenset(PROJECTABLE_BY_TYPE)

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from techne.kafka_auth import KafkaAuth
+    from core.kafka_auth import KafkaAuth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AGREEMENTS = REPO_ROOT / "deploy" / "agreements"
@@ -95,19 +95,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"pseudonym key version {version} is shorter than 16 characters")
         return v
 
-    @field_validator("consent_ttl_days")
-    @classmethod
-    def _known_purposes(cls, v: dict[str, int]) -> dict[str, int]:
-        from schemas.models import Purpose
-
-        unknown = set(v) - {p.value for p in Purpose}
-        if unknown:
-            raise ValueError(f"unknown purposes {sorted(unknown)}; known: {[p.value for p in Purpose]}")
-        return v
-
     def require_subject_key(self) -> bytes:
         """The subject-reference key as bytes; a missing key is a configuration error."""
-        from techne.errors import ConfigError
+        from core.errors import ConfigError
 
         if self.subject_key is None or len(self.subject_key.get_secret_value()) < 16:
             raise ConfigError("TECHNE_SUBJECT_KEY is required (at least 16 characters)")
@@ -115,7 +105,7 @@ class Settings(BaseSettings):
 
     def current_pseudonym_key(self) -> tuple[int, bytes]:
         """``(version, key)`` used for new pseudonyms; raises ConfigError when it is missing."""
-        from techne.errors import ConfigError
+        from core.errors import ConfigError
 
         key = self.pseudonym_keys.get(self.pseudonym_key_version)
         if key is None:
@@ -123,8 +113,8 @@ class Settings(BaseSettings):
         return self.pseudonym_key_version, key.get_secret_value().encode()
 
     def kafka_auth(self) -> KafkaAuth:
-        """How this process authenticates to Kafka (see techne/kafka_auth.py)."""
-        from techne.kafka_auth import KafkaAuth
+        """How this process authenticates to Kafka (see core/kafka_auth.py)."""
+        from core.kafka_auth import KafkaAuth
 
         return KafkaAuth(self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_username,
                          self.kafka_password, self.kafka_ssl_cafile)

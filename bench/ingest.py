@@ -33,15 +33,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from bench.procstat import cpu_seconds, peak_rss_mib
+from core.settings import DEFAULT_VENUES
+from core.topics import ensure_topics, raw_topic
+from core.venues import load_venues
 from producers.gateway.signatures import sign
 from producers.ingest import derived_event_id, prepare
-from streams.topics import ensure_topics, raw_topic
 from techne.local import LocalKafka
-from techne.procstat import cpu_seconds, peak_rss_mib
-from techne.settings import DEFAULT_VENUES
 from techne.stack import Stack, generate_secrets
 from techne.traffic import generate
-from techne.venues import load_venues
 
 BATCH = 100
 BASELINE_VENUE, BATCH_VENUE, SINGLE_VENUE = "opera-lyon", "chaillot", "gemeaux"

@@ -46,8 +46,12 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaProducer
 
+from bench.procstat import cpu_seconds, peak_rss_mib
+from core.settings import REPO_ROOT, Settings
+from core.topics import AUDIT, ensure_topics, erasure_topic
 from schemas.codec import CATALOGUE
 from schemas.models import SHARED_TICKET_ORDER
+from schemas.sharing import PROJECTABLE
 from sinks.chdb import ChdbStore
 from sinks.ddl import to_json_each_row
 from sinks.framing import SharedFormat
@@ -55,11 +59,7 @@ from sinks.migrate import ensure_partner
 from sinks.records import decode_row
 from sinks.runner import partner_counts, tables_for
 from sinks.tables import RETAIN_UNTIL
-from streams.steps.pseudonymize import PROJECTABLE
-from streams.topics import AUDIT, ensure_topics, erasure_topic
 from techne.local import LocalKafka, free_port
-from techne.procstat import cpu_seconds, peak_rss_mib
-from techne.settings import REPO_ROOT, Settings
 
 PARTNER = "bench"
 TOPIC = f"partner.{PARTNER}.ticketing"

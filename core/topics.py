@@ -14,7 +14,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from techne.kafka_auth import env_kwargs
+from core.kafka_auth import env_kwargs
 
 AUDIT = "techne.audit"
 DLQ_STAGES = ("decode", "route", "sink")  # the worker's two steps, and the sinks (sinks.dlq)

@@ -27,16 +27,16 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from producers.bench import _fire, _orders, _signed
+from bench.ingest import _fire, _orders, _signed
+from bench.procstat import cpu_seconds, peak_rss_mib
+from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
+from core.topics import bus_topics, ensure_topics, raw_topic
+from core.venues import load_venues
 from producers.ingest import prepare
-from streams.agreements import load_agreements, partners
-from streams.topics import bus_topics, ensure_topics, raw_topic
+from schemas.agreements import load_agreements, partners
 from techne.accounting import group_lag, wait_sinks_caught_up
 from techne.local import LocalKafka
-from techne.procstat import cpu_seconds, peak_rss_mib
-from techne.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
 from techne.stack import Stack, generate_secrets
-from techne.venues import load_venues
 
 VENUE = "chaillot"
 BATCH = 100
@@ -94,7 +94,7 @@ def _consents(orders: list[dict[str, Any]], partners_of: dict[str, list[str]]) -
 
 
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds used so far by each process still running (:func:`techne.procstat.cpu_seconds`)."""
+    """CPU seconds used so far by each process still running (:func:`bench.procstat.cpu_seconds`)."""
     out: dict[str, float] = {}
     for name, pid in pids.items():
         try:

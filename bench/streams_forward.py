@@ -1,6 +1,6 @@
 """Baseline for ``techne bench streams``: the smallest Faust app that forwards each message.
 
-Run as ``python -m streams.bench_forward BOOTSTRAP SOURCE TARGET APP_ID``; it runs until killed.
+Run as ``python -m bench.streams_forward BOOTSTRAP SOURCE TARGET APP_ID``; it runs until killed.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Benchmarks of the bus (`techne bench <stage>`): kept outside the production packages."""
