@@ -11,6 +11,7 @@ import typer
 
 from core.errors import TechneError
 from insights import cli as insights_cli
+from techne import dataspace_cli
 
 app = typer.Typer(help="Techné audience bus: consent-filtered, pseudonymized venue events for partners.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -132,6 +133,7 @@ def query(sql: Annotated[str, typer.Argument(help="SQL to run on the partner's d
 
 agreements_app = typer.Typer(help="Data-sharing agreements: validate and explain them.", no_args_is_help=True)
 app.add_typer(agreements_app, name="agreements")
+dataspace_cli.register(app, agreements_app)  # agreements export|import, consent receipt
 
 
 @agreements_app.command("check")
