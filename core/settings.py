@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr | None = None
 
+    read_token: SecretStr | None = Field(
+        None, description="Token of the sinks' loopback read servers (unset: each sink writes a random one "
+                          "in its 0600 endpoint file). See sinks/reader.py.")
+    read_max_rows: int = Field(100_000, ge=1, description="Most rows a read query may return (refused above).")
+    read_timeout_s: float = Field(30.0, gt=0, description="Longest a read query may run, in seconds.")
+
     sink_batch_rows: int = Field(10_000, ge=1)
     sink_batch_seconds: float = Field(1.0, gt=0)
 

@@ -16,6 +16,8 @@ commands of ``partner.<id>.erasure``; the audit sink (``techne sink --audit``) k
   interface, batches, tokens), :mod:`sinks.records` (reference decoder, invalid-message hook);
 - stores: :mod:`sinks.chdb` (embedded), :mod:`sinks.server` (clickhouse-connect), both behind
   :class:`sinks.base.Store`; :mod:`sinks.migrate` creates and evolves tables on either;
+- :mod:`sinks.read_server` (each embedded sink serves read-only SQL on its store on loopback) and
+  :mod:`sinks.reader` (the one read path of every reader: read server, directory or server);
 - :mod:`sinks.dlq` (dead letters on ``dlq.sink``), :mod:`sinks.metrics`, :mod:`sinks.faults`
   (test-only fault injection), :mod:`bench.sinks`.
 

@@ -9,10 +9,13 @@ reports call.
   serve ``/metrics`` on ``settings.metrics_port`` if set, and honour the test-only
   ``TECHNE_SINK_FAULT`` (:mod:`sinks.faults`). They raise :class:`~core.errors.StoreLocked` when another process
   holds the store, :class:`~core.errors.ConfigError` for a partner without agreement.
-- :func:`query_store`, :func:`partner_rows`, :func:`partner_counts` and :func:`audit_rows` open
-  a store for a read and close it; they raise ``StoreLocked`` while that store's sink runs
-  (chDB directories are exclusive to one process), so stop the sink first. Queries run with the
-  partner's (or ``audit``) database current: ``SELECT ... FROM ticket_orders`` works unqualified.
+- With an embedded store, the sink process also serves read-only queries on its store on
+  loopback (:mod:`sinks.read_server`), since a chDB directory is exclusive to its process.
+- :func:`query_store`, :func:`partner_rows`, :func:`partner_counts` and :func:`audit_rows` read
+  through the one read path, :mod:`sinks.reader` (read-only, timeout, row cap), whether the
+  store's sink runs or not; :func:`partner_ref` / :func:`audit_ref` name the stores for it.
+  Queries run with the partner's (or ``audit``) database current: ``SELECT ... FROM
+  ticket_orders`` works unqualified.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from sinks import audit
 from sinks.base import Store
 from sinks.chdb import ChdbStore
 from sinks.consumer import run_audit_sink, run_sink
-from sinks.ddl import quote
+from sinks.ddl import database_name, quote
 from sinks.faults import OutageStore, from_env
 from sinks.migrate import ensure_partner, ensure_table
+from sinks.read_server import ReadServer, start_for_store
+from sinks.reader import StoreRef, open_reader, read_rows
 from sinks.server import connect
 from sinks.tables import TICKET_ORDERS, PartnerTables, partner_tables
 
@@ -69,6 +74,28 @@ def open_store(settings: Settings, partner_id: str) -> ChdbStore:
         store.close()
         raise
     return store
+
+
+def partner_ref(settings: Settings, partner_id: str) -> StoreRef:
+    """The partner's store for :mod:`sinks.reader` (tables ensured when it is opened directly)."""
+    tables = tables_for(settings, partner_id)
+    return StoreRef(partner_id, settings.partner_store_dir(partner_id), database_name(partner_id),
+                    ensure=lambda store: ensure_partner(store, tables))
+
+
+def audit_ref(settings: Settings) -> StoreRef:
+    """The audit store for :mod:`sinks.reader`."""
+    return StoreRef("audit", audit_store_dir(settings), audit.DATABASE,
+                    ensure=lambda store: ensure_table(store, audit.SPEC))
+
+
+def _read_server(settings: Settings, ref: StoreRef) -> ReadServer | None:
+    """Serve read-only queries on the embedded store this process holds (none on a server)."""
+    if settings.clickhouse_url:
+        return None
+    token = settings.read_token.get_secret_value() if settings.read_token else None
+    return start_for_store(ref.store_dir, ref.database, token=token, max_rows=settings.read_max_rows,
+                           timeout_s=settings.read_timeout_s)
 
 
 def open_audit_store(settings: Settings) -> ChdbStore:
@@ -116,9 +143,13 @@ def run_sink_process(settings: Settings, partner_id: str) -> None:
     store: Store = _server(settings) or ChdbStore(settings.partner_store_dir(partner_id))
     if faults.point == "store_down":
         store = OutageStore(store, faults)
+    reads = None
     try:
+        reads = _read_server(settings, partner_ref(settings, partner_id))
         _serve(partner_id, lambda stop: run_sink(settings, tables, store, stop, faults=faults))
     finally:
+        if reads is not None:
+            reads.close()
         store.close()
 
 
@@ -126,22 +157,25 @@ def run_audit_process(settings: Settings) -> None:
     """Run the audit sink until SIGTERM/SIGINT (see module doc)."""
     _setup(settings)
     store = _server(settings) or ChdbStore(audit_store_dir(settings))
+    reads = None
     try:
+        reads = _read_server(settings, audit_ref(settings))
         _serve("audit", lambda stop: run_audit_sink(settings, store, stop))
     finally:
+        if reads is not None:
+            reads.close()
         store.close()
 
 
 def query_store(settings: Settings, partner_id: str, sql: str, fmt: str = "PrettyCompact") -> str:
-    """Run ``sql`` on the partner's store and return the output rendered in ``fmt``."""
-    with open_store(settings, partner_id) as store:
-        return store.query_text(sql, fmt)
+    """Run ``sql`` (read-only) on the partner's store and return the output rendered in ``fmt``."""
+    with open_reader(settings, partner_ref(settings, partner_id)) as reader:
+        return reader.query_text(sql, fmt)
 
 
 def partner_rows(settings: Settings, partner_id: str, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on the partner's store; values as JSON types (numbers, strings, null)."""
-    with open_store(settings, partner_id) as store:
-        return store.query(sql)
+    """Run ``sql`` (read-only) on the partner's store; values as JSON types (numbers, strings, null)."""
+    return read_rows(settings, partner_ref(settings, partner_id), sql)
 
 
 def partner_counts(settings: Settings, partner_id: str, table: str = TICKET_ORDERS) -> dict[str, int]:
@@ -155,6 +189,5 @@ def partner_counts(settings: Settings, partner_id: str, table: str = TICKET_ORDE
 
 
 def audit_rows(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on the audit store (``decisions`` unqualified); values as JSON types."""
-    with open_audit_store(settings) as store:
-        return store.query(sql)
+    """Run ``sql`` (read-only) on the audit store (``decisions`` unqualified); values as JSON types."""
+    return read_rows(settings, audit_ref(settings), sql)
