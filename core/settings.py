@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_AGREEMENTS = REPO_ROOT / "deploy" / "agreements"
 DEFAULT_VENUES = REPO_ROOT / "deploy" / "venues.yaml"
+DEFAULT_CONSENT_SOURCES = REPO_ROOT / "deploy" / "consent-sources.yaml"
 
 
 class Settings(BaseSettings):
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
 
     venues_file: Path = DEFAULT_VENUES
     agreements_dir: Path = DEFAULT_AGREEMENTS
+    consent_sources_file: Path = Field(
+        DEFAULT_CONSENT_SOURCES, description="Which vendor opt-in question means which consent, per venue and source.")
     venue_secrets: dict[str, list[SecretStr]] = Field(
         default_factory=dict, description="Standard Webhooks secrets (whsec_...) per venue; several = rotation."
     )

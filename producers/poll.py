@@ -20,6 +20,8 @@ from core.errors import ConfigError, TechneError
 from core.settings import Settings
 from producers.adapters import POLL
 from producers.adapters.billetweb import Billetweb
+from producers.adapters.consent import UnmappedQuestion, load_consent_sources
+from producers.adapters.weezevent import Weezevent
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.kafka import EventProducer, ProduceFailed
 
@@ -33,15 +35,20 @@ class PollReport:
     rejected: list[dict[str, object]] = field(default_factory=list)
 
 
-def connector_for(settings: Settings, venue_id: str, source: str, base_url: str) -> Billetweb:
+CREDENTIALS = {"billetweb": "user:key", "weezevent": "api_key:access_token"}
+
+
+def connector_for(settings: Settings, venue_id: str, source: str, base_url: str) -> Billetweb | Weezevent:
     if source not in POLL:
         raise ConfigError(f"no poll connector '{source}' (known: {', '.join(sorted(POLL))})")
     secrets = settings.source_secrets.get(venue_id, {}).get(source, [])
     if not secrets or ":" not in secrets[0].get_secret_value():
-        raise ConfigError(f"TECHNE_SOURCE_SECRETS needs {{\"{venue_id}\": {{\"{source}\": [\"user:key\"]}}}}")
+        shape = CREDENTIALS.get(source, "user:key")
+        raise ConfigError(f"TECHNE_SOURCE_SECRETS needs {{\"{venue_id}\": {{\"{source}\": [\"{shape}\"]}}}}")
     user, key = secrets[0].get_secret_value().split(":", 1)
+    consent = load_consent_sources(settings.consent_sources_file).mapping(venue_id, source)
     return POLL[source](venue_id, base_url=base_url, user=user, key=key,
-                        state_dir=settings.data_dir / "connectors")
+                        state_dir=settings.data_dir / "connectors", consent=consent)
 
 
 async def poll_once(settings: Settings, venue_id: str, source: str, base_url: str,
@@ -55,12 +62,15 @@ async def poll_once(settings: Settings, venue_id: str, source: str, base_url: st
             found, new_cursor = await connector.fetch(client, cursor)
         except httpx.HTTPError as exc:
             raise TechneError(f"{source} API unreachable or refused: {type(exc).__name__}") from exc
+        except UnmappedQuestion as exc:
+            metrics.INGEST_REJECTED.labels(venue=venue_id, reason="unmapped_question").inc()
+            raise TechneError(f"{exc.fr}\n{exc.en}") from exc
     report.fetched = len(found)
     records: list[Prepared] = []
     for ev in found:
         try:
             records.append(prepare(ev.payload, venue_id=venue_id, subject_key=settings.require_subject_key(),
-                                   auth=f"poll:{source}:api-key",
+                                   auth=connector.auth,
                                    fallback_id=derived_event_id(venue_id, source, ev.key)))
         except EventRejected as exc:
             report.rejected.append({"key": ev.key, "errors": exc.errors})

@@ -9,13 +9,14 @@ connector class (``techne connector poll``). Credentials of each venue's sources
 
 from __future__ import annotations
 
-from producers.adapters.base import Adapter, AuthRejected, PayloadRejected, SourceEvent
+from producers.adapters.base import Adapter, AuthRejected, OptIn, PayloadRejected, SourceEvent
 from producers.adapters.billetweb import Billetweb
 from producers.adapters.canonical import Canonical
 from producers.adapters.helloasso import HelloAsso
 from producers.adapters.secutix import SecuTix
+from producers.adapters.weezevent import Weezevent
 
 PUSH: dict[str, Adapter] = {a.name: a for a in (Canonical(), HelloAsso(), SecuTix())}
-POLL: dict[str, type[Billetweb]] = {"billetweb": Billetweb}
+POLL: dict[str, type[Billetweb] | type[Weezevent]] = {"billetweb": Billetweb, "weezevent": Weezevent}
 
-__all__ = ["POLL", "PUSH", "Adapter", "AuthRejected", "PayloadRejected", "SourceEvent"]
+__all__ = ["POLL", "PUSH", "Adapter", "AuthRejected", "OptIn", "PayloadRejected", "SourceEvent"]

@@ -43,6 +43,18 @@ class SourceEvent:
     key: str
 
 
+@dataclass(frozen=True)
+class OptIn:
+    """One person's answer to one opt-in question, as the vendor carries it (mapped to consent
+    events by :func:`producers.adapters.consent.consent_events`)."""
+
+    question: str
+    answer: Any
+    customer: dict[str, Any]
+    occurred_at: Any
+    key: str  # the vendor object the answer belongs to (``order:4242001``, ``attendee:9``)
+
+
 class Adapter:
     """Base class of push adapters; subclasses set ``name`` and implement the two methods."""
 
@@ -62,6 +74,10 @@ class Adapter:
     def events(self, body: bytes) -> list[SourceEvent]:
         """The canonical events of one delivery (may be empty: a notification we have no use for)."""
         raise NotImplementedError
+
+    def opt_ins(self, body: bytes) -> list[OptIn]:
+        """The opt-in answers one delivery carries (called after :meth:`events` accepted the body)."""
+        return []
 
 
 def equal(a: str, b: str) -> bool:

@@ -10,6 +10,13 @@ Mapping, per attendee: ``ticket.issued`` (key ``attendee:<id>:issued``) and, onc
 used, ``attendance.ticket_scanned`` (key ``attendee:<id>:scanned``): the key names the object and
 its state, so polling an attendee again yields the same event ids, and only a new state is new.
 
+Opt-ins: the answers to the venue's custom questions, per attendee (``custom``) and per order
+(``custom_order``), ``{question: answer}``; the person is the attendee's e-mail (else the
+order's); the time is the attendee's ``last_update`` when present (a changed answer is a new
+consent event), else the order date. Mapped by the venue's configuration
+(producers/adapters/consent.py); with a mapping, an unknown question fails the round (nothing
+sent, cursor kept) with the reason in French and English.
+
 Cursor: per Billetweb event, the start time of the last poll that was fully acknowledged, minus
 ``OVERLAP_S`` (overlaps are harmless: the ids repeat). It is saved to
 ``<data_dir>/connectors/<venue>-billetweb.json`` (written then renamed, fsynced) only after every
@@ -18,8 +25,6 @@ event of the poll was acknowledged by Kafka, so a crash re-polls rather than ski
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -29,7 +34,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from producers.adapters.base import SourceEvent, dig
+from producers.adapters.base import OptIn, SourceEvent, dig
+from producers.adapters.consent import SourceMapping, consent_events
+from producers.adapters.cursor import CursorFile
 
 OVERLAP_S = 60
 PARIS = ZoneInfo("Europe/Paris")
@@ -83,30 +90,41 @@ def map_attendee(att: dict[str, Any], event: dict[str, Any], discipline: str = "
     return out
 
 
+def attendee_opt_ins(att: dict[str, Any]) -> list[OptIn]:
+    """The opt-in answers of one attendee (pure)."""
+    customer = {k: v for k, v in {"email": dig(att, "email") or dig(att, "order_email"),
+                                  "first_name": dig(att, "firstname"), "last_name": dig(att, "name")}.items() if v}
+    updated = dig(att, "last_update")
+    at = (datetime.fromtimestamp(int(updated), PARIS).isoformat() if str(updated).isdigit() and int(updated) > 10**9
+          else _local(dig(att, "order_date")))
+    answers: dict[str, Any] = {}
+    for block in ("custom_order", "custom"):
+        custom = dig(att, block, default={})
+        if isinstance(custom, dict):
+            answers.update({str(q): a for q, a in custom.items()})
+    key = f"attendee:{dig(att, 'id', default='')}:{updated or ''}"
+    return [OptIn(q, a, customer, at, key) for q, a in answers.items()]
+
+
 class Billetweb:
     """One venue's Billetweb account: fetch what changed since the cursor, then save the cursor."""
 
     name = "billetweb"
 
+    auth = "poll:billetweb:api-key"
+
     def __init__(self, venue_id: str, *, base_url: str, user: str, key: str, state_dir: Path,
-                 discipline: str = "autre") -> None:
+                 discipline: str = "autre", consent: SourceMapping | None = None) -> None:
         self.venue_id, self.base_url, self.discipline = venue_id, base_url.rstrip("/"), discipline
+        self.consent = consent
         self._auth = {"user": user, "key": key, "version": "1"}
         self.cursor_path = state_dir / f"{venue_id}-billetweb.json"
 
     def load_cursor(self) -> dict[str, int]:
-        if not self.cursor_path.exists():
-            return {}
-        return {str(k): int(v) for k, v in json.loads(self.cursor_path.read_text()).items()}
+        return CursorFile(self.cursor_path).load()
 
     def save_cursor(self, cursor: dict[str, int]) -> None:
-        self.cursor_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cursor_path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            json.dump(cursor, f)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.cursor_path)
+        CursorFile(self.cursor_path).save(cursor)
 
     async def fetch(self, client: httpx.AsyncClient, cursor: dict[str, int]) -> tuple[list[SourceEvent],
                                                                                          dict[str, int]]:
@@ -122,6 +140,7 @@ class Billetweb:
             page = await client.get(f"{self.base_url}/event/{eid}/attendees", params=params)
             page.raise_for_status()
             for att in page.json():
+                out.extend(consent_events(self.name, attendee_opt_ins(att), self.consent))
                 out.extend(map_attendee(att, event, self.discipline))
             new_cursor[eid] = started - OVERLAP_S
         return out, new_cursor

@@ -9,6 +9,11 @@ organization's signature key. Mapping:
 * ``Payment`` with ``state`` ``Refunded`` -> ``ticket.order_refunded``; key ``payment:<id>:refunded``;
 * other notifications (``Form``, authorized payments already covered by their order) carry
   nothing the catalogue records: answered 200 with no event.
+
+Opt-ins (:meth:`HelloAsso.opt_ins`): the answers to the form's custom fields
+(``items[].customFields[] = {name, type, answer}``), the payer being the person; a question
+answered on several items (one per ticket) counts once, with its first answer. Which question
+means which consent is the venue's mapping (producers/adapters/consent.py).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from producers.adapters.base import Adapter, AuthRejected, PayloadRejected, SourceEvent, dig
+from producers.adapters.base import Adapter, AuthRejected, OptIn, PayloadRejected, SourceEvent, dig
 
 SIGNATURE_HEADER = "x-ha-signature"
 MEANS = {"Card": "card", "Sepa": "direct_debit", "Check": "cheque", "Cash": "cash", "BankTransfer": "transfer"}
@@ -57,6 +62,21 @@ class HelloAsso(Adapter):
         if kind == "Payment" and data.get("state") == "Refunded":
             return [_refunded(data)]
         return []
+
+    def opt_ins(self, body: bytes) -> list[OptIn]:
+        note = json.loads(body)
+        data = note.get("data") or {}
+        if note.get("eventType") != "Order":
+            return []
+        customer, seen, out = _customer(dig(data, "payer", default={})), set(), []
+        for item in dig(data, "items", default=[]):
+            for field in dig(item, "customFields", default=[]):
+                name = str(dig(field, "name", default=""))
+                if name and name not in seen:
+                    seen.add(name)
+                    out.append(OptIn(name, dig(field, "answer", default=""), customer, dig(data, "date"),
+                                     f"order:{dig(data, 'id', default='')}"))
+        return out
 
 
 def _customer(payer: Any) -> dict[str, Any]:

@@ -11,7 +11,14 @@ them against a real notification when onboarding a SecuTix venue. Mapping:
 * ``ORDER_CLOSED`` -> one ``ticket.order_placed`` per performance of the order (items grouped by
   performance; amount in minor units); key ``order:<orderId>:<performanceId>:closed``;
 * ``ACCESS_CONTROL`` -> one ``attendance.ticket_scanned`` per scan; key
-  ``scan:<barcode>:<scanDate>:<result>``.
+  ``scan:<barcode>:<scanDate>:<result>``;
+* ``CONTACT_UPDATED`` -> no event of its own: it carries the contact's opt-ins.
+
+Opt-ins (:meth:`SecuTix.opt_ins`): the contact's ``optIns`` (SecuTix's own newsletters and the
+"promoter opt-ins" it collects on behalf of partners: ``{code, label, value, date}``), on a closed
+order's contact or a ``CONTACT_UPDATED``; the question is the opt-in ``code``; a revoked opt-in
+arrives as ``value: false`` (the withdrawal path). Mapped by the venue's configuration
+(producers/adapters/consent.py).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from producers.adapters.base import Adapter, PayloadRejected, SourceEvent, check_basic_or_api_key, dig
+from producers.adapters.base import Adapter, OptIn, PayloadRejected, SourceEvent, check_basic_or_api_key, dig
 
 CHANNELS = {"INTERNET": "web", "BOX_OFFICE": "box_office", "CALL_CENTER": "phone", "RESELLER": "reseller",
             "MOBILE": "mobile_app", "GROUP": "group_sales"}
@@ -54,7 +61,27 @@ class SecuTix(Adapter):
             return _order_closed(dig(note, "order", default={}))
         if kind == "ACCESS_CONTROL":
             return [_scan(s) for s in dig(note, "scans", default=[])]
-        raise PayloadRejected("notificationType must be ORDER_CLOSED or ACCESS_CONTROL")
+        if kind == "CONTACT_UPDATED":
+            if not isinstance(dig(note, "contact"), dict):
+                raise PayloadRejected("CONTACT_UPDATED without a contact")
+            return []
+        raise PayloadRejected("notificationType must be ORDER_CLOSED, ACCESS_CONTROL or CONTACT_UPDATED")
+
+    def opt_ins(self, body: bytes) -> list[OptIn]:
+        note = json.loads(body)
+        kind = dig(note, "notificationType")
+        if kind == "ORDER_CLOSED":
+            contact, key, at = dig(note, "order", "contact", default={}), f"order:{dig(note, 'order', 'orderId')}", \
+                dig(note, "order", "closingDate")
+        elif kind == "CONTACT_UPDATED":
+            contact = dig(note, "contact", default={})
+            key, at = f"contact:{dig(contact, 'contactNumber', default='')}", dig(contact, "modificationDate")
+        else:
+            return []
+        customer = _contact(contact)
+        return [OptIn(str(dig(o, "code", default="")), dig(o, "value", default=""), customer,
+                      dig(o, "date") or at, f"{key}:{dig(o, 'date') or at}")
+                for o in dig(contact, "optIns", default=[]) if dig(o, "code")]
 
 
 def _text(value: Any) -> Any:
@@ -69,11 +96,14 @@ def _minor(amount: Any) -> Any:
         return amount  # left for schema validation to reject, with its field path
 
 
-def _order_closed(order: dict[str, Any]) -> list[SourceEvent]:
-    contact = dig(order, "contact", default={})
-    customer = {k: v for k, v in {
+def _contact(contact: Any) -> dict[str, Any]:
+    return {k: v for k, v in {
         "customer_id": str(dig(contact, "contactNumber", default="")) or None, "email": dig(contact, "email"),
         "postal_code": dig(contact, "zipCode"), "country_code": dig(contact, "countryCode")}.items() if v}
+
+
+def _order_closed(order: dict[str, Any]) -> list[SourceEvent]:
+    customer = _contact(dig(order, "contact", default={}))
     by_performance: dict[str, list[dict[str, Any]]] = {}
     for item in dig(order, "items", default=[]):
         by_performance.setdefault(str(dig(item, "performanceId", default="")), []).append(item)

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from core import metrics
 from core.settings import Settings
 from core.venues import Venue, load_venues
+from producers.adapters.consent import ConsentSources, load_consent_sources
 from producers.delivery import Delivery
 from producers.gateway import collector, events, openapi, sources
 from producers.ingest import use_registry
@@ -54,6 +55,7 @@ class Gateway:
     _delivery: Delivery | None = None
     _ledger: WebhookLedger | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    consent: ConsentSources = field(default_factory=ConsentSources)
 
     @property
     def delivery(self) -> Delivery:
@@ -88,6 +90,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
     gw = Gateway(settings, venues, settings.require_subject_key(), settings.data_dir / "gateway",
                  producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s,
                                            auth=settings.kafka_auth()))
+    gw.consent = load_consent_sources(settings.consent_sources_file)
     metrics.declare_venues(venues, settings.venue_silence_hours)
 
     @asynccontextmanager

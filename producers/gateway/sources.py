@@ -6,7 +6,10 @@ source does it (HMAC, Basic, API key — the reason, never a secret); then repla
 the vendor's delivery id (or the body's SHA-256 when the vendor sends none): a known delivery is
 answered 202 again with its first answer (``already_accepted``) and produces nothing. 422: the
 payload is not one the adapter understands, or a mapped event does not fit the catalogue —
-nothing of the delivery is written.
+nothing of the delivery is written; 422 ``unmapped_question`` (``detail`` in French,
+``detail_en``): the delivery carries an opt-in question the venue's consent mapping neither
+maps nor ignores (producers/adapters/consent.py) — nothing written either. Consent events from
+the delivery's opt-ins come before its other events (same person, same partition: applied first).
 202 ``{event_ids}`` once durable (Kafka or spool); 200 with no event for a notification the
 catalogue has no use for. Each event's Kafka header ``auth`` says how it was authenticated.
 """
@@ -23,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from producers.adapters import PUSH, AuthRejected, PayloadRejected
+from producers.adapters.consent import UnmappedQuestion, consent_events
 from producers.gateway.events import deliver, replayed
 from producers.gateway.http import answer, problem, read_body
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
@@ -66,8 +70,11 @@ async def post_source(request: Request) -> Response:
             return replayed(venue_id, earlier)
         try:
             mapped = adapter.events(body)
+            mapped = consent_events(source, adapter.opt_ins(body), gw.consent.mapping(venue_id, source)) + mapped
         except PayloadRejected as exc:
             return problem(422, "unsupported_payload", str(exc), venue_id)
+        except UnmappedQuestion as exc:
+            return problem(422, "unmapped_question", exc.fr, venue_id, detail_en=exc.en, questions=exc.questions)
         records: list[Prepared] = []
         errors: list[dict[str, Any]] = []
         for index, ev in enumerate(mapped):
