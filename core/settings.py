@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     worker_id: str = Field("techne-worker", description="Faust app id: the worker group and its table topics.")
     consent_ttl_days: dict[str, int] = Field(
         default_factory=dict, description="Consent lifetime per purpose in days (default 395, i.e. 13 months).")
+    consent_expiry_scan_s: float = Field(
+        3600.0, gt=0, le=86_400, description="How often the worker looks for lapsed consents to erase (<= 1 day).")
     poison_window: int = Field(1000, ge=10, description="Messages over which the invalid share is measured.")
     poison_threshold: float = Field(0.5, gt=0, le=1, description="Invalid share that stops the worker (and a sink).")
 

@@ -14,7 +14,8 @@ replay after a crash re-emits the same records, which sinks deduplicate by ``eve
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import faust
 
@@ -25,12 +26,23 @@ from core.settings import Settings
 from core.topics import raw_topic
 from core.venues import load_venues
 from schemas.agreements import Agreement, load_agreements
-from schemas.models import Purpose
+from schemas.models import CONSENT, Purpose
 from schemas.registry_client import catalogue_for
 from streams.faust_config import faust_settings
 from streams.processor import Processor
+from streams.steps.expiry import AUTH as EXPIRY_AUTH
+from streams.steps.expiry import lapsed
 
 log = logging.getLogger("techne.worker")
+
+
+def header_value(headers: object, name: str) -> str | None:
+    """One Kafka header as text (Faust gives a list of pairs or a mapping), None if absent."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    for key, value in pairs:  # type: ignore[attr-defined]
+        if key == name:
+            return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return None
 
 
 def build_processor(settings: Settings, agreements: list[Agreement]) -> Processor:
@@ -45,12 +57,14 @@ def build_processor(settings: Settings, agreements: list[Agreement]) -> Processo
 
 
 def create_app(settings: Settings, agreements: list[Agreement] | None = None,
-               venues: list[str] | None = None) -> faust.App:
-    """Build the worker app from validated settings, agreements and the venue list."""
+               venues: list[str] | None = None, clock: Callable[[], datetime] | None = None) -> faust.App:
+    """Build the worker app from validated settings, agreements and the venue list; ``clock``
+    (default: the wall clock, UTC) is what the consent-expiry scan calls "now"."""
     venues = venues or sorted(load_venues(settings.venues_file))
     if agreements is None:
         agreements = load_agreements(settings.agreements_dir, set(venues))
     processor = build_processor(settings, agreements)
+    now = clock or (lambda: datetime.now(UTC))
     guard = InvalidRateGuard(settings.poison_window, settings.poison_threshold)
     app = faust.App(
         settings.worker_id,
@@ -69,7 +83,8 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     async def process(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            result = processor.handle(message.value, message.key, message.topic, ledger.get)
+            result = processor.handle(message.value, message.key, message.topic, ledger.get,
+                                      header_value(message.headers, "auth"))
             if result.ledger_update is not None:
                 ledger[message.key.decode()] = result.ledger_update
             for out in result.outputs:  # straight to Faust's producer, flushed by Faust before each commit
@@ -80,5 +95,15 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
                 log.critical("%s", exc)
                 await app.crash(exc)
                 return
+
+    @app.timer(interval=settings.consent_expiry_scan_s)  # type: ignore[untyped-decorator]
+    async def expire_consents() -> None:
+        """Feed lapsed grants back as ``consent.expired`` events (streams/steps/expiry.py)."""
+        at = now()
+        for key, entry in list(ledger.items()):
+            for venue, record in lapsed(str(key), entry or {}, at, processor.ttls):
+                headers = [("event_id", record["event_id"].encode()), ("auth", EXPIRY_AUTH.encode())]
+                await app.producer.send(raw_topic(venue), str(key).encode(),
+                                        processor.catalogue.encode(CONSENT, record), None, None, headers)
 
     return app

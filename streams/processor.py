@@ -54,9 +54,12 @@ class Result:
 
 def decision(record: Mapping[str, Any], outcome: str, reason: str, *, agreement_id: str | None = None,
              partner: str | None = None, purpose: str | None = None, command_id: str | None = None,
-             decided_at: str | None = None) -> dict[str, Any]:
+             decided_at: str | None = None, auth: str | None = None) -> dict[str, Any]:
     """One audit line: what was decided for which event, why, for whom. No identifiers.
-    ``command_id`` links an ``erasure_requested`` line to the sink's ``erased`` line."""
+    ``command_id`` links an ``erasure_requested`` line to the sink's ``erased`` line; ``auth`` says
+    how the event's source authenticated (its ``auth`` header: ``standard-webhooks``,
+    ``hmac-sha256:x-ha-signature``, ``basic``, ``api-key:x-api-key``, ``poll:<source>:…``,
+    ``csv-import``, ``site-key:…``, ``preference-centre:signed-link``)."""
     line: dict[str, Any] = {
         "event_id": str(record.get("event_id", "")), "venue_id": record.get("venue_id"),
         "event_type": record.get("event_type"), "outcome": outcome, "reason": reason,
@@ -65,6 +68,8 @@ def decision(record: Mapping[str, Any], outcome: str, reason: str, *, agreement_
     }
     if command_id is not None:
         line["command_id"] = command_id
+    if auth is not None:
+        line["auth"] = auth
     return line
 
 
@@ -99,7 +104,7 @@ class Processor:
         self.ttls = dict(ttls or {})
 
     def handle(self, value: bytes, key: bytes | None, source_topic: str,
-               ledger_get: Callable[[str], LedgerEntry | None]) -> Result:
+               ledger_get: Callable[[str], LedgerEntry | None], auth: str | None = None) -> Result:
         subject = key.decode() if isinstance(key, bytes) else str(key)
         try:
             name, record = self.catalogue.decode(value)
@@ -108,11 +113,11 @@ class Processor:
         event_type = str(record.get("event_type", ""))
         metrics.STREAM_EVENTS.labels(event_type=event_type).inc()
         if event_type.startswith("consent.") or event_type in ERASURE_REQUEST_TYPES:
-            return self._consent(record, subject, ledger_get)
+            return self._consent(record, subject, ledger_get, auth)
         if not shareable(name, event_type):
             # a valid event of a type no agreement can share (web, most campaign events, …): not a
             # failure, so not a dead letter (it must not count towards the poison-flood guard)
-            return Result([audit_line(record, "no_agreement", "type_not_shareable")])
+            return Result([audit_line(record, "no_agreement", "type_not_shareable", auth=auth)])
         try:
             decisions = route(record, self.agreements, ledger_get(subject), key_version=self.key_version,
                               key=self.key, ttls=self.ttls)
@@ -132,17 +137,18 @@ class Processor:
             elif d.outcome == "dropped":
                 metrics.CONSENT_DROPS.labels(partner=d.partner, purpose=d.purpose).inc()
             lines.append(decision(record, d.outcome, d.reason, agreement_id=d.agreement_id, partner=d.partner,
-                                  purpose=d.purpose, decided_at=decided_at))
+                                  purpose=d.purpose, decided_at=decided_at, auth=auth))
         outputs.append(audit_record(record, lines))
         return Result(outputs)
 
     def _consent(self, record: dict[str, Any], subject: str,
-                 ledger_get: Callable[[str], LedgerEntry | None]) -> Result:
+                 ledger_get: Callable[[str], LedgerEntry | None], auth: str | None = None) -> Result:
         previous = ledger_get(subject)
         entry, changed = apply_consent(previous, record)
         purpose = str(record.get("purpose") or "*")
         metrics.CONSENT_UPDATES.labels(purpose=purpose, outcome="applied" if changed else "stale").inc()
-        lines = [decision(record, "consent_recorded", "applied" if changed else "stale", purpose=purpose)]
+        outcome = "consent_expired" if record.get("event_type") == "consent.expired" else "consent_recorded"
+        lines = [decision(record, outcome, "applied" if changed else "stale", purpose=purpose, auth=auth)]
         outputs: list[Output] = []
         if changed:
             for topic, command in erasure_commands(previous, record, self.agreements, keys=self.keys,
@@ -150,7 +156,7 @@ class Processor:
                 outputs.append(Output(topic, command["subject_pseudonym"].encode(),
                                       self.catalogue.encode(ERASURE_COMMAND, command)))
                 lines.append(decision(record, "erasure_requested", command["reason"], partner=command["partner"],
-                                      purpose=purpose, command_id=command["command_id"]))
+                                      purpose=purpose, command_id=command["command_id"], auth=auth))
                 metrics.ERASURES_ISSUED.labels(partner=command["partner"], reason=command["reason"]).inc()
         outputs.append(audit_record(record, lines))
         return Result(outputs, ledger_update=entry if changed else None)

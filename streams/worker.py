@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 import faust
 
@@ -16,14 +18,14 @@ from streams.app import create_app
 from streams.faust_config import quiet_logging
 
 
-def run_worker(settings: Settings, loglevel: str = "WARN") -> None:
-    """Blocks until the worker is stopped (SIGTERM / Ctrl-C)."""
+def run_worker(settings: Settings, loglevel: str = "WARN", clock: Callable[[], datetime] | None = None) -> None:
+    """Blocks until the worker is stopped (SIGTERM / Ctrl-C); ``clock``: see :func:`create_app`."""
     venues = sorted(load_venues(settings.venues_file))
     agreements = load_agreements(settings.agreements_dir, set(venues))
     asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions))
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = create_app(settings, agreements, venues)
+    app = create_app(settings, agreements, venues, clock)
     metrics.serve(settings.metrics_port, settings.metrics_host)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     quiet_logging(logging.getLevelName(loglevel.upper().replace("WARN", "WARNING").replace("WARNINGING", "WARNING")))

@@ -3,7 +3,12 @@
 A ledger entry is the JSON-able state of one subject at one venue::
 
     {purpose: {"granted": bool, "at": <event time, µs since epoch>,
-               "recipients": [partner ids], "version": <recipient list version>}}
+               "recipients": [partner ids], "version": <recipient list version>,
+               "venue": <venue id>, "subject": <identifier>}}   # the last two while granted only
+
+``venue`` and ``subject`` (the person's identifier, :func:`core.identity.subject_identifier`) are
+kept only while a grant stands: what the expiry scan (expiry.py) needs to issue the lapsed
+consent's erasure commands. A withdrawal, an expiry or an erasure request drops them.
 
 :func:`apply_consent` folds a consent event into an entry, resolving out-of-order delivery by
 event time (``occurred_at``): an older event never overrides a newer one. :func:`decide` is
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.identity import subject_identifier
 from schemas.models import Purpose
 
 LedgerEntry = dict[str, dict[str, Any]]
@@ -46,12 +52,16 @@ def apply_consent(entry: LedgerEntry | None, event: dict[str, Any]) -> tuple[Led
     previous = current.get(purpose)
     if previous is not None and int(previous["at"]) > at:
         return current, False  # stale: a newer decision is already recorded
+    granted = event["event_type"] == "consent.granted"
     current[purpose] = {
-        "granted": event["event_type"] == "consent.granted",
+        "granted": granted,
         "at": at,
         "recipients": sorted(set(event.get("recipients") or [])),
         "version": event.get("recipient_list_version", ""),
     }
+    identifier = subject_identifier(event.get("subject") or {}, str(event.get("venue_id", ""))) if granted else None
+    if identifier is not None:
+        current[purpose].update(venue=str(event["venue_id"]), subject=identifier)
     return current, True
 
 
