@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from core.errors import TechneError
+from core.errors import PoisonFlood as PoisonFlood  # defined with the whole tree
 
 STAGE, REASON, DETAIL = "techne-stage", "techne-reason", "techne-detail"
 SOURCE_TOPIC, FAILED_AT = "techne-source-topic", "techne-failed-at"
@@ -37,9 +37,6 @@ def letter_headers(stage: str, reason: str, detail: str, source_topic: str, *, f
         headers += [(SOURCE_PARTITION, str(partition).encode()), (SOURCE_OFFSET, str(offset).encode())]
     return headers
 
-
-class PoisonFlood(TechneError):
-    """Too large a share of recent messages was invalid: stop instead of emptying a topic into the DLQ."""
 
 
 @dataclass

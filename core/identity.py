@@ -11,6 +11,29 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+import phonenumbers
+
+DEFAULT_PHONE_REGION = "FR"
+
+
+def normalize_email(value: str) -> str:
+    """The one normalization of an e-mail address: trimmed and lower-cased."""
+    return value.strip().lower()
+
+
+def normalize_phone(value: str | None, region: str = DEFAULT_PHONE_REGION) -> str | None:
+    """E.164 (``+33612345678``; numbers without a country code read in ``region``), or None when
+    ``value`` is not a valid phone number."""
+    if not value:
+        return None
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
 
 def keyed_digest(key: bytes, domain: str, value: str) -> str:
     """Hex HMAC-SHA256 of ``value`` under ``key``, separated by ``domain``."""
@@ -23,7 +46,7 @@ def subject_identifier(subject: Mapping[str, Any], venue_id: str) -> str | None:
     within that venue). ``None`` if there is none of them."""
     email = subject.get("email")
     if email:
-        return "email:" + str(email).strip().lower()
+        return "email:" + normalize_email(str(email))
     phone = subject.get("phone")
     if phone:
         return "phone:" + str(phone).replace(" ", "")

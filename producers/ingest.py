@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from core.errors import InvalidMessage, TechneError
+from core.errors import EventRejected as EventRejected  # defined with the whole tree
+from core.errors import InvalidMessage
 from core.identity import subject_ref
 from core.topics import raw_topic
 from schemas import CATALOGUE, Catalogue
@@ -38,13 +39,6 @@ def derived_event_id(venue_id: str, *parts: str) -> uuid.UUID:
     """Deterministic event id of something a sender may deliver again (webhook id, vendor ids)."""
     return uuid.uuid5(EVENT_ID_NAMESPACE, ":".join((venue_id, *parts)))
 
-
-class EventRejected(TechneError):
-    """The event does not match its schema; ``errors`` lists ``{field, message}`` (no values)."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True, slots=True)

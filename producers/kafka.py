@@ -17,12 +17,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from core.errors import TechneError
+from core.errors import ProduceFailed as ProduceFailed  # defined with the whole tree
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
-
-
-class ProduceFailed(TechneError):
-    """Kafka did not acknowledge a write in time; the caller must not report success."""
 
 
 class EventProducer:

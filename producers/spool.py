@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import TechneError
+from core.errors import SpoolFull as SpoolFull  # defined with the whole tree
 from producers.ingest import Prepared
 
 Watermarks = dict[tuple[str, int], int]
@@ -42,9 +42,6 @@ CREATE TABLE IF NOT EXISTS watermarks (
     PRIMARY KEY (topic, partition));
 """
 
-
-class SpoolFull(TechneError):
-    """The spool holds ``max_events`` entries: the caller answers 503 with ``Retry-After``."""
 
 
 @dataclass(frozen=True, slots=True)

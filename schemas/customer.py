@@ -17,10 +17,9 @@ from __future__ import annotations
 import datetime
 from typing import Annotated
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DEFAULT_PHONE_REGION = "FR"
+from core.identity import normalize_email, normalize_phone
 
 
 class OptionalCustomer(BaseModel):
@@ -44,20 +43,17 @@ class OptionalCustomer(BaseModel):
     @field_validator("email")
     @classmethod
     def _lower(cls, v: str | None) -> str | None:
-        return v.lower() if v else v
+        return normalize_email(v) if v else v
 
     @field_validator("phone")
     @classmethod
     def _e164(cls, v: str | None) -> str | None:
         if not v:
             return v
-        try:
-            number = phonenumbers.parse(v, DEFAULT_PHONE_REGION)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"not a phone number: {exc}") from exc
-        if not phonenumbers.is_valid_number(number):
+        e164 = normalize_phone(v)
+        if e164 is None:
             raise ValueError("not a valid phone number")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164
 
 
 class Customer(OptionalCustomer):

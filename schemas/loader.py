@@ -21,14 +21,11 @@ from typing import Any
 
 from fastavro.schema import to_parsing_canonical_form
 
-from core.errors import ConfigError
+from core.errors import ManifestError as ManifestError  # defined with the whole tree
 
 SCHEMA_DIR = Path(__file__).parent / "avro"
 MANIFEST = Path(__file__).parent / "manifest.json"
 
-
-class ManifestError(ConfigError):
-    """The manifest or a schema file is missing, malformed or inconsistent."""
 
 
 @dataclass(frozen=True)

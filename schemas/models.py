@@ -160,10 +160,3 @@ def to_record(event: EventIn, *, venue_id: str, received_at: datetime,
         if key not in _VENUE_OWNED:
             record[key] = [str(v) for v in value] if key == "recipients" else _utc(value)
     return name, record
-
-
-def literal_types(model: type[EventIn]) -> tuple[str, ...]:
-    """The event types a model accepts (its ``type`` literal)."""
-    annotation = model.model_fields["type"].annotation
-    return tuple(getattr(annotation, "__args__", ()))
-

@@ -116,9 +116,3 @@ def privacy_tags(schema_name: str, *, leaves_only: bool = True) -> dict[str, str
     from schemas.codec import CATALOGUE
 
     return tags_of(CATALOGUE.entry(schema_name).raw, leaves_only=leaves_only)
-
-
-def identifying_fields(schema_name: str) -> list[str]:
-    """Paths of the fields tagged ``direct``, ``quasi`` or ``free_text`` (what must never reach a
-    partner unless pseudonymized or explicitly allowed)."""
-    return [p for p, t in privacy_tags(schema_name).items() if t in IDENTIFYING]

@@ -20,17 +20,9 @@ from typing import Any
 
 import httpx
 
-from core.errors import TechneError
+from core.errors import RegistryError as RegistryError  # defined with the whole tree
 from schemas.codec import CATALOGUE, Catalogue, SchemaEntry
 from schemas.registry_api import MEDIA_TYPE, schema_text
-
-
-class RegistryError(TechneError):
-    """The registry refused a request or could not be reached."""
-
-    def __init__(self, message: str, status: int = 0, error_code: int = 0) -> None:
-        super().__init__(message)
-        self.status, self.error_code = status, error_code
 
 
 def record_name_subject(entry: SchemaEntry) -> str:

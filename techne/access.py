@@ -52,16 +52,14 @@ from confluent_kafka.admin import (
 )
 from pydantic import SecretStr
 
-from core.errors import ConfigError, TechneError
+from core.errors import AccessError as AccessError  # defined with the whole tree
+from core.errors import ConfigError
 from core.kafka_auth import KafkaAuth, confluent_config
 from core.topics import PARTNER_STREAMS, raw_topic
 
 ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 SCRAM_ITERATIONS = 8192
 
-
-class AccessError(TechneError):
-    """The broker refused or failed an access-management request."""
 
 
 def _check_id(kind: str, value: str) -> str:

@@ -8,13 +8,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click.core import Context as ClickContext
+from typer.core import TyperGroup
 
-from core.errors import TechneError
+from core.errors import Refused, TechneError, Unavailable
 from insights import cli as insights_cli
 from techne import dataspace_cli
 
+
+class _OneErrorHandler(TyperGroup):
+    """Every command's :class:`TechneError` becomes one line on stderr: exit 1 when the cause is
+    transient (:class:`~core.errors.Unavailable`: retry later), else exit 2 (refused: fix the input)."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TechneError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1 if isinstance(exc, Unavailable) else 2) from None
+
+
 app = typer.Typer(help="Techné audience bus: consent-filtered, pseudonymized venue events for partners.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=_OneErrorHandler)
 local_app = typer.Typer(help="Start/stop the embedded local Kafka broker (real Apache Kafka, KRaft).",
                         no_args_is_help=True)
 app.add_typer(local_app, name="local")
@@ -37,11 +52,6 @@ def _settings(data_dir: Path | None = None, bootstrap: str | None = None, **extr
     return Settings(**overrides)
 
 
-def _fail(exc: Exception) -> None:
-    typer.secho(f"error: {exc}", fg="red", err=True)
-    raise typer.Exit(2)
-
-
 @local_app.command("up")
 def local_up(data_dir: DataDir = None,
              sasl: Annotated[bool, typer.Option("--sasl", help="SASL/SCRAM + ACLs, deny by default (own state dir).")]
@@ -52,10 +62,7 @@ def local_up(data_dir: DataDir = None,
     settings = _settings(data_dir)
     broker = LocalKafka(settings.data_dir / ("kafka-sasl" if sasl else "kafka"), partitions=settings.partitions,
                         sasl=sasl)
-    try:
-        bootstrap = broker.start()
-    except TechneError as exc:
-        _fail(exc)
+    bootstrap = broker.start()
     broker.proc = None  # leave it running detached; `techne local down` stops it
     typer.echo(bootstrap)
     if sasl:
@@ -80,10 +87,7 @@ def gateway(bootstrap: Bootstrap = None, host: str = "127.0.0.1", port: int = 80
 
     from producers.gateway import create_app
 
-    try:
-        asgi = create_app(_settings(bootstrap=bootstrap))
-    except TechneError as exc:
-        _fail(exc)
+    asgi = create_app(_settings(bootstrap=bootstrap))
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -92,10 +96,7 @@ def worker(bootstrap: Bootstrap = None, data_dir: DataDir = None, loglevel: str 
     """Run the stream worker: consent ledger, consent filter, pseudonymization, routing."""
     from streams.worker import run_worker
 
-    try:
-        run_worker(_settings(data_dir, bootstrap), loglevel=loglevel)
-    except TechneError as exc:
-        _fail(exc)
+    run_worker(_settings(data_dir, bootstrap), loglevel=loglevel)
 
 
 @app.command()
@@ -106,15 +107,12 @@ def sink(partner: Annotated[str | None, typer.Option(help="Partner id (its topic
     from sinks.runner import run_audit_process, run_sink_process
 
     if (partner is None) == (not audit):
-        _fail(TechneError("give exactly one of --partner P or --audit"))
-    try:
-        if audit:
-            run_audit_process(_settings(data_dir, bootstrap))
-        else:
-            assert partner is not None
-            run_sink_process(_settings(data_dir, bootstrap), partner)
-    except TechneError as exc:
-        _fail(exc)
+        raise Refused("give exactly one of --partner P or --audit")
+    if audit:
+        run_audit_process(_settings(data_dir, bootstrap))
+    else:
+        assert partner is not None
+        run_sink_process(_settings(data_dir, bootstrap), partner)
 
 
 @app.command()
@@ -125,10 +123,7 @@ def query(sql: Annotated[str, typer.Argument(help="SQL to run on the partner's d
     """Run SQL on one partner's embedded store and print the rows."""
     from sinks.runner import query_store
 
-    try:
-        typer.echo(query_store(_settings(data_dir), partner, sql, fmt), nl=False)
-    except TechneError as exc:
-        _fail(exc)
+    typer.echo(query_store(_settings(data_dir), partner, sql, fmt), nl=False)
 
 
 agreements_app = typer.Typer(help="Data-sharing agreements: validate and explain them.", no_args_is_help=True)
@@ -146,12 +141,8 @@ def agreements_check(path: Annotated[Path | None, typer.Argument(help="Agreement
     from streams.summary import summarize
 
     settings = _settings()
-    try:
-        venues = load_venues(settings.venues_file)
-        agreements = load_agreements(path or settings.agreements_dir, set(venues))
-    except TechneError as exc:
-        _fail(exc)
-        return
+    venues = load_venues(settings.venues_file)
+    agreements = load_agreements(path or settings.agreements_dir, set(venues))
     names = {v.id: v.name for v in venues.values()}
     for language in (["fr", "en"] if lang == "both" else [lang]):
         typer.echo(summarize(agreements, names, language))
@@ -227,22 +218,14 @@ def _print_issued(kind: str, name: str, issued: Any, groups: str | None = None) 
 def partner_onboard(partner: str, bootstrap: Bootstrap = None, rotate: Rotate = False) -> None:
     """Create partner P's credentials, its topics partner.P.*, and READ/DESCRIBE on topics and groups partner.P.*"""
     settings, access = _access(bootstrap)
-    try:
-        issued = access.onboard_partner(partner, settings.partitions, rotate=rotate)
-    except TechneError as exc:
-        _fail(exc)
-        return
+    issued = access.onboard_partner(partner, settings.partitions, rotate=rotate)
     _print_issued("partner", partner, issued, groups=f"partner.{partner}.*")
 
 
 @partner_app.command("offboard")
 def partner_offboard(partner: str, bootstrap: Bootstrap = None) -> None:
     """Revoke every ACL of partner P and delete its credentials (its topics are kept)."""
-    try:
-        acls, creds = _access(bootstrap)[1].offboard_partner(partner)
-    except TechneError as exc:
-        _fail(exc)
-        return
+    acls, creds = _access(bootstrap)[1].offboard_partner(partner)
     typer.echo(f"partner {partner}: {acls} ACL(s) revoked, credentials {'deleted' if creds else 'absent'}")
 
 
@@ -256,20 +239,16 @@ def partner_sql(partner: Annotated[str | None, typer.Argument(help="Partner id; 
     stdout, e.g. `techne partner sql P | docker compose exec -T clickhouse clickhouse-client -n`."""
     from techne import clickhouse_access as ch
 
-    try:
-        if partner is None:
-            from core.venues import load_venues
-            from schemas.agreements import load_agreements, partners
+    if partner is None:
+        from core.venues import load_venues
+        from schemas.agreements import load_agreements, partners
 
-            settings = _settings()
-            agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
-            typer.echo(ch.roles_sql(partners(agreements)), nl=False)
-            return
-        password = ch.new_password()
-        sql = ch.partner_sql(partner, password)
-    except TechneError as exc:
-        _fail(exc)
+        settings = _settings()
+        agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
+        typer.echo(ch.roles_sql(partners(agreements)), nl=False)
         return
+    password = ch.new_password()
+    sql = ch.partner_sql(partner, password)
     typer.echo(f"user {ch.user_name(partner)} password (shown once): {password}", err=True)
     typer.echo(sql, nl=False)
 
@@ -287,18 +266,15 @@ def lag(bootstrap: Bootstrap = None,
     from techne import lag as lag_
 
     settings = _settings(bootstrap=bootstrap)
-    try:
-        agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
-        groups = lag_.watched_groups(settings.worker_id, partners(agreements))
-        if not serve:
-            typer.echo(lag_.format_table(asyncio.run(lag_.measure_once(settings.bootstrap, settings.kafka_auth(),
-                                                                       groups))))
-            return
-    except TechneError as exc:
-        _fail(exc)
+    agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
+    groups = lag_.watched_groups(settings.worker_id, partners(agreements))
+    if not serve:
+        typer.echo(lag_.format_table(asyncio.run(lag_.measure_once(settings.bootstrap, settings.kafka_auth(),
+                                                                   groups))))
+        return
         return
     if settings.metrics_port is None:
-        _fail(TechneError("--serve needs TECHNE_METRICS_PORT"))
+        raise Refused("--serve needs TECHNE_METRICS_PORT")
     metrics.serve(settings.metrics_port, settings.metrics_host)
     asyncio.run(lag_.serve(lag_.LagMeter(settings.bootstrap, settings.kafka_auth(), groups), interval))
 
@@ -307,22 +283,14 @@ def lag(bootstrap: Bootstrap = None,
 def venue_onboard(venue: str, bootstrap: Bootstrap = None, rotate: Rotate = False) -> None:
     """Create venue V's producer credentials and WRITE/DESCRIBE on raw.V (nothing to read)."""
     settings, access = _access(bootstrap)
-    try:
-        issued = access.onboard_venue(venue, settings.partitions, rotate=rotate)
-    except TechneError as exc:
-        _fail(exc)
-        return
+    issued = access.onboard_venue(venue, settings.partitions, rotate=rotate)
     _print_issued("venue", venue, issued)
 
 
 @venue_app.command("offboard")
 def venue_offboard(venue: str, bootstrap: Bootstrap = None) -> None:
     """Revoke venue V's ACLs and delete its credentials."""
-    try:
-        acls, creds = _access(bootstrap)[1].offboard_venue(venue)
-    except TechneError as exc:
-        _fail(exc)
-        return
+    acls, creds = _access(bootstrap)[1].offboard_venue(venue)
     typer.echo(f"venue {venue}: {acls} ACL(s) revoked, credentials {'deleted' if creds else 'absent'}")
 
 
@@ -344,9 +312,8 @@ def report_sharing(venue: Annotated[str, typer.Option(help="Venue id.")], data_d
     try:
         day = date.fromisoformat(since) if since else None
         rows = audit_rows(_settings(data_dir), report_sql(venue, day))
-    except (TechneError, ValueError) as exc:
-        _fail(exc)
-        return
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
     for language in (["fr", "en"] if lang == "both" else [lang]):
         typer.echo(render(rows, venue, language, day) + "\n")
 
@@ -360,12 +327,8 @@ def demo(events: Annotated[int | None, typer.Option(help="Send N events, wait un
     """Run the whole bus locally with synthetic traffic from the five pilot venues."""
     from techne.demo import print_interrupted, run_demo
 
-    try:
-        summary = run_demo(_settings(data_dir, bootstrap), events=events, external_bootstrap=bootstrap is not None,
-                           rate=rate, seed=seed, verbose=not as_json)
-    except TechneError as exc:
-        _fail(exc)
-        return
+    summary = run_demo(_settings(data_dir, bootstrap), events=events, external_bootstrap=bootstrap is not None,
+                       rate=rate, seed=seed, verbose=not as_json)
     if "interrupted" in summary and not as_json:
         print_interrupted(summary)
     if as_json:
@@ -391,10 +354,7 @@ def bench_ingest(events: int = 20_000, singles: int = 5_000, concurrency: int = 
     """Gateway batch events/s and single-event requests/s over loopback HTTP vs a bare aiokafka producer."""
     from bench.ingest import main as bench_main
 
-    try:
-        bench_main(events, singles, concurrency, as_json)
-    except TechneError as exc:
-        _fail(exc)
+    bench_main(events, singles, concurrency, as_json)
 
 
 @bench_app.command("e2e")
@@ -411,10 +371,7 @@ def bench_sink(rows: int = 240_000, as_json: Annotated[bool, typer.Option("--jso
     """Partner topic -> chDB rows/s through a real sink process vs a direct chDB bulk insert (baseline)."""
     from bench.sinks import main as bench_main
 
-    try:
-        bench_main(rows, as_json)
-    except TechneError as exc:
-        _fail(exc)
+    bench_main(rows, as_json)
 
 
 @app.command()
@@ -427,11 +384,7 @@ def registry(host: str = "127.0.0.1", port: int = 8081) -> None:
     from schemas.registry_api import create_app
 
     settings = _settings()
-    try:
-        known = partners(load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file))))
-    except TechneError as exc:
-        _fail(exc)
-        return
+    known = partners(load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file))))
     uvicorn.run(create_app(partners=known), host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -454,12 +407,8 @@ def import_csv(file: Annotated[Path, typer.Argument(help="The export (CSV; ; or 
     stopping; re-importing the same file sends nothing again. Exit 1 if some rows were rejected."""
     from producers.csv_import import main as import_main
 
-    try:
-        report = import_main(_settings(data_dir, bootstrap), file, venue, profile, dry_run=dry_run,
-                             errors_out=errors_out, as_json=as_json)
-    except TechneError as exc:
-        _fail(exc)
-        return
+    report = import_main(_settings(data_dir, bootstrap), file, venue, profile, dry_run=dry_run,
+                         errors_out=errors_out, as_json=as_json)
     if report.errors:
         raise typer.Exit(1)
 
@@ -480,12 +429,8 @@ def connector_poll(source: Annotated[str, typer.Argument(help="Poll connector: b
 
     from producers.poll import run
 
-    try:
-        reports = asyncio.run(run(_settings(data_dir, bootstrap), venue, source, base_url, interval=interval,
-                                  once=once))
-    except TechneError as exc:
-        _fail(exc)
-        return
+    reports = asyncio.run(run(_settings(data_dir, bootstrap), venue, source, base_url, interval=interval,
+                              once=once))
     for r in reports:
         typer.echo(json.dumps({"fetched": r.fetched, "sent": r.sent, "rejected": r.rejected}, ensure_ascii=False))
 

@@ -35,15 +35,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from core import metrics
-from core.errors import TechneError
+from core.errors import LagUnavailable as LagUnavailable  # defined with the whole tree
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 
 log = logging.getLogger("techne.lag")
 AUDIT_SINK_GROUP = "techne-audit-sink"  # sinks.consumer.AUDIT_GROUP (tests/unit/test_lag.py keeps them equal)
 
-
-class LagUnavailable(TechneError):
-    """The broker did not answer an offsets request."""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from core.errors import TechneError
+from core.errors import LocalKafkaError as LocalKafkaError  # defined with the whole tree
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 from core.settings import REPO_ROOT
 
@@ -51,9 +51,6 @@ ADMIN_USER = "techne-admin"
 CONTROLLER_USER = "controller"
 SCRAM_ITERATIONS = 8192
 
-
-class LocalKafkaError(TechneError):
-    """The local broker could not be fetched, formatted or started."""
 
 
 def cache_dir() -> Path:

@@ -22,12 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from core.errors import TechneError
+from core.errors import ServiceFailed as ServiceFailed  # defined with the whole tree
 from techne.local import free_port
-
-
-class ServiceFailed(TechneError):
-    """A child process exited or did not become ready."""
 
 
 def generate_secrets(venue_ids: list[str]) -> dict[str, str]:

@@ -24,15 +24,8 @@ from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
-from core.errors import TechneError
-
-
-class AuthRejected(TechneError):
-    """The delivery is not authenticated for this venue and source (401)."""
-
-
-class PayloadRejected(TechneError):
-    """The delivery is not a payload this adapter understands (422)."""
+from core.errors import AuthRejected as AuthRejected  # defined with the whole tree
+from core.errors import PayloadRejected as PayloadRejected
 
 
 @dataclass(frozen=True)

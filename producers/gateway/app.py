@@ -19,9 +19,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
@@ -54,7 +53,6 @@ class Gateway:
     producer: EventProducer
     _delivery: Delivery | None = None
     _ledger: WebhookLedger | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
     consent: ConsentSources = field(default_factory=ConsentSources)
 
     @property

@@ -19,26 +19,11 @@ from collections.abc import Mapping, Sequence
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from core.errors import TechneError
+from core.errors import SignatureRejected as SignatureRejected  # defined with the whole tree
 
 TOLERANCE_S = 300
-REASONS = {
-    "no_secret": "venue has no active webhook secret",
-    "missing_headers": "missing required headers: webhook-id, webhook-timestamp, webhook-signature",
-    "bad_timestamp": "webhook-timestamp is not a Unix time in seconds",
-    "too_old": "message timestamp too old (5-minute tolerance)",
-    "too_new": "message timestamp too new (5-minute tolerance)",
-    "malformed": "malformed webhook-signature header: expected 'v1,<base64>' entries",
-    "no_match": "no matching signature (wrong secret or body changed)",
-}
+REASONS = SignatureRejected.REASONS
 
-
-class SignatureRejected(TechneError):
-    """The request is not signed by any active secret of the venue; ``code`` is a key of REASONS."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(REASONS[code])
-        self.code = code
 
 
 def _well_formed(signature_header: str) -> bool:

@@ -17,30 +17,9 @@ import ipaddress
 import re
 from datetime import date
 
-import phonenumbers
-
 AGE_BANDS = ((0, 17, "0-17"), (18, 24, "18-24"), (25, 34, "25-34"), (35, 49, "35-49"), (50, 64, "50-64"),
              (65, 200, "65+"))
 _FR_POSTCODE = re.compile(r"^\d{5}$")
-
-
-def normalize_email(value: str | None) -> str | None:
-    if not value or "@" not in value:
-        return None
-    return value.strip().lower()
-
-
-def normalize_phone(value: str | None, region: str = "FR") -> str | None:
-    """E.164 (``+33612345678``) or None when it is not a valid number."""
-    if not value:
-        return None
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def departement(postal_code: str | None) -> str | None:

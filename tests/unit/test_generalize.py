@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.steps.generalize import age_band, departement, device_class, ip_prefix, normalize_phone
+from core.identity import normalize_phone
+from streams.steps.generalize import age_band, departement, device_class, ip_prefix
 
 
 @pytest.mark.parametrize(("raw", "e164"), [
