@@ -2,12 +2,14 @@
 
 :func:`release_from_store` (re)creates the views on an open store, reads the person-level
 views, builds every cell of every available insight (:mod:`insights.cells`) and protects them
-together (:mod:`insights.protect`). :func:`compute` does that for a partner named in the
-agreements: it refuses a partner without an agreement for :data:`insights.PURPOSE`, takes
-``k`` as the largest ``min_cell_size`` of those agreements (the strictest wins: cells mix the
-rows of several agreements), and opens the partner's store the way ``techne query`` does
-(embedded chDB, so it fails with ``StoreLocked`` while that partner's sink runs; or the
-ClickHouse server when ``TECHNE_CLICKHOUSE_URL`` is set).
+together (:mod:`insights.protect`); :func:`release_from_reader` builds the same release through
+the read-only path (:mod:`sinks.reader`: no view is created, the person-level views are inlined
+as a ``WITH`` clause). :func:`compute` does that for a partner named in the agreements: it
+refuses a partner without an agreement for :data:`insights.PURPOSE`, takes ``k`` as the largest
+``min_cell_size`` of those agreements (the strictest wins: cells mix the rows of several
+agreements), and reads the partner's store through the one read path (also while its sink
+runs); with ``then`` (``techne insights publish``, which writes) it opens the store itself
+(embedded chDB, ``StoreLocked`` while the sink runs, or the ClickHouse server).
 
 Venues whose agreements put their pseudonyms in different domains cannot be compared person by
 person (the same person has two pseudonyms): their overlap cells are left out and the release
@@ -29,6 +31,7 @@ from insights.protect import Protected, protect
 from schemas.agreements import Agreement, load_agreements
 from sinks.base import Store
 from sinks.ddl import database_name, quote
+from sinks.reader import Reader
 
 
 @dataclass
@@ -75,22 +78,45 @@ def _select(store: Store, database: str, view: str, columns: str) -> list[tuple[
     return store.query(f"SELECT {columns} FROM {database}.{view}")  # noqa: S608 (fixed names)
 
 
+Select = Callable[[str, str], list[tuple[Any, ...]]]
+"""``select(view, columns)``: rows of a person-level view."""
+
+
 def release_from_store(store: Store, partner: str, k: int,
                        comparable: Callable[[str, str], bool] = lambda a, b: True) -> Release:
-    """Build and protect the whole release from the partner's open store (see module doc)."""
+    """(Re)create the views on the partner's open store, then build and protect the release."""
     database = database_name(partner)
     available = views.ensure_views(store, database, k)
     db = quote(database)
+    return _release(lambda view, columns: _select(store, db, view, columns), available, partner, k, comparable)
+
+
+def release_from_reader(reader: Reader, partner: str, k: int,
+                        comparable: Callable[[str, str], bool] = lambda a, b: True) -> Release:
+    """The same release through the read-only path: the views are inlined as a ``WITH`` clause."""
+    database = database_name(partner)
+    available = views.available_columns(reader, database)
+    with_clause = views.ctes(database, available)
+
+    def select(view: str, columns: str) -> list[tuple[Any, ...]]:
+        return reader.query(f"{with_clause} SELECT {columns} FROM {view}")  # noqa: S608 (fixed names)
+
+    return _release(select, available, partner, k, comparable)
+
+
+def _release(select: Select, available: set[str], partner: str, k: int,
+             comparable: Callable[[str, str], bool]) -> Release:
+    """Build and protect the whole release from the person-level views (see module doc)."""
     person = Persons()
     cells, partitions = visits_cells(
-        _select(store, db, "insights_visits", "season, venue_id, person, performances, departement, dept_at"), person)
+        select("insights_visits", "season, venue_id, person, performances, departement, dept_at"), person)
     unavailable = {name: views.missing_for(name, available) for name in INSIGHTS}
     if not unavailable["crossover"]:
-        cells += discipline_cells(_select(store, db, "insights_disciplines", "season, discipline, person"), person)
+        cells += discipline_cells(select("insights_disciplines", "season, discipline, person"), person)
     if not unavailable["lead_time"]:
-        cells += lead_cells(_select(store, db, "insights_lead", "discipline, tariff, person, lead_days"), person)
+        cells += lead_cells(select("insights_lead", "discipline, tariff, person, lead_days"), person)
     if not unavailable["conversion"]:
-        cells += click_cells(_select(store, db, "insights_clicks", "venue_id, campaign_id, person, converted"), person)
+        cells += click_cells(select("insights_clicks", "venue_id, campaign_id, person, converted"), person)
     if unavailable["geography"]:
         cells = [c for c in cells if c.insight != "geography"]
         partitions = [p for p in partitions if not any(child[0] == "geography" for child in p.children)]
@@ -117,6 +143,12 @@ def compute(settings: Settings, partner: str, then: Callable[[Store, Release], N
     """The partner's protected release (see module doc); ``then(store, release)`` runs before the
     store is closed (``techne insights publish`` writes the release there)."""
     k, comparable = partner_terms(load_agreements(settings.agreements_dir), partner)
+    if then is None:  # a read: the one read path, also while the partner's sink runs
+        from sinks.reader import open_reader
+        from sinks.runner import partner_ref
+
+        with open_reader(settings, partner_ref(settings, partner)) as reader:
+            return release_from_reader(reader, partner, k, comparable)
     store = open_partner_store(settings, partner)
     try:
         release = release_from_store(store, partner, k, comparable)

@@ -34,6 +34,7 @@ from collections.abc import Collection
 from insights import PURPOSE
 from sinks.base import Store
 from sinks.ddl import quote
+from sinks.reader import Reader
 from sinks.tables import EMAIL_CLICKS, TICKET_ORDERS
 
 TZ = "Europe/Paris"
@@ -87,9 +88,11 @@ def _k(expr: str, k: int) -> str:
     return f"if({expr} >= {k}, {expr}, NULL)"
 
 
-def person_views(database: str, available: Collection[str]) -> list[tuple[str, str]]:
-    """``(name, CREATE OR REPLACE VIEW ...)`` of the person-level views, in dependency order."""
+def person_views(database: str, available: Collection[str], qualified: bool = True) -> list[tuple[str, str]]:
+    """``(name, SELECT)`` of the person-level views, in dependency order. ``qualified=False``:
+    a view reads the others by their bare name (as common table expressions, see :func:`ctes`)."""
     db = quote(database)
+    ref = f"{db}." if qualified else ""
     c = {name: _col(name, available) for name in OPTIONAL}
     attended = f"coalesce({c['performance_at']}, occurred_at)"
     performance = (f"coalesce({c['performance_id']}, concat(ifNull({c['production']}, ''), '@', "
@@ -104,14 +107,14 @@ WHERE purpose = {_literal(PURPOSE)}"""),
         ("insights_visits", f"""
 SELECT season, venue_id, person, uniqExact(performance) AS performances,
        argMax(dept, ordered_at) AS departement, maxIf(ordered_at, dept IS NOT NULL) AS dept_at
-FROM (SELECT season, venue_id, person, performance, ordered_at, departement AS dept FROM {db}.insights_orders)
+FROM (SELECT season, venue_id, person, performance, ordered_at, departement AS dept FROM {ref}insights_orders)
 GROUP BY season, venue_id, person"""),
         ("insights_disciplines", f"""
-SELECT DISTINCT season, discipline, person FROM {db}.insights_orders WHERE discipline IS NOT NULL"""),
+SELECT DISTINCT season, discipline, person FROM {ref}insights_orders WHERE discipline IS NOT NULL"""),
         ("insights_lead", f"""
 SELECT discipline, tariff, person,
        dateDiff('day', toDate(ordered_at, '{TZ}'), toDate(performance_at, '{TZ}')) AS lead_days
-FROM {db}.insights_orders
+FROM {ref}insights_orders
 WHERE discipline IS NOT NULL AND tariff IS NOT NULL AND performance_at IS NOT NULL AND performance_at >= ordered_at"""),
     ]
     if CLICKS in available:
@@ -120,7 +123,7 @@ SELECT c.venue_id AS venue_id, c.campaign_id AS campaign_id, c.person AS person,
        max(o.ordered_at > c.clicked_at AND o.ordered_at <= c.clicked_at + INTERVAL {CONVERSION_DAYS} DAY) AS converted
 FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudonym AS person, occurred_at AS clicked_at
       FROM {db}.{quote(CLICKS)} FINAL WHERE purpose = {_literal(PURPOSE)} AND campaign_id IS NOT NULL) AS c
-LEFT JOIN {db}.insights_orders AS o ON o.venue_id = c.venue_id AND o.person = c.person
+LEFT JOIN {ref}insights_orders AS o ON o.venue_id = c.venue_id AND o.person = c.person
 GROUP BY c.venue_id, c.campaign_id, c.person"""))
     return views
 
@@ -191,6 +194,13 @@ FROM {db}.insights_clicks GROUP BY venue_id, campaign_id"""))
     return views
 
 
+def ctes(database: str, available: Collection[str]) -> str:
+    """The person-level views as one ``WITH`` clause: what a read-only reader (no ``CREATE
+    VIEW``) puts before ``SELECT ... FROM insights_visits`` (the same SQL as the views)."""
+    return "WITH " + ", ".join(f"{name} AS ({select.strip()})"
+                               for name, select in person_views(database, available, qualified=False))
+
+
 def view_statements(database: str, available: Collection[str], k: int) -> list[tuple[str, str]]:
     """Every ``(name, CREATE OR REPLACE VIEW ...)`` for the partner's database."""
     db = quote(database)
@@ -198,7 +208,7 @@ def view_statements(database: str, available: Collection[str], k: int) -> list[t
             for name, select in [*person_views(database, available), *aggregate_views(database, available, k)]]
 
 
-def available_columns(store: Store, database: str) -> set[str]:
+def available_columns(store: Store | Reader, database: str) -> set[str]:
     """Columns of ``ticket_orders`` in ``database``, plus :data:`CLICKS` if that table exists with
     a ``campaign_id`` column (the partner's agreements share e-mail clicks with their campaign)."""
     rows = store.query("SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",

@@ -98,7 +98,7 @@ class _HttpReader:
         self._client.close()
 
 
-class _SessionReader:
+class SessionReader:
     def __init__(self, session: ReadOnlySession) -> None:
         self._session = session
 
@@ -190,7 +190,7 @@ def open_reader(settings: Settings, ref: StoreRef) -> Iterator[Reader]:
             session = ReadOnlySession(ref.store_dir, ref.database, max_rows=settings.read_max_rows,
                                       timeout_s=settings.read_timeout_s)
             try:
-                yield _SessionReader(session)
+                yield SessionReader(session)
             finally:
                 session.close()
         finally:

@@ -148,7 +148,10 @@ class Processor:
         purpose = str(record.get("purpose") or "*")
         metrics.CONSENT_UPDATES.labels(purpose=purpose, outcome="applied" if changed else "stale").inc()
         outcome = "consent_expired" if record.get("event_type") == "consent.expired" else "consent_recorded"
-        lines = [decision(record, outcome, "applied" if changed else "stale", purpose=purpose, auth=auth)]
+        recorded = decision(record, outcome, "applied" if changed else "stale", purpose=purpose, auth=auth)
+        if isinstance(record.get("received_at"), datetime):  # the console times a withdrawal's stop from it
+            recorded["received_at"] = record["received_at"].isoformat()
+        lines = [recorded]
         outputs: list[Output] = []
         if changed:
             for topic, command in erasure_commands(previous, record, self.agreements, keys=self.keys,

@@ -22,13 +22,15 @@ from hypothesis import strategies as st
 from core.settings import Settings
 from insights import grafana, render, sample
 from insights.cells import FREQUENCY, Cell, CellId, Partition, low_quantile
-from insights.engine import Release, partner_terms, release_from_store
+from insights.engine import Release, partner_terms, release_from_reader, release_from_store
 from insights.protect import Protected
 from insights.publish import publish
 from schemas.agreements import load_agreements
 from sinks.chdb import ChdbStore
 from sinks.erasure import EraseHandler
 from sinks.migrate import ensure_table
+from sinks.read_server import ReadOnlySession
+from sinks.reader import SessionReader
 from sinks.runner import open_store
 from sinks.tables import partner_tables
 from tests.unit.test_insights_protect import check_release
@@ -267,6 +269,23 @@ def test_views_and_engine_agree_with_the_oracle_on_sample_data(store: ChdbStore,
                                                                                              "converted")), 0)
         assert (clicked, converted) == (n if n >= 10 else None, m if m >= 10 else None)
     assert store.query("SELECT count() FROM insights_crossover") != [(0,)]
+
+
+def test_the_read_only_path_gives_the_same_release(store: ChdbStore, env: Settings) -> None:
+    """``release_from_reader`` (views inlined, readonly = 1, no CREATE VIEW) = ``release_from_store``."""
+    orders = sample.orders(persons=200, seed=8, agreement_id=f"dsa-{PARTNER}")
+    reload(store, env, orders, sample.clicks(orders, seed=9))
+    direct = release_from_store(store, PARTNER, 10)
+    session = ReadOnlySession(store.path, PARTNER, max_rows=1_000_000, timeout_s=60)
+    try:
+        read = release_from_reader(SessionReader(session), PARTNER, 10)
+    finally:
+        session.close()
+    def shape(release: Release) -> dict[Any, Any]:  # person ids are interned in read order: compare sizes
+        return {cid: (c.size, c.measures, release.protected.value(cid)) for cid, c in release.protected.cells.items()}
+
+    assert shape(read) == shape(direct) and shape(read)
+    assert read.unavailable == direct.unavailable
 
 
 def test_only_rows_shared_for_cross_venue_analytics_are_read(store: ChdbStore, env: Settings) -> None:
