@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -168,7 +169,8 @@ def build(*, venue: str, venue_name: str, person_ref: str, events: Sequence[Mapp
     }
 
 
-async def consent_events(bootstrap: str, venue: str, person_ref: str, catalogue: Catalogue) -> list[dict[str, Any]]:
+async def consent_events(bootstrap: str, venue: str, person_ref: str, catalogue: Catalogue,
+                         timeout: float = 120.0) -> list[dict[str, Any]]:
     """The person's consent events and erasure requests on ``raw.<venue>`` (their key's partition)."""
     topic = raw_topic(venue)
     parts = (await partitions_of(bootstrap, [topic])).get(topic) or []
@@ -176,14 +178,17 @@ async def consent_events(bootstrap: str, venue: str, person_ref: str, catalogue:
         raise ReceiptError(f"le topic {topic} n'existe pas / topic {topic} does not exist")
     key = person_ref.encode()
     tp = TopicPartition(topic, parts[(murmur2(key) & 0x7FFFFFFF) % len(parts)])
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **env_kwargs())
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                **env_kwargs())
     await consumer.start()
     found = []
     try:
-        consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
-        await consumer.seek_to_beginning(tp)
-        while await consumer.position(tp) < end:
+        consumer.assign([tp])  # no group, no committed offset: reads from the earliest
+        deadline = time.monotonic() + timeout
+        while end and await consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise ReceiptError(f"lecture de {topic} trop lente / reading {topic} timed out ({timeout:.0f} s)")
             for message in (await consumer.getmany(tp, timeout_ms=1000, max_records=5000)).get(tp, []):
                 if message.key != key or message.offset >= end:
                     continue
