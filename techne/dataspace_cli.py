@@ -1,6 +1,8 @@
 """CLI of the data-space forms: ``techne agreements export|import`` and ``techne consent receipt``.
 
-Registered by :func:`register` (one line in :mod:`techne.cli`). Exports print JSON-LD on stdout.
+Registered by :func:`register` (one line in :mod:`techne.cli`, whose error handler turns any other
+:class:`~core.errors.TechneError` into one line: exit 2 refused, 1 unavailable). Exports print
+JSON-LD on stdout.
 An import validates everything first and writes nothing on refusal (exit 2 with every reason);
 on success it writes one YAML file per agreement into the agreements directory, headed by a
 comment listing what the foreign terms said that the YAML cannot keep (also printed on stderr).
@@ -14,8 +16,6 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-
-from core.errors import TechneError
 
 consent_app = typer.Typer(help="Consent: a person's receipt (ISO/IEC TS 27560 layout).", no_args_is_help=True)
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
@@ -51,11 +51,7 @@ def agreements_export(
     from schemas.dataspace import dsp, odrl
 
     settings = _settings()
-    try:
-        agreements = load_agreements(directory or settings.agreements_dir, set(load_venues(settings.venues_file)))
-    except TechneError as exc:
-        _fail(f"error: {exc}")
-        return
+    agreements = load_agreements(directory or settings.agreements_dir, set(load_venues(settings.venues_file)))
     if fmt == "odrl":
         _dump(odrl.document(agreements))
     elif fmt == "dsp-catalog":
@@ -117,9 +113,6 @@ def agreements_import(
     except PolicyRefused as exc:
         _fail("Import refusé / refused:\n" + "\n".join(f"  - {r}" for r in exc.reasons))
         return
-    except TechneError as exc:
-        _fail(f"error: {exc}")
-        return
     problems = []
     for item in imported:
         unknown = sorted(set(item.agreement.provider_venues) - venues)
@@ -158,12 +151,9 @@ def consent_receipt(
 
     if (person_ref is None) == (email is None):
         _fail("error: give --person-ref or --email (one of them)")
-    settings = _settings(data_dir=data_dir)
-    try:
-        ref = person_ref if person_ref is not None else ref_of(settings, venue, str(email))
-        _dump(receipt(settings, venue, ref, lang))
-    except TechneError as exc:
-        _fail(f"error: {exc}")
+    settings = _settings(data_dir=data_dir)  # errors: one line on stderr, exit 2 refused / 1 unavailable
+    ref = person_ref if person_ref is not None else ref_of(settings, venue, str(email))
+    _dump(receipt(settings, venue, ref, lang))
 
 
 def register(app: typer.Typer, agreements_app: typer.Typer) -> None:

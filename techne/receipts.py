@@ -15,10 +15,11 @@ Where it comes from:
 Unlike a receipt whose withdrawal only changes a status, each withdrawal here lists the erasures
 it caused at partners, and whether each partner has done it (``erasedAt``, ``rowsDeleted``).
 
-:func:`build` is pure; :func:`receipt` gathers and builds (the audit store is embedded and
-exclusive: the audit sink must be stopped, as for ``techne report``). :func:`receipt` is what a
-console or preference centre calls; it raises :class:`ReceiptError` (French, then English) for an
-unknown venue or a person without any consent event, and writes nothing.
+:func:`build` is pure; :func:`receipt` gathers and builds (the audit store is read through
+:mod:`sinks.reader`, while the audit sink runs or not). :func:`receipt` is what a console or
+preference centre calls; it raises :class:`ReceiptError` (French, then English) for an unknown venue
+or a person without any consent event, :class:`~core.errors.Unavailable` when Kafka cannot be
+reached, and writes nothing.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from core.errors import TechneError
+from core.errors import Refused, Unavailable
 from core.identity import subject_ref
 from core.kafka_auth import env_kwargs
 from core.settings import Settings
@@ -43,7 +45,8 @@ from core.venues import load_venues
 from schemas.agreements import Agreement, load_agreements
 from schemas.codec import Catalogue
 from schemas.dataspace.profile import partner_iri, venue_iri
-from sinks.runner import open_audit_store
+from sinks.reader import open_reader
+from sinks.runner import audit_ref
 from streams.steps.consent import DEFAULT_TTL, ERASURE_REQUEST_TYPES
 
 SCHEMA_VERSION = "techne-27560-1"
@@ -60,7 +63,7 @@ WITHDRAWAL = {
 }
 
 
-class ReceiptError(TechneError):
+class ReceiptError(Refused):
     """No receipt can be given (unknown venue, no consent recorded for the person)."""
 
 
@@ -104,7 +107,7 @@ def build(*, venue: str, venue_name: str, person_ref: str, events: Sequence[Mapp
     for event in ordered:
         event_id = str(event["event_id"])
         lines = [a for a in audit if a["event_id"] == event_id]
-        recorded = [a for a in lines if a["outcome"] == "consent_recorded"]
+        recorded = [a for a in lines if a["outcome"] in ("consent_recorded", "consent_expired")]
         erasures: dict[str, dict[str, Any]] = {}
         for line in (a for a in lines if a["outcome"] == "erasure_requested" and a.get("command_id")):
             done = erased.get(line["command_id"])
@@ -202,15 +205,16 @@ async def consent_events(bootstrap: str, venue: str, person_ref: str, catalogue:
 
 
 def audit_trail(settings: Settings, event_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Audit lines of ``event_ids`` and the ``erased`` lines of the erasures they requested."""
+    """Audit lines of ``event_ids`` and the ``erased`` lines of the erasures they requested, read
+    through the one read path (:mod:`sinks.reader`: while the audit sink runs, or not)."""
     columns = ("event_id", "outcome", "reason", "partner", "purpose", "toString(decided_at)", "rows_deleted",
                "details")
     sql = (f"SELECT {', '.join(columns)} FROM decisions WHERE event_id IN {{ids:Array(String)}} "  # noqa: S608
            "ORDER BY decided_at, kafka_partition, kafka_offset, kafka_line")
-    with open_audit_store(settings) as store:
+    with open_reader(settings, audit_ref(settings)) as reader:
         def fetch(ids: Sequence[str]) -> list[dict[str, Any]]:
             out = []
-            for row in store.query(sql, {"ids": list(ids)}):
+            for row in reader.query(sql, {"ids": list(ids)}):
                 line = dict(zip(("event_id", "outcome", "reason", "partner", "purpose", "decided_at",
                                  "rows_deleted"), row[:7], strict=True))
                 line["command_id"] = json.loads(row[7]).get("command_id") if row[7] else None
@@ -238,8 +242,11 @@ def receipt(settings: Settings, venue: str, person: str, lang: str = "fr",
     if lang not in WITHDRAWAL:
         raise ReceiptError(f"langue inconnue : {lang} (fr, en) / unknown language: {lang}")
     agreements = load_agreements(settings.agreements_dir, set(venues))
-    events = asyncio.run(consent_events(settings.bootstrap, venue, person,
-                                        catalogue_for(settings.schema_registry_url)))
+    try:
+        events = asyncio.run(consent_events(settings.bootstrap, venue, person,
+                                            catalogue_for(settings.schema_registry_url)))
+    except KafkaError as exc:
+        raise Unavailable(f"Kafka injoignable / unreachable: {type(exc).__name__}") from None
     if not events:
         raise ReceiptError(f"aucun consentement enregistré pour cette personne à {venue} / "
                            f"no consent recorded for this person at {venue}")
