@@ -6,7 +6,8 @@ and how to build one canonical event from each row: ``fields`` maps an event fie
 ``type`` and an optional ``map`` of the vendor's labels to the catalogue's symbols.
 
 Types: ``str`` (default), ``int``, ``money`` (``"1 234,50 €"`` -> 123450 minor units), ``decimal``
-(``"5,5"`` -> 5.5), ``datetime`` (French formats such as ``25/12/2026 20:30`` or ``25 déc. 2026
+(``"5,5"`` -> 5.5), ``list`` (``"a, b|c"`` -> ``["a", "b", "c"]``; with a ``map``, each item is
+mapped), ``datetime`` (French formats such as ``25/12/2026 20:30`` or ``25 déc. 2026
 20h30``, in the profile's time zone), ``date``, ``bool`` (oui/non, 1/0, x). An empty cell leaves the
 field out. :func:`convert` raises :class:`CellError` with a reason (never the cell's value).
 
@@ -45,7 +46,7 @@ class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     column: str | None = None
     value: Any = None
-    type: Literal["str", "int", "money", "decimal", "datetime", "date", "bool"] = "str"
+    type: Literal["str", "int", "money", "decimal", "datetime", "date", "bool", "list"] = "str"
     map: dict[str, Any] | None = None
     default: Any = None
 
@@ -130,6 +131,14 @@ def _datetime(raw: str, profile: Profile) -> datetime:
 def convert(raw: str, spec: FieldSpec, profile: Profile) -> Any:
     """The value of one field from its cell; None leaves the field out."""
     raw = raw.strip()
+    if spec.type == "list":
+        items = [i.strip() for i in re.split(r"[,|;]", raw) if i.strip()]
+        if spec.map is None:
+            return items or spec.default
+        unknown = [i for i in items if spec.map.get(i, spec.map.get(i.lower())) is None]
+        if unknown:
+            raise CellError(f"unknown label (known: {', '.join(sorted(map(str, spec.map))[:12])})")
+        return [spec.map.get(i, spec.map.get(i.lower())) for i in items] or spec.default
     if spec.map is not None and raw:
         mapped = spec.map.get(raw, spec.map.get(raw.lower()))
         if mapped is None and spec.default is None:
