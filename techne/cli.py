@@ -418,9 +418,11 @@ app.add_typer(connector_app, name="connector")
 
 
 @connector_app.command("poll")
-def connector_poll(source: Annotated[str, typer.Argument(help="Poll connector: billetweb.")],
+def connector_poll(source: Annotated[str, typer.Argument(help="Poll connector: billetweb or weezevent.")],
                    venue: Annotated[str, typer.Option(help="Venue id whose account is polled.")],
-                   base_url: Annotated[str, typer.Option(help="Vendor API base URL.")] = "https://www.billetweb.fr/api",
+                   base_url: Annotated[str | None, typer.Option(
+                       help="Vendor API base URL (default: https://www.billetweb.fr/api, https://api.weezevent.com)."
+                   )] = None,
                    interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 300.0,
                    once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
                    bootstrap: Bootstrap = None, data_dir: DataDir = None) -> None:
@@ -429,8 +431,8 @@ def connector_poll(source: Annotated[str, typer.Argument(help="Poll connector: b
 
     from producers.poll import run
 
-    reports = asyncio.run(run(_settings(data_dir, bootstrap), venue, source, base_url, interval=interval,
-                              once=once))
+    url = base_url or {"weezevent": "https://api.weezevent.com"}.get(source, "https://www.billetweb.fr/api")
+    reports = asyncio.run(run(_settings(data_dir, bootstrap), venue, source, url, interval=interval, once=once))
     for r in reports:
         typer.echo(json.dumps({"fetched": r.fetched, "sent": r.sent, "rejected": r.rejected}, ensure_ascii=False))
 
