@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
+from pyld import jsonld
 from typer.testing import CliRunner
 
 from schemas.agreements import Agreement, load_agreements
 from schemas.dataspace import odrl, prometheus_x
 from schemas.dataspace.profile import PolicyRefused
 from techne.cli import app
-from tests.dataspace_helpers import DSP
+from tests.dataspace_helpers import DSP, expand, loader
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "dataspace"
 DEPLOY = Path(__file__).parents[2] / "deploy" / "agreements"
@@ -212,3 +213,16 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path: Path, bad: str) -> N
                 "not json": "not readable JSON"}[bad]
     assert expected in result.output
     assert sorted(p.name for p in directory.iterdir()) == before
+
+
+def test_a_json_ld_processor_s_rewriting_of_the_export_imports_to_the_same_agreements() -> None:
+    """Expanded then compacted by pyld (``uid``/``type`` aliases, single values unwrapped, purposes as
+    an unordered set): still the same agreements."""
+    doc = odrl.document(AGREEMENTS[:3])
+    compacted = jsonld.compact(expand(doc), doc["@context"], {"documentLoader": loader})
+    assert "uid" in compacted["@graph"][0] and not isinstance(compacted["@graph"][0]["permission"], list)
+    back = {i.agreement.id: i for i in odrl.from_document(compacted)}
+    for agreement in AGREEMENTS[:3]:
+        got, want = normal(back[agreement.id].agreement), normal(agreement)
+        assert sorted(got.pop("purposes")) == sorted(want.pop("purposes"))  # RDF keeps no order in a set
+        assert got == want and back[agreement.id].lost == ()

@@ -75,6 +75,21 @@ def test_a_live_grant_has_its_end_date_and_an_erasure_request_withdraws_every_pu
     assert r["piiProcessing"]["purposes"][0]["status"] == "erasure requested"
 
 
+def test_an_expiry_fed_back_by_the_worker_is_an_event_with_its_erasures() -> None:
+    grant = consent("granted", "marketing", 400, ["reseau-danse"])
+    expiry = consent("expired", "marketing", 5, [])
+    audit = [line(expiry["event_id"], "consent_expired", reason="applied"),
+             line(expiry["event_id"], "erasure_requested", reason="consent_expired", partner="reseau-danse",
+                  command_id="c9"),
+             line("c9", "erased", partner="reseau-danse", rows_deleted=2)]
+    r = receipt([grant, expiry], audit)
+    last = r["event"][1]
+    assert (last["eventState"], last["recordedAt"]) == ("consent expired", "2026-12-07T11:00:00Z")
+    assert [(e["reason"], e["state"], e["rowsDeleted"]) for e in last["erasuresAtPartners"]] == [
+        ("consent_expired", "done", 2)]
+    assert r["piiProcessing"]["purposes"][0]["status"] == "consent expired"
+
+
 def test_no_event_no_receipt() -> None:
     with pytest.raises(ReceiptError, match=r"aucun consentement enregistré .* / no consent recorded"):
         receipt([], [])
