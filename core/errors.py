@@ -13,6 +13,7 @@ The first split is what the caller should do about it::
     │   ├── PayloadRejected      a vendor payload the adapter does not understand -> 422
     │   ├── AuthRejected         not authenticated for this venue and source -> 401
     │   │   └── SignatureRejected  Standard Webhooks signature refused (``code``) -> 401
+    │   ├── StoreMissing         a store to read does not exist (a read never creates one)
     │   ├── PoisonFlood          most recent input invalid: the consumer stops instead of emptying a topic
     │   └── AccessError          the broker refused an access-management request
     └── Unavailable              transient: nothing was committed; retry later (with backoff) or answer 503
@@ -105,6 +106,10 @@ class SignatureRejected(AuthRejected):
     def __init__(self, code: str) -> None:
         super().__init__(self.REASONS[code])
         self.code = code
+
+
+class StoreMissing(Refused):
+    """A store that should be read does not exist (a read never creates one)."""
 
 
 class PoisonFlood(Refused):

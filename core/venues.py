@@ -37,3 +37,17 @@ def load_venues(path: Path) -> dict[str, Venue]:
     if len(ids) != len(set(ids)):
         raise ConfigError(f"{path}: duplicate venue ids")
     return {v.id: v for v in parsed.venues}
+
+
+class UnknownVenue(ConfigError):
+    """A venue id that is not in the venue directory."""
+
+
+def require_venue(path: Path, venue_id: str) -> None:
+    """Raise :class:`UnknownVenue` (one line, French then English, listing the known ids) unless
+    ``venue_id`` is in the venue file ``path``."""
+    venues = load_venues(path)
+    if venue_id not in venues:
+        known = ", ".join(sorted(venues)) or "—"
+        raise UnknownVenue(f"lieu inconnu : {venue_id!r} (lieux connus : {known}) / "
+                           f"unknown venue {venue_id!r} (known: {known})")

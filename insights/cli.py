@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import TechneError
+from core.venues import require_venue
 
 insights_app = typer.Typer(
     help="Shared audience insights on a partner's store, with small-cell protection (k persons per cell at least).",
@@ -68,6 +69,11 @@ def _show(name: str, partner: str, data_dir: Path | None, as_json: bool, season:
     from insights import render
 
     chosen, language = _season(season), _lang(lang)
+    if venue is not None:
+        try:
+            require_venue(_settings(data_dir).venues_file, venue)
+        except TechneError as exc:
+            _fail(exc)
     release = _release(partner, data_dir)
     if as_json:
         typer.echo(json.dumps(render.insight_json(release, name, chosen, venue), ensure_ascii=False))
@@ -188,6 +194,7 @@ def sibil(venue: Annotated[str, typer.Option(help="Venue id (its raw topic raw.<
         return
     settings = _settings(bootstrap=bootstrap)
     try:
+        require_venue(settings.venues_file, venue)
         events, coverage = asyncio.run(read_venue_events(settings, venue))
     except TechneError as exc:
         _fail(exc)

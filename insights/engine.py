@@ -136,7 +136,7 @@ def open_partner_store(settings: Settings, partner: str) -> Store:
         return connect(settings.clickhouse_url, username=settings.clickhouse_user, password=password)
     from sinks.runner import open_store
 
-    return open_store(settings, partner)
+    return open_store(settings, partner, create=False)
 
 
 def compute(settings: Settings, partner: str, then: Callable[[Store, Release], None] | None = None) -> Release:

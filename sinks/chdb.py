@@ -80,6 +80,10 @@ def open_session(path: Path) -> Session:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create store directory {path}: {exc.strerror}") from exc
+    pid = _holder_pid(path)  # checked first: the engine would print its own lock error on stderr
+    if pid is not None and pid != str(os.getpid()):  # this process's own sessions share the engine
+        raise StoreLocked(f"store {path} is held by another process (PID {pid}), e.g. a running "
+                          "`techne sink`; stop it or use the ClickHouse server store")
     try:
         return Session(str(path))
     except RuntimeError as exc:

@@ -10,7 +10,9 @@ the timeout ``settings.read_timeout_s`` and the row cap ``settings.read_max_rows
    that sink wrote in its 0600 endpoint file;
 3. an embedded store nobody holds: opened in this process (``ensure`` creates its tables
    first, so an empty store reads as empty), queried through a read-only session, closed.
-   chDB allows one directory per process: direct readers of one process take turns.
+   chDB allows one directory per process: direct readers of one process take turns. A read
+   never creates a store: a missing data directory or store raises
+   :class:`~core.errors.StoreMissing`.
 
 Errors: :class:`~sinks.read_server.ReadRefused` for a statement the engine refused as a write;
 :class:`~core.errors.StoreUnavailable` for any other failure (engine error as code and name,
@@ -30,14 +32,14 @@ from typing import Any, Protocol
 
 import httpx
 
-from core.errors import StoreUnavailable
+from core.errors import StoreMissing, StoreUnavailable
 from core.settings import Settings
 from sinks.base import Params
 from sinks.chdb import ChdbStore
 from sinks.ddl import parse_json_compact
 from sinks.read_server import DEFAULT_FORMAT, ReadOnlySession, ReadRefused, endpoint_path
 
-__all__ = ["ReadRefused", "Reader", "StoreRef", "open_reader", "read_rows"]
+__all__ = ["ReadRefused", "Reader", "StoreRef", "open_reader", "read_rows", "require_store"]
 _DIRECT = threading.Lock()
 
 
@@ -182,6 +184,7 @@ def open_reader(settings: Settings, ref: StoreRef) -> Iterator[Reader]:
             finally:
                 http.close()
             return
+    require_store(settings, ref)
     with _DIRECT:
         store = ChdbStore(ref.store_dir)  # raises StoreLocked if a process holds it without serving reads
         try:
@@ -195,6 +198,15 @@ def open_reader(settings: Settings, ref: StoreRef) -> Iterator[Reader]:
                 session.close()
         finally:
             store.close()
+
+
+def require_store(settings: Settings, ref: StoreRef) -> None:
+    """Raise :class:`~core.errors.StoreMissing` unless the embedded store of ``ref`` exists."""
+    if not settings.data_dir.is_dir():
+        raise StoreMissing(f"data directory {settings.data_dir} does not exist (check --data-dir)")
+    if not ref.store_dir.is_dir():
+        raise StoreMissing(f"no store for {ref.name!r} in {settings.data_dir}: nothing was stored there "
+                           f"({ref.store_dir} is missing; check --data-dir)")
 
 
 def read_rows(settings: Settings, ref: StoreRef, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:

@@ -13,7 +13,8 @@ reports call.
   loopback (:mod:`sinks.read_server`), since a chDB directory is exclusive to its process.
 - :func:`query_store`, :func:`partner_rows`, :func:`partner_counts` and :func:`audit_rows` read
   through the one read path, :mod:`sinks.reader` (read-only, timeout, row cap), whether the
-  store's sink runs or not; :func:`partner_ref` / :func:`audit_ref` name the stores for it.
+  store's sink runs or not, and never create a store (``StoreMissing``); :func:`partner_ref` /
+  :func:`audit_ref` name the stores for it.
   Queries run with the partner's (or ``audit``) database current: ``SELECT ... FROM
   ticket_orders`` works unqualified.
 """
@@ -39,7 +40,7 @@ from sinks.ddl import database_name, quote
 from sinks.faults import OutageStore, from_env
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.read_server import ReadServer, start_for_store
-from sinks.reader import StoreRef, open_reader, read_rows
+from sinks.reader import StoreRef, open_reader, read_rows, require_store
 from sinks.server import connect
 from sinks.tables import TICKET_ORDERS, PartnerTables, partner_tables
 
@@ -64,9 +65,12 @@ def _server(settings: Settings) -> Store | None:
     return connect(settings.clickhouse_url, username=settings.clickhouse_user, password=password)
 
 
-def open_store(settings: Settings, partner_id: str) -> ChdbStore:
-    """The partner's embedded store, tables ensured (raises StoreLocked / StoreUnavailable)."""
+def open_store(settings: Settings, partner_id: str, *, create: bool = True) -> ChdbStore:
+    """The partner's embedded store, tables ensured (raises StoreLocked / StoreUnavailable, and
+    StoreMissing when ``create`` is false and the store does not exist)."""
     tables = tables_for(settings, partner_id)
+    if not create:
+        require_store(settings, partner_ref(settings, partner_id))
     store = ChdbStore(settings.partner_store_dir(partner_id))
     try:
         ensure_partner(store, tables)

@@ -27,6 +27,7 @@ open connections lose access at once.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import secrets
 import time
@@ -57,6 +58,7 @@ from core.errors import ConfigError
 from core.kafka_auth import KafkaAuth, confluent_config
 from core.topics import PARTNER_STREAMS, raw_topic
 
+_PROBE_LOG = logging.getLogger("techne.access.login_probe")
 ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 SCRAM_ITERATIONS = 8192
 
@@ -149,7 +151,11 @@ class Access:
         who = dataclasses.replace(self._auth, sasl_mechanism="SCRAM-SHA-512", username=username, password=password)
         deadline = time.monotonic() + self.timeout
         while True:
-            client = AdminClient({**confluent_config(who, self._bootstrap), "reconnect.backoff.max.ms": 500})
+            # refusals are expected until the broker applied the credentials: librdkafka's own
+            # "invalid credentials" lines go to a debug logger, not to the operator's terminal
+            config: dict[str, Any] = {**confluent_config(who, self._bootstrap), "reconnect.backoff.max.ms": 500,
+                                      "logger": _PROBE_LOG}
+            client = AdminClient(config)
             try:
                 client.list_topics(timeout=min(5.0, max(0.5, deadline - time.monotonic())))
                 return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +15,7 @@ from typer.core import TyperGroup
 
 from core.errors import Refused, TechneError, Unavailable
 from insights import cli as insights_cli
-from techne import dataspace_cli
+from techne import dataspace_cli, known
 
 
 class _OneErrorHandler(TyperGroup):
@@ -39,6 +41,17 @@ app.add_typer(bench_app, name="bench")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
 Bootstrap = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (default: settings).")]
+
+
+@contextmanager
+def _kafka_errors(bootstrap: str) -> Iterator[None]:
+    """A Kafka that cannot be reached is one line (exit 1, transient), not a client traceback."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        yield
+    except KafkaError as exc:
+        raise Unavailable(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); check --bootstrap") from None
 
 
 def _settings(data_dir: Path | None = None, bootstrap: str | None = None, **extra: Any) -> Any:
@@ -161,7 +174,11 @@ def dlq_show(stage: Stage = "decode", bootstrap: Bootstrap = None, limit: int = 
 
     from streams import dlq
 
-    for line in asyncio.run(dlq.show(_settings(bootstrap=bootstrap).bootstrap, stage, limit)):
+    settings = _settings(bootstrap=bootstrap)
+    known.dlq_stage(stage)
+    with _kafka_errors(settings.bootstrap):
+        lines = asyncio.run(dlq.show(settings.bootstrap, stage, limit))
+    for line in lines:
         typer.echo(line)
 
 
@@ -174,7 +191,10 @@ def dlq_replay(stage: Stage = "decode", bootstrap: Bootstrap = None,
 
     from streams import dlq
 
-    n = asyncio.run(dlq.replay(_settings(bootstrap=bootstrap).bootstrap, stage, reason=reason, dry_run=dry_run))
+    settings = _settings(bootstrap=bootstrap)
+    known.dlq_stage(stage)
+    with _kafka_errors(settings.bootstrap):
+        n = asyncio.run(dlq.replay(settings.bootstrap, stage, reason=reason, dry_run=dry_run))
     typer.echo(f"{'would replay' if dry_run else 'replayed'} {n} dead letter(s) from dlq.{stage}")
 
 
@@ -217,6 +237,7 @@ def _print_issued(kind: str, name: str, issued: Any, groups: str | None = None) 
 @partner_app.command("onboard")
 def partner_onboard(partner: str, bootstrap: Bootstrap = None, rotate: Rotate = False) -> None:
     """Create partner P's credentials, its topics partner.P.*, and READ/DESCRIBE on topics and groups partner.P.*"""
+    known.partner(_settings(), partner)
     settings, access = _access(bootstrap)
     issued = access.onboard_partner(partner, settings.partitions, rotate=rotate)
     _print_issued("partner", partner, issued, groups=f"partner.{partner}.*")
@@ -247,6 +268,7 @@ def partner_sql(partner: Annotated[str | None, typer.Argument(help="Partner id; 
         agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
         typer.echo(ch.roles_sql(partners(agreements)), nl=False)
         return
+    known.partner(_settings(), partner)
     password = ch.new_password()
     sql = ch.partner_sql(partner, password)
     typer.echo(f"user {ch.user_name(partner)} password (shown once): {password}", err=True)
@@ -282,6 +304,7 @@ def lag(bootstrap: Bootstrap = None,
 @venue_app.command("onboard")
 def venue_onboard(venue: str, bootstrap: Bootstrap = None, rotate: Rotate = False) -> None:
     """Create venue V's producer credentials and WRITE/DESCRIBE on raw.V (nothing to read)."""
+    known.venue(_settings(), venue)
     settings, access = _access(bootstrap)
     issued = access.onboard_venue(venue, settings.partitions, rotate=rotate)
     _print_issued("venue", venue, issued)
@@ -309,6 +332,7 @@ def report_sharing(venue: Annotated[str, typer.Option(help="Venue id.")], data_d
     from sinks.runner import audit_rows
     from streams.report import render, report_sql
 
+    known.venue(_settings(), venue)
     try:
         day = date.fromisoformat(since) if since else None
         rows = audit_rows(_settings(data_dir), report_sql(venue, day))
@@ -407,6 +431,7 @@ def import_csv(file: Annotated[Path, typer.Argument(help="The export (CSV; ; or 
     stopping; re-importing the same file sends nothing again. Exit 1 if some rows were rejected."""
     from producers.csv_import import main as import_main
 
+    known.venue(_settings(), venue)
     report = import_main(_settings(data_dir, bootstrap), file, venue, profile, dry_run=dry_run,
                          errors_out=errors_out, as_json=as_json)
     if report.errors:
@@ -431,6 +456,7 @@ def connector_poll(source: Annotated[str, typer.Argument(help="Poll connector: b
 
     from producers.poll import run
 
+    known.venue(_settings(), venue)
     url = base_url or {"weezevent": "https://api.weezevent.com"}.get(source, "https://www.billetweb.fr/api")
     reports = asyncio.run(run(_settings(data_dir, bootstrap), venue, source, url, interval=interval, once=once))
     for r in reports:

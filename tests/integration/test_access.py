@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -280,7 +279,7 @@ def test_cli_prints_the_password_once_and_logs_nothing(secured: LocalKafka, capl
 
     env = {"TECHNE_BOOTSTRAP": secured.bootstrap, "TECHNE_DATA_DIR": str(tmp_path),
            **auth_env(secured.admin_auth)}
-    partner = f"cli-{uuid.uuid4().hex[:6]}"
+    partner = "observatoire"  # onboarding needs a partner of the agreements
     with caplog.at_level(logging.DEBUG):
         result = CliRunner().invoke(app, ["partner", "onboard", partner], env=env)
     assert result.exit_code == 0, result.output
@@ -294,6 +293,27 @@ def test_cli_prints_the_password_once_and_logs_nothing(secured: LocalKafka, capl
 
     result = CliRunner().invoke(app, ["partner", "offboard", partner], env=env)
     assert result.exit_code == 0 and "4 ACL" in result.output, result.output
+
+
+def test_cli_onboarding_prints_no_client_library_noise(secured: LocalKafka, tmp_path: Path) -> None:
+    """librdkafka writes its own log lines on the process's stderr (file descriptor 2), e.g. the
+    "invalid credentials" of the login checks that run before the broker applied the new
+    credentials: the operator must see only our output."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TECHNE_BOOTSTRAP": secured.bootstrap, "TECHNE_DATA_DIR": str(tmp_path),
+           **auth_env(secured.admin_auth)}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "techne.cli", "partner", "onboard", "reseau-danse"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("partner reseau-danse onboarded")
+        assert proc.stderr == "", proc.stderr
+    finally:
+        subprocess.run([sys.executable, "-m", "techne.cli", "partner", "offboard", "reseau-danse"], env=env,
+                       capture_output=True, timeout=120, check=False)
 
 
 def test_faust_credentials_of_the_bus_authenticate(secured: LocalKafka, issued: dict[str, Issued]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import StoreLocked, StoreUnavailable
+from core.errors import StoreLocked, StoreMissing, StoreUnavailable
 from core.settings import Settings
 from core.topics import AUDIT
 from schemas.agreements import Agreement
@@ -39,7 +39,7 @@ from sinks.framing import SharedFormat, SharedRow
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.orders import OrdersHandler
 from sinks.records import decode_row
-from sinks.runner import audit_rows, open_store, partner_counts, partner_rows, query_store
+from sinks.runner import audit_rows, open_audit_store, open_store, partner_counts, partner_rows, query_store
 from sinks.tables import PartnerTables, partner_tables, shared_columns
 from tests.integration.sink_helpers import REPO, erasure_value, shared_record, shared_value, write_agreement
 
@@ -350,7 +350,9 @@ def test_data_survives_close_and_reopen(store_dir: Path) -> None:
 def test_runner_reads_open_and_close_the_stores(tmp_path: Path) -> None:
     write_agreement(tmp_path / "agreements", PARTNER)
     settings = Settings.model_validate({"data_dir": tmp_path, "agreements_dir": tmp_path / "agreements"})
-    assert partner_counts(settings, PARTNER) == {"rows": 0, "distinct_event_ids": 0}
+    with pytest.raises(StoreMissing, match=f"no store for {PARTNER!r}"):  # a read never creates a store
+        partner_counts(settings, PARTNER)
+    assert not settings.partner_store_dir(PARTNER).exists()
     with open_store(settings, PARTNER) as store:
         assert store.path == tmp_path / "partners" / PARTNER
         h = OrdersHandler(store, partner_tables(PARTNER, [agreement()]), Tombstones(store, TABLES), topic=TOPIC,
@@ -359,8 +361,11 @@ def test_runner_reads_open_and_close_the_stores(tmp_path: Path) -> None:
     assert partner_counts(settings, PARTNER) == {"rows": 7, "distinct_event_ids": 7}
     assert partner_rows(settings, PARTNER, "SELECT count() FROM ticket_orders") == [(7,)]
     assert "7" in query_store(settings, PARTNER, "SELECT count() FROM ticket_orders")
+    with pytest.raises(StoreMissing, match="no store for 'audit'"):
+        audit_rows(settings, "SELECT count() FROM decisions")
+    assert not (tmp_path / "audit").exists()
+    open_audit_store(settings).close()  # what the audit sink does at start
     assert audit_rows(settings, "SELECT count() FROM decisions") == [(0,)]
-    assert (tmp_path / "audit").is_dir()
 
 
 def test_store_errors_are_store_unavailable(store: ChdbStore) -> None:
