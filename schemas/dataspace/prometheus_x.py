@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from schemas.agreements import EVENT_TYPES
-from schemas.dataspace.odrl import Imported, _slug, build, read_policy
+from schemas.dataspace.odrl import Imported, _slug, build
+from schemas.dataspace.policy import read_policy
 from schemas.dataspace.profile import (
     PolicyRefused,
     asset_iri,

@@ -17,7 +17,7 @@ from schemas.agreements import Agreement
 from schemas.dataspace import odrl
 from schemas.dataspace.profile import ENVELOPE, PURPOSES, asset_iri
 from schemas.examples import example_record
-from schemas.models import EMAIL_CLICK, TICKET_ORDER
+from schemas.models import EVENT_SCHEMAS
 from schemas.sharing import PROJECTABLE_BY_TYPE
 from streams.steps.consent import DEFAULT_TTL, apply_consent, decide
 from streams.steps.route import route
@@ -26,7 +26,6 @@ KEY = b"k" * 32
 VENUES = ["v1", "v2", "v3"]
 PARTNERS = ["p1", "p2"]
 TYPES = sorted(PROJECTABLE_BY_TYPE)
-SOURCE = {"ticket.order_placed": TICKET_ORDER, "campaign.email_clicked": EMAIL_CLICK}
 DAY0 = date(2026, 1, 1)
 
 
@@ -64,7 +63,7 @@ def ledgers(draw: st.DrawFn, at: datetime) -> dict[str, Any] | None:
 
 
 def raw_event(event_type: str, venue: str, at: datetime) -> dict[str, Any]:
-    record = example_record(CATALOGUE.entry(SOURCE[event_type]).raw)
+    record = example_record(CATALOGUE.entry(EVENT_SCHEMAS[event_type]).raw)
     record.update(venue_id=venue, occurred_at=at, received_at=at, event_type=event_type)
     record["subject"] = {**record["subject"], "email": "personne@exemple.fr"}
     return record
