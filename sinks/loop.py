@@ -1,5 +1,9 @@
 """The sink loop: messages -> per-partition batches -> ``handler.write`` -> commit (generic).
 
+It wires the steps of :mod:`sinks.steps` (decode, batching, write with backoff, commit) around one
+consumer; each step is unit-tested on its own, this module holds only the order of the chain,
+the background writer and the consumer's pause/resume.
+
 A :class:`Handler` owns one topic: a pure ``decode(value) -> item`` (raising
 :class:`InvalidMessage`), optionally a bulk ``decode_many(values) -> items`` (the same items, or
 :class:`InvalidMessage` if any value is invalid; the loop then decodes one by one), and an
@@ -49,23 +53,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
 
 from core.dlq import InvalidRateGuard
-from core.errors import InvalidMessage, StoreUnavailable
 from sinks import metrics
-from sinks.base import Backoff, Batch, WriteResult, batches_token
+from sinks.base import Batch, WriteResult
 from sinks.faults import FAULT_TABLE, NO_FAULTS, Faults
 from sinks.records import InvalidHandler, MessageRef, log_invalid
+from sinks.steps.batching import GROW_CAP, POLL_MAX_S, WRITER_POLL_S, PartitionBatches
+from sinks.steps.commit import COMMIT_TIMEOUT_S, Commit
+from sinks.steps.decode import DecodeStep
+from sinks.steps.write import RetryingWrite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-POLL_MAX_S = 0.25
-WRITER_POLL_S = 0.01
-GROW_CAP = 4
-"""A partition's open batch may grow to this many batch sizes while its previous batch is being
-written (bigger inserts when the store is the bottleneck); beyond, the partition is paused."""
-COMMIT_TIMEOUT_S = 15.0
+__all__ = ["COMMIT_TIMEOUT_S", "GROW_CAP", "POLL_MAX_S", "WRITER_POLL_S", "FlushResult", "Handler", "SinkLoop"]
 SHUTDOWN_FLUSH_S = 10.0
 LAG_EVERY_S = 1.0
 
@@ -117,7 +118,7 @@ class _DropRevoked(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class SinkLoop:
-    """The state machine behind the sinks, over an already subscribed consumer."""
+    """The chain poll -> decode -> batch -> write -> commit over an already subscribed consumer."""
 
     def __init__(
         self,
@@ -131,17 +132,15 @@ class SinkLoop:
         clock: Callable[[], float] = time.monotonic,
         guard: InvalidRateGuard | None = None,
     ) -> None:
-        self.owner, self._consumer, self._guard = owner, consumer, guard
+        self.owner, self._consumer, self._clock = owner, consumer, clock
         self._handlers = {h.topic: h for h in handlers}
         self._max_records = max(h.batch_rows for h in handlers)
-        self._on_batch, self._on_invalid, self._faults, self._clock = on_batch, on_invalid, faults, clock
-        self._open: dict[TopicPartition, Batch[Any]] = {}
-        self._sealed: dict[TopicPartition, Batch[Any]] = {}
-        self._held: set[TopicPartition] = set()
-        self._next: dict[TopicPartition, int] = {}
+        self._on_batch, self._faults = on_batch, faults
+        self._decode = DecodeStep(owner, on_invalid, guard)
+        self._batches: PartitionBatches[Any] = PartitionBatches(owner)
+        self._write = RetryingWrite(owner, clock)
+        self._commit = Commit(owner, consumer)
         self._lock = asyncio.Lock()
-        self._backoff = Backoff()
-        self._retry_at: float | None = None
         self._writer: asyncio.Task[bool] | None = None
         self._lag_at = 0.0
 
@@ -155,7 +154,7 @@ class SinkLoop:
     @property
     def buffered(self) -> int:
         """Messages consumed but not yet committed."""
-        return sum(len(b) for b in (*self._open.values(), *self._sealed.values()))
+        return self._batches.buffered
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -167,7 +166,7 @@ class SinkLoop:
         self._reap()
         await self.poll_once()
         self._seal(self._clock(), force=False)
-        if self._sealed and not self._writing() and (self._retry_at is None or self._clock() >= self._retry_at):
+        if self._batches.sealed and not self._writing() and self._write.due():
             self._writer = asyncio.create_task(self.write_sealed())
         await asyncio.sleep(0)  # getmany may return without suspending: let commits and heartbeats run
 
@@ -181,103 +180,43 @@ class SinkLoop:
 
     async def drop(self, revoked: Iterable[TopicPartition]) -> None:
         """Forget uncommitted batches of ``revoked`` partitions (after any write in progress)."""
-        tps = list(revoked)
         async with self._lock:
-            dropped = [self._open.pop(tp, None) for tp in tps] + [self._sealed.pop(tp, None) for tp in tps]
-            for tp in tps:
-                self._held.discard(tp)
-                self._next.pop(tp, None)
-        count = sum(len(b) for b in dropped if b is not None)
+            count = self._batches.drop(revoked)
         if count:
             log.info("%s: %d uncommitted messages of revoked partitions dropped", self.owner, count)
 
-    def _poll_timeout(self, now: float) -> float:
-        """Until the next batch can be sealed or retried; short while the writer works (to seal
-        the next batch as soon as it is done). Never counts batches that wait for their
-        partition's previous one: they cannot be sealed before the writer finishes."""
-        if self._retry_at is not None:
-            wait = self._retry_at - now
-        else:
-            sealable = (b for tp, b in self._open.items() if tp not in self._sealed)
-            deadlines = [d for b in sealable if (d := b.deadline()) is not None]
-            wait = min(deadlines) - now if deadlines else POLL_MAX_S
-            if self._writing():
-                wait = min(wait, WRITER_POLL_S)
-        return max(0.0, min(wait, POLL_MAX_S))
-
     async def poll_once(self) -> None:
         """One ``getmany``; every message is decoded and added to its partition's open batch."""
-        if self._retry_at is not None:
+        if self._write.retrying:
             self._consumer.pause(*self._consumer.assignment())
-        timeout_ms = int(self._poll_timeout(self._clock()) * 1000)
-        records = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        timeout = self._batches.poll_timeout(self._clock(), self._write.retry_at, self._writing())
+        records = await self._consumer.getmany(timeout_ms=int(timeout * 1000), max_records=self._max_records)
         await asyncio.sleep(0)  # let the fetcher send the next fetch requests before we decode these
         now = self._clock()
         for tp, messages in records.items():
             if messages:
-                await self._add_all(tp, messages, now)
+                handler = self._handlers[tp.topic]
+                items = await self._decode(handler, tp.topic, tp.partition, messages)
+                self._batches.add(tp, handler.batch_rows, handler.batch_seconds, [m.offset for m in messages],
+                                  items, [m.key for m in messages], now)
         if now >= self._lag_at:
             self._lag_at = now + LAG_EVERY_S
             await self._update_lag()
-
-    async def _add_all(self, tp: TopicPartition, messages: list[Any], now: float) -> None:
-        handler = self._handlers[tp.topic]
-        batch = self._open.get(tp)
-        if batch is not None and messages[0].offset <= batch.max_offset:
-            # The partition was rewound (reassigned during this poll): older data comes again.
-            log.info("%s: %s rewound to %d, rebuilding its batch", self.owner, tp, messages[0].offset)
-            batch = None
-        if batch is None:
-            batch = self._open[tp] = Batch(tp.topic, tp.partition, handler.batch_rows, handler.batch_seconds)
-        decode = handler.decode
-        decode_many = getattr(handler, "decode_many", None)
-        try:  # the usual case, in bulk: every message decodes
-            items = decode_many([m.value for m in messages]) if decode_many else [decode(m.value) for m in messages]
-        except InvalidMessage:
-            for message in messages:
-                try:
-                    item = decode(message.value)
-                except InvalidMessage as exc:
-                    if self._guard is not None:
-                        self._guard.record(True)  # may stop the sink here, before this letter
-                    ref = MessageRef(tp.topic, tp.partition, message.offset, message.value, message.key)
-                    await self._invalid(handler, exc, ref)
-                    item = None
-                else:
-                    if self._guard is not None:
-                        self._guard.record(False)
-                batch.add(message.offset, item, now, message.key)
-        else:
-            if self._guard is not None:
-                self._guard.record_valid(len(messages))
-            batch.extend([m.offset for m in messages], items, now, [m.key for m in messages])
-        self._next[tp] = messages[-1].offset + 1
-
-    async def _invalid(self, handler: Handler[Any], exc: InvalidMessage, ref: MessageRef) -> None:
-        metrics.UNDECODABLE.labels(self.owner, handler.table).inc()
-        await self._on_invalid(exc, ref)
 
     async def _update_lag(self) -> None:
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is None:
                 continue
-            firsts = [b.min_offset for b in (self._sealed.get(tp), self._open.get(tp)) if b is not None and b.messages]
-            first = min(firsts) if firsts else self._next.get(tp)
+            first = self._batches.first_offset(tp)
             if first is None:
                 first = await self._consumer.position(tp)
             metrics.LAG.labels(self.owner, tp.topic, str(tp.partition)).set(max(0, high - first))
 
     def _seal(self, now: float, force: bool) -> None:
-        for tp, batch in list(self._open.items()):
-            if not (force or batch.ready(now)):
-                continue
-            if tp in self._sealed:  # its previous batch is being written: it grows, up to a cap
-                if not force and tp not in self._held and batch.messages >= GROW_CAP * batch.max_messages:
-                    self._held.add(tp)
-                    self._consumer.pause(tp)
-                continue
-            self._sealed[tp] = self._open.pop(tp)
+        held = self._batches.seal(now, force)
+        if held:
+            self._consumer.pause(*held)
 
     async def flush_ready(self, force: bool = False) -> bool:
         """Seal ready batches (all when ``force``) and write them now; ``False`` if the store failed."""
@@ -285,7 +224,7 @@ class SinkLoop:
             await asyncio.wait({self._writer})
             self._reap()
         now = self._clock()
-        if self._retry_at is not None and now < self._retry_at and not force:
+        if not self._write.due(now) and not force:
             return False
         self._seal(now, force)
         return await self.write_sealed()
@@ -293,18 +232,16 @@ class SinkLoop:
     async def write_sealed(self) -> bool:
         """Write and commit every sealed batch, one handler call per topic; on a failure, pause
         and schedule a retry."""
-        if self._retry_at is not None and self._sealed:
+        if self._write.retrying and self._batches.sealed:
             metrics.RETRIES.labels(self.owner).inc()
-        for topic in dict.fromkeys(tp.topic for tp in self._sealed):
+        for topic in self._batches.sealed_topics():
             if not await self._flush(topic):
-                self._retry_at = self._clock() + self._backoff.next()
+                self._write.failed()
                 self._consumer.pause(*self._consumer.assignment())
                 metrics.PAUSED.labels(self.owner).set(1)
                 return False
-        if self._retry_at is not None:
-            self._retry_at = None
-            self._backoff.reset()
-            self._held.clear()
+        if self._write.succeeded():
+            self._batches.held.clear()
             self._consumer.resume(*self._consumer.paused())
             metrics.PAUSED.labels(self.owner).set(0)
         return True
@@ -313,35 +250,24 @@ class SinkLoop:
         """Write the sealed batches of ``topic`` (one per partition) in one ``handler.write``
         (one insert: fewer, larger parts), then commit all their partitions."""
         async with self._lock:
-            assigned = self._consumer.assignment()
-            for tp in [tp for tp in self._sealed if tp.topic == topic and tp not in assigned]:
-                del self._sealed[tp]  # revoked meanwhile: redelivered to the new owner
-            tps = [tp for tp in self._sealed if tp.topic == topic]
+            tps, batches = self._batches.take(topic, self._consumer.assignment())
             if not tps:
                 return True
-            batches = [self._sealed[tp] for tp in tps]
             handler = self._handlers[topic]
-            started = time.perf_counter()
-            try:
-                results = await handler.write(batches)
-            except StoreUnavailable as exc:
-                metrics.INSERT_ERRORS.labels(self.owner, handler.table).inc()
-                log.warning("%s: writing %s failed, will retry: %s", self.owner, batches_token(batches), exc)
+            results = await self._write(handler, batches)
+            if results is None:
                 return False
-            metrics.INSERT_SECONDS.labels(self.owner, handler.table).observe(time.perf_counter() - started)
             for batch, result in zip(batches, results, strict=True):
                 for rejected in result.rejected:
                     key = batch.key_of(rejected.offset) if batch.partition == rejected.partition else None
                     ref = MessageRef(topic, rejected.partition, rejected.offset, rejected.value, key)
-                    await self._invalid(handler, rejected.error, ref)
+                    await self._decode.invalid(handler.table, rejected.error, ref)
             if handler.table == FAULT_TABLE and any(b.items for b in batches):
                 self._faults.hit("after_insert")
             committed = await self._commit({tp: b.max_offset + 1 for tp, b in zip(tps, batches, strict=True)})
-            for tp in tps:
-                del self._sealed[tp]
-                if tp in self._held and self._retry_at is None:
-                    self._held.discard(tp)
-                    self._consumer.resume(tp)
+            resume = self._batches.done(tps, self._write.retrying)
+            if resume:
+                self._consumer.resume(*resume)
         for tp, batch, result in zip(tps, batches, results, strict=True):
             self._count(handler, batch, result)
             if self._on_batch is not None:
@@ -362,24 +288,13 @@ class SinkLoop:
         metrics.ROWS_INSERTED.labels(*labels).inc(result.inserted)
         metrics.DUPLICATES_SKIPPED.labels(*labels).inc(result.duplicates)
 
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> bool:
-        try:
-            # bounded: after a broker restart aiokafka's commit can wait for a coordinator forever
-            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT_S)
-        except (KafkaError, TimeoutError) as exc:
-            # Rows are durable; a redelivery of these batches will be recognised as duplicates.
-            log.warning("%s: commit of %s failed (%s); the batches will be redelivered and deduplicated",
-                        self.owner, offsets, exc)
-            return False
-        return True
-
     async def drain(self, timeout_s: float) -> None:
         """Write everything buffered, retrying until ``timeout_s``; leave the rest uncommitted."""
         deadline = self._clock() + timeout_s
-        while self._open or self._sealed:
+        while self._batches:
             if await self.flush_ready(force=True):
                 continue
-            delay = max(0.0, (self._retry_at or 0.0) - self._clock())
+            delay = max(0.0, (self._write.retry_at or 0.0) - self._clock())
             if self._clock() + delay > deadline:
                 log.error("%s: store unavailable at shutdown; %d messages left uncommitted (they will be redelivered)",
                           self.owner, self.buffered)
