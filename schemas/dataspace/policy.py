@@ -110,11 +110,23 @@ def _party(value: Any, kind: str, parties: Mapping[str, str]) -> str | None:
     return None
 
 
+def _keys(value: Any) -> Any:
+    """The same JSON with every object key as a short term (``odrl:permission``, the full IRI ->
+    ``permission``; ``uid`` -> ``@id``, ``type`` -> ``@type``); values are left as they are."""
+    if isinstance(value, list):
+        return [_keys(v) for v in value]
+    if isinstance(value, Mapping) and "@value" not in value:
+        aliases = {"uid": "@id", "type": "@type"}
+        return {aliases.get(term(k), term(k)): _keys(v) for k, v in value.items()}
+    return value
+
+
 def read_policy(policy: Mapping[str, Any], parties: Mapping[str, str] | None = None) -> Policy:
     """Read one policy (see module doc); raise :class:`PolicyRefused` naming every problem.
 
     ``parties`` maps foreign IRIs to our ids (venue, partner, or event type for a target)."""
     parties = parties or {}
+    policy = _keys(policy)
     pid = str(policy.get("@id") or policy.get("uid") or "(policy without @id)")
     refusals: list[str] = []
     lost: list[str] = []

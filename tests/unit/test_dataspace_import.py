@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from schemas.agreements import Agreement, load_agreements
 from schemas.dataspace import odrl, prometheus_x
-from schemas.dataspace.profile import PolicyRefused
+from schemas.dataspace.profile import NS, PolicyRefused
 from techne.cli import app
 from tests.dataspace_helpers import DSP, expand, loader
 
@@ -226,3 +226,10 @@ def test_a_json_ld_processor_s_rewriting_of_the_export_imports_to_the_same_agree
         got, want = normal(back[agreement.id].agreement), normal(agreement)
         assert sorted(got.pop("purposes")) == sorted(want.pop("purposes"))  # RDF keeps no order in a set
         assert got == want and back[agreement.id].lost == ()
+
+
+def test_keys_spelled_with_prefixes_or_full_iris_read_the_same() -> None:
+    original = policy()
+    spelled = {("odrl:" + k if k in ("assigner", "assignee", "target", "permission") else
+                NS + k.removeprefix("techne:") if k.startswith("techne:") else k): v for k, v in original.items()}
+    assert odrl.read_policy(spelled) == odrl.read_policy(original)
