@@ -24,6 +24,9 @@ from schemas.dataspace.profile import CONTEXT_URL, DSP_CONTEXT_URL, HERE, ODRL_C
 
 SHARED = Path(os.environ.get("TECHNE_DATASPACE_STANDARDS",
                              Path(__file__).resolve().parents[1].parent / "shared" / "dataspace"))
+if not (SHARED / "odrl.jsonld").is_file():
+    raise FileNotFoundError(f"the data-space standard files are expected in {SHARED} (../shared/dataspace next to "
+                            "the project, or TECHNE_DATASPACE_STANDARDS): ODRL and DSP contexts, DSP JSON Schemas")
 DSP = SHARED / "dsp"
 DOCUMENTS = {
     ODRL_CONTEXT_URL: SHARED / "odrl.jsonld",
