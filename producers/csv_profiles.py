@@ -35,11 +35,17 @@ MONTHS = {"janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fev
           "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "août": 8, "aout": 8, "septembre": 9, "sept": 9,
           "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "décembre": 12, "decembre": 12, "déc": 12, "dec": 12}
 _MONTH_RE = re.compile(r"\b(" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?(?=\s|$)", re.IGNORECASE)
+EXAMPLE_MOMENT = datetime(2026, 12, 25, 20, 30)
 TRUE, FALSE = {"oui", "o", "yes", "y", "1", "x", "vrai", "true"}, {"non", "n", "no", "0", "", "faux", "false"}
 
 
 class CellError(ValueError):
-    """A cell cannot be converted; the message is a reason safe to print (no cell value)."""
+    """A cell cannot be converted; the message (English; ``fr``: French) is a reason safe to
+    print (no cell value)."""
+
+    def __init__(self, en: str, fr: str | None = None) -> None:
+        super().__init__(en)
+        self.en, self.fr = en, fr or en
 
 
 class FieldSpec(BaseModel):
@@ -111,7 +117,7 @@ def _number(raw: str) -> Decimal:
     try:
         return Decimal(cleaned)
     except InvalidOperation:
-        raise CellError("not a number") from None
+        raise CellError("not a number", "pas un nombre") from None
 
 
 def _datetime(raw: str, profile: Profile) -> datetime:
@@ -125,7 +131,14 @@ def _datetime(raw: str, profile: Profile) -> datetime:
         except ValueError:
             continue
         return parsed.replace(tzinfo=ZoneInfo(profile.timezone)) if parsed.tzinfo is None else parsed
-    raise CellError(f"not a date/time in the formats {', '.join(profile.date_formats)}")
+    examples = ", ".join(EXAMPLE_MOMENT.strftime(f) for f in profile.date_formats)
+    raise CellError(f"not a date/time in the formats {', '.join(profile.date_formats)} (e.g. {examples})",
+                    f"date ou heure illisible (formats attendus, par exemple : {examples})")
+
+
+def _unknown_label(labels: dict[str, Any]) -> CellError:
+    known = ", ".join(sorted(map(str, labels))[:12])
+    return CellError(f"unknown label (known: {known})", f"libellé inconnu (libellés connus : {known})")
 
 
 def convert(raw: str, spec: FieldSpec, profile: Profile) -> Any:
@@ -137,12 +150,12 @@ def convert(raw: str, spec: FieldSpec, profile: Profile) -> Any:
             return items or spec.default
         unknown = [i for i in items if spec.map.get(i, spec.map.get(i.lower())) is None]
         if unknown:
-            raise CellError(f"unknown label (known: {', '.join(sorted(map(str, spec.map))[:12])})")
+            raise _unknown_label(spec.map)
         return [spec.map.get(i, spec.map.get(i.lower())) for i in items] or spec.default
     if spec.map is not None and raw:
         mapped = spec.map.get(raw, spec.map.get(raw.lower()))
         if mapped is None and spec.default is None:
-            raise CellError(f"unknown label (known: {', '.join(sorted(map(str, spec.map))[:12])})")
+            raise _unknown_label(spec.map)
         return mapped if mapped is not None else spec.default
     if not raw:
         return spec.default
@@ -151,7 +164,7 @@ def convert(raw: str, spec: FieldSpec, profile: Profile) -> Any:
     if spec.type == "int":
         value = _number(raw)
         if value != value.to_integral_value():
-            raise CellError("not a whole number")
+            raise CellError("not a whole number", "pas un nombre entier")
         return int(value)
     if spec.type == "money":
         return int((_number(raw) * 100).quantize(Decimal(1)))
@@ -159,21 +172,21 @@ def convert(raw: str, spec: FieldSpec, profile: Profile) -> Any:
         return float(_number(raw))
     if spec.type == "bool":
         if raw.lower() not in TRUE | FALSE:
-            raise CellError("not a yes/no value")
+            raise CellError("not a yes/no value", "pas une valeur oui/non")
         return raw.lower() in TRUE
     moment = _datetime(raw, profile)
     return moment.date() if spec.type == "date" else moment.isoformat()
 
 
-def build_event(row: dict[str, str], profile: Profile) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """The event payload of one row and its cell errors ``[(column, reason)]``."""
+def build_event(row: dict[str, str], profile: Profile) -> tuple[dict[str, Any], list[tuple[str, CellError]]]:
+    """The event payload of one row and its cell errors ``[(column, error)]``."""
     event: dict[str, Any] = {"type": profile.event_type, "source_system": profile.source_system}
-    errors: list[tuple[str, str]] = []
+    errors: list[tuple[str, CellError]] = []
     for path, spec in profile.fields.items():
         try:
             value = spec.value if spec.column is None else convert(row.get(spec.column, ""), spec, profile)
         except CellError as exc:
-            errors.append((spec.column or path, str(exc)))
+            errors.append((spec.column or path, exc))
             continue
         if value is None:
             continue

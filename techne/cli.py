@@ -418,22 +418,24 @@ app.add_typer(import_app, name="import")
 
 
 @import_app.command("csv")
-def import_csv(file: Annotated[Path, typer.Argument(help="The export (CSV; ; or , separated; UTF-8 or Latin-1).",
+def import_csv(file: Annotated[Path, typer.Argument(help="The export: CSV (delimiter and encoding detected) or XLSX.",
                                                     exists=True, dir_okay=False)],
                venue: Annotated[str, typer.Option(help="Venue id the rows belong to.")],
                profile: Annotated[str, typer.Option(help="Mapping profile: name in deploy/import-profiles/ or path.")],
                bootstrap: Bootstrap = None, data_dir: DataDir = None,
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; send nothing.")] = False,
                errors_out: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
-               as_json: Annotated[bool, typer.Option("--json", help="Summary as JSON on the last line.")] = False
+               as_json: Annotated[bool, typer.Option("--json", help="Summary as JSON on the last line.")] = False,
+               lang: Annotated[str, typer.Option(help="Language of the summary and row errors: fr or en.")] = "fr"
                ) -> None:
-    """Import a CSV export: one event per row, row errors reported (line, column, reason) without
-    stopping; re-importing the same file sends nothing again. Exit 1 if some rows were rejected."""
+    """Import a CSV or XLSX export: one event per row, row errors reported (line, column, reason, in
+    French by default) without stopping; re-importing the same file sends nothing again. Exit 1 if
+    some rows were rejected, 2 if the file cannot be read (the cause named in French and English)."""
     from producers.csv_import import main as import_main
 
     known.venue(_settings(), venue)
     report = import_main(_settings(data_dir, bootstrap), file, venue, profile, dry_run=dry_run,
-                         errors_out=errors_out, as_json=as_json)
+                         errors_out=errors_out, as_json=as_json, lang="en" if lang == "en" else "fr")
     if report.errors:
         raise typer.Exit(1)
 

@@ -93,6 +93,62 @@ def test_missing_column_is_a_clear_error(bus: Bus, tmp_path: Path) -> None:
     assert proc.returncode == 2 and "columns missing" in proc.stderr and "N° commande" in proc.stderr
 
 
+def test_comma_csv_and_xlsx_exports_are_imported(bus: Bus, tmp_path: Path) -> None:
+    """The same export saved by a spreadsheet with commas, then as a workbook: each row sent once."""
+    from openpyxl import Workbook
+
+    tag = f"XL{uuid.uuid4().hex[:6]}"
+    lines = [line.split(";") for line in _export(tag).splitlines() if line]
+    good = [lines[0], lines[1], lines[2], lines[6]]  # header and the three valid rows
+    comma = tmp_path / "ventes-virgules.csv"
+    comma.write_text("\n".join(",".join(f'"{c}"' if "," in c else c for c in row) for row in good) + "\n",
+                     encoding="utf-8")
+    code, report = _run(bus, comma)
+    assert code == 0 and (report["rows"], report["sent"], report["delimiter"]) == (3, 3, ","), report
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in good:
+        sheet.append([c.replace(tag, tag + "x") for c in row])
+    xlsx = tmp_path / "ventes.xlsx"
+    book.save(xlsx)
+    code, report = _run(bus, xlsx)
+    assert code == 0 and (report["rows"], report["sent"], report["format"]) == (3, 3, "xlsx"), report
+    mine = {r["order_id"] for r in decodable(asyncio_read(bus)) if str(r.get("order_id", "")).startswith(tag)}
+    assert mine == {f"{tag}-1", f"{tag}-2", f"{tag}-6", f"{tag}x-1", f"{tag}x-2", f"{tag}x-6"}
+
+
+def test_row_errors_are_printed_in_french_by_default(bus: Bus, tmp_path: Path) -> None:
+    path = tmp_path / "ventes.csv"
+    path.write_bytes(_export(f"FR{uuid.uuid4().hex[:6]}").encode("cp1252"))
+    cmd = [sys.executable, "-m", "techne.cli", "import", "csv", str(path), "--venue", VENUE, "--profile",
+           "billetterie-fr", "--dry-run"]
+    fr = subprocess.run(cmd, env={**os.environ, **bus.env}, capture_output=True, text=True, timeout=120, check=False)
+    assert fr.returncode == 1
+    assert "6 lignes : 3 seraient envoyées" in fr.stdout
+    assert "ligne 4, colonne « Date de commande » : date ou heure illisible" in fr.stdout
+    assert "ligne 5, colonne « Tarif » : libellé inconnu" in fr.stdout
+    en = subprocess.run([*cmd, "--lang", "en"], env={**os.environ, **bus.env}, capture_output=True, text=True,
+                        timeout=120, check=False)
+    assert "line 4, column 'Date de commande': not a date/time" in en.stdout
+
+
+def test_unbalanced_quote_is_refused_before_anything_is_sent(bus: Bus, tmp_path: Path) -> None:
+    lines = _export(f"Q{uuid.uuid4().hex[:6]}").split("\r\n")
+    lines[1] = lines[1].replace("Le Misanthrope", '"Le Misanthrope')  # line 2
+    lines[3] = lines[3].replace(";Tosca;", ';Tosca";')  # line 4
+    path = tmp_path / "ventes.csv"
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    before = _offsets(bus)
+    proc = subprocess.run([sys.executable, "-m", "techne.cli", "import", "csv", str(path), "--venue", VENUE,
+                           "--profile", "billetterie-fr"], env={**os.environ, **bus.env}, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert "guillemet non fermé ligne 2 : les lignes 2 à 4 ont été fusionnées" in proc.stderr
+    assert _offsets(bus) == before
+
+
 def asyncio_read(bus: Bus) -> list[bytes]:
     import asyncio
 

@@ -1,0 +1,235 @@
+"""Read a venue's export — CSV in any usual dialect, or an Excel workbook — into rows (pure).
+
+:func:`read_table` takes the file's bytes and name (no I/O: the CLI and the console's upload
+page call it alike) and returns a :class:`Table`: the header, ``(line, row)`` pairs, and what
+was detected (format, encoding, delimiter) so that a person can be told.
+
+- **XLSX** (zip signature or ``.xlsx``/``.xlsm`` name): the first worksheet through openpyxl,
+  values as the text a French export would hold (dates ``25/12/2026 20:30:00``, decimal
+  numbers as written, booleans ``oui``/``non``); line = the sheet's row number. Old ``.xls``
+  files are refused with the way out (save as XLSX or CSV).
+- **CSV**: the encoding is UTF-8 when the bytes decode as UTF-8 (with or without BOM), else
+  charset-normalizer's best guess among the encodings French tools write (Windows-1252, Mac
+  Roman, DOS 850); the dialect (delimiter and quote) comes from :class:`csv.Sniffer`. When the
+  caller knows the columns it expects (``expected``), the delimiter that finds the most of them
+  in the header wins over the sniffer's guess, and the choice is reported.
+- **Unbalanced quotes**: a quote opened and never closed makes the CSV parser swallow the
+  following lines into one cell; a cell holding line breaks *and* delimiters is therefore
+  refused as "rows merged", naming the lines, and so is a quote still open at the end of the file.
+
+Errors are :class:`TableError`: a ``Refused`` with the reason in French (``.fr``) and English
+(``.en``), both on one line in ``str()``. Row contents never appear in a message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from core.errors import Refused
+
+DELIMITERS = ";,\t|"
+ENCODINGS = ["cp1252", "mac_roman", "cp850"]
+"""Candidates when the file is not UTF-8: what French box-office and spreadsheet tools write."""
+_NAMES = {";": "';'", ",": "','", "\t": "tabulation", "|": "'|'"}
+_NAMES_EN = {";": "';'", ",": "','", "\t": "tab", "|": "'|'"}
+
+
+class TableError(Refused):
+    """The file cannot be read as a table; ``fr`` and ``en`` hold the reason, ``str()`` both (one line)."""
+
+    def __init__(self, fr: str, en: str) -> None:
+        super().__init__(f"{fr} / {en}")
+        self.fr, self.en = fr, en
+
+    def message(self, lang: str = "fr") -> str:
+        return self.en if lang == "en" else self.fr
+
+
+def delimiter_name(delimiter: str | None, lang: str = "fr") -> str:
+    names = _NAMES_EN if lang == "en" else _NAMES
+    return names.get(delimiter or "", repr(delimiter))
+
+
+@dataclass
+class Table:
+    """Rows of one export and how it was read."""
+
+    header: list[str]
+    rows: list[tuple[int, dict[str, str]]]
+    format: str  # "csv" or "xlsx"
+    encoding: str | None = None
+    delimiter: str | None = None
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    """(French, English) remarks on what was detected, e.g. a delimiter other than the expected one."""
+    width_errors: list[tuple[int, int]] = field(default_factory=list)
+    """(line, cells) of the rows that hold more non-empty cells than the header has columns."""
+
+    def describe(self, lang: str = "fr") -> str:
+        """One line: format, encoding, delimiter (for the person who uploaded the file)."""
+        if self.format == "xlsx":
+            return "classeur Excel (XLSX), première feuille" if lang != "en" else "Excel workbook (XLSX), first sheet"
+        if lang == "en":
+            return f"CSV, encoding {self.encoding}, delimiter {delimiter_name(self.delimiter, 'en')}"
+        return f"CSV, encodage {self.encoding}, séparateur {delimiter_name(self.delimiter)}"
+
+
+def read_table(data: bytes, filename: str = "", *, expected: Iterable[str] = (), encoding: str = "auto",
+               delimiter: str | None = None) -> Table:
+    """The table in ``data`` (see module doc). ``encoding``/``delimiter`` force a choice;
+    ``expected`` names the columns the caller will look for (helps choose the delimiter)."""
+    name = filename.lower()
+    if data[:4] == b"PK\x03\x04" or name.endswith((".xlsx", ".xlsm")):
+        return _read_xlsx(data)
+    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or name.endswith(".xls"):
+        raise TableError("format Excel 97-2003 (.xls) non pris en charge : enregistrez le fichier en XLSX ou en CSV",
+                         "Excel 97-2003 (.xls) files are not supported: save the file as XLSX or CSV")
+    text, used = decode_text(data, encoding)
+    if not text.strip():
+        raise TableError("le fichier est vide", "the file is empty")
+    return _read_csv(text, used, set(expected), delimiter)
+
+
+def decode_text(data: bytes, encoding: str = "auto") -> tuple[str, str]:
+    """``(text, encoding used)``: forced, UTF-8 if it decodes, else the best French candidate."""
+    if encoding != "auto":
+        codec = "utf-8-sig" if encoding in ("utf-8", "utf-8-sig") else encoding
+        try:
+            return data.decode(codec), encoding
+        except UnicodeDecodeError:
+            raise TableError(f"le fichier n'est pas en {encoding} (encodage imposé par le profil)",
+                             f"the file is not {encoding} (the profile's encoding)") from None
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=ENCODINGS).best()
+    chosen = best.encoding if best is not None else "cp1252"
+    return data.decode(chosen, errors="replace"), chosen
+
+
+def _sniff(text: str) -> csv.Dialect | None:
+    sample = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS)  # type: ignore[return-value]
+    except csv.Error:
+        return None
+
+
+def _header(text: str, delimiter: str) -> list[str]:
+    first = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    return [h.strip() for h in first]
+
+
+def _choose_delimiter(text: str, expected: set[str], forced: str | None) -> tuple[str, str]:
+    """``(delimiter, quotechar)``."""
+    if forced is not None:
+        return forced, '"'
+    dialect = _sniff(text)
+    sniffed = dialect.delimiter if dialect is not None else None
+    quote = (dialect.quotechar if dialect is not None else None) or '"'
+    if expected:
+        def found(d: str) -> int:
+            return len(expected & set(_header(text, d)))
+
+        best = max(DELIMITERS, key=lambda d: (found(d), d == sniffed, d == ";"))
+        if found(best) > (found(sniffed) if sniffed else -1):
+            return best, '"'
+    if sniffed is not None:
+        return sniffed, quote
+    first = text.splitlines()[0]
+    return max(DELIMITERS, key=lambda d: (first.count(d), d == ";")), '"'
+
+
+def _read_csv(text: str, encoding: str, expected: set[str], forced: str | None) -> Table:
+    delimiter, quote = _choose_delimiter(text, expected, forced)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote, strict=True)
+    start = 1
+    try:
+        header = [h.strip() for h in next(reader)]
+        table = Table(header, [], "csv", encoding, delimiter)
+        start = reader.line_num + 1
+        for cells in reader:
+            _check_merged(cells, delimiter, len(header), start, reader.line_num)
+            if any(c.strip() for c in cells):
+                if sum(1 for c in cells[len(header):] if c.strip()):
+                    table.width_errors.append((start, len(cells)))
+                table.rows.append((start, dict(zip(header, cells, strict=False))))
+            start = reader.line_num + 1
+    except csv.Error:
+        line = reader.line_num
+        raise TableError(f"guillemet non fermé ou mal placé : les lignes {start} à {line} se lisent comme une seule "
+                         "cellule ; fermez le guillemet ou retirez-le",
+                         f"unbalanced or misplaced quote: lines {start} to {line} read as one cell; close or remove "
+                         "the quote") from None
+    return table
+
+
+def _check_merged(cells: list[str], delimiter: str, width: int, first: int, last: int) -> None:
+    if last == first or width < 2:
+        return
+    for cell in cells:
+        if "\n" not in cell:
+            continue
+        swallowed = cell.split("\n")[1:]
+        if any(part.count(delimiter) >= max(1, (width - 1) // 2) for part in swallowed):
+            raise TableError(
+                f"guillemet non fermé ligne {first} : les lignes {first} à {last} ont été fusionnées en une seule "
+                "(une cellule commence par \" sans guillemet fermant) ; corrigez la ligne et réessayez",
+                f"unbalanced quote on line {first}: lines {first} to {last} were merged into one (a cell opens "
+                "a \" that is never closed); fix the line and try again")
+
+
+def cell_text(value: Any) -> str:
+    """A workbook cell as the text a French CSV export would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "oui" if value else "non"
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y" if value.time() == time(0) else "%d/%m/%Y %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_xlsx(data: bytes) -> Table:
+    from zipfile import BadZipFile
+
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (BadZipFile, KeyError, ValueError, OSError):
+        raise TableError("classeur Excel illisible (fichier abîmé ou d'un autre format)",
+                         "unreadable Excel workbook (damaged file or another format)") from None
+    try:
+        sheet = workbook.worksheets[0] if workbook.worksheets else None
+        if sheet is None:
+            raise TableError("le classeur n'a aucune feuille", "the workbook has no sheet")
+        rows = sheet.iter_rows(values_only=True)
+        header = [cell_text(v).strip() for v in next(rows, ())]
+        while header and not header[-1]:
+            header.pop()
+        if not header:
+            raise TableError("la première feuille du classeur est vide", "the workbook's first sheet is empty")
+        table = Table(header, [], "xlsx")
+        for line, values in enumerate(rows, start=2):
+            cells = [cell_text(v) for v in values]
+            if any(c.strip() for c in cells):
+                if sum(1 for c in cells[len(header):] if c.strip()):
+                    table.width_errors.append((line, len(cells)))
+                table.rows.append((line, dict(zip(header, cells, strict=False))))
+        return table
+    finally:
+        workbook.close()

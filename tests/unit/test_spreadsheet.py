@@ -1,0 +1,163 @@
+"""Reading venue exports (pure): CSV dialects and encodings detected, XLSX accepted, the real
+cause named when columns are missing, unbalanced quotes caught, row errors in French and English."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+
+import pytest
+from openpyxl import Workbook
+
+from producers.csv_import import check_columns, read_profile_table, validate_rows
+from producers.csv_profiles import load_profile
+from producers.row_messages import french
+from producers.spreadsheet import TableError, cell_text, read_table
+
+PROFILE = load_profile("billetterie-fr")
+HEADER = ["N° commande", "Date de commande", "N° client", "E-mail", "Code postal", "Spectacle", "Code séance",
+          "Date de séance", "Salle", "Genre", "Tarif", "Canal", "Nb places", "Montant TTC"]
+GOOD = ["C1", "02/11/2026 10:15", "", "lea@exemple.fr", "92330", "Le Misanthrope – Molière", "MIS-1",
+        "28/11/2026 20h30", "Grande salle", "Théâtre", "Plein", "Internet", "2", "45,00"]
+KEY = b"k" * 32
+
+
+def csv_bytes(rows: list[list[str]], delimiter: str = ";", encoding: str = "utf-8") -> bytes:
+    def cell(c: str) -> str:
+        return f'"{c}"' if delimiter in c else c
+
+    return "\r\n".join(delimiter.join(cell(c) for c in r) for r in rows).encode(encoding) + b"\r\n"
+
+
+@pytest.mark.parametrize(("delimiter", "encoding", "found"), [
+    (";", "cp1252", "cp1252"), (";", "utf-8", "utf-8"), (",", "utf-8", "utf-8"), ("\t", "cp1252", "cp1252"),
+    (",", "mac_roman", "mac_roman"),
+])
+def test_delimiter_and_encoding_are_detected(delimiter: str, encoding: str, found: str) -> None:
+    amount = "45.00" if delimiter == "," else "45,00"
+    data = csv_bytes([HEADER, [*GOOD[:-1], amount], [*GOOD[:-1], amount]], delimiter, encoding)
+    table = read_table(data, "ventes.csv")
+    assert (table.delimiter, table.encoding, table.header) == (delimiter, found, HEADER)
+    assert table.rows[0][1]["Spectacle"] == "Le Misanthrope – Molière" and table.rows[1][0] == 3
+
+
+def test_comma_file_for_a_semicolon_profile_is_read_and_the_choice_reported() -> None:
+    table = read_profile_table(csv_bytes([HEADER, GOOD], ","), "ventes.csv", PROFILE)
+    assert table.delimiter == ","
+    (fr, en), = table.notes
+    assert "séparateur détecté : ','" in fr and "attend ';'" in fr and "delimiter detected: ','" in en
+    valid, report = validate_rows(table, PROFILE, "gemeaux", KEY)
+    assert len(valid) == 1 and report.errors == []
+
+
+def test_missing_columns_name_the_delimiter_and_close_names() -> None:
+    header = ["N° commande", "Date de commande", "Email", *HEADER[4:]]  # E-mail renamed, N° client dropped
+    table = read_table(csv_bytes([header, GOOD[:2] + GOOD[3:]], ","), "ventes.csv")
+    with pytest.raises(TableError) as err:
+        check_columns(table, PROFILE)
+    fr, en = err.value.fr, err.value.en
+    assert fr.startswith("colonnes manquantes pour le profil « billetterie-fr » : E-mail, N° client")
+    assert "séparateur détecté : ',' ; attendu ';'" in fr and "delimiter detected: ','; expected ';'" in en
+    assert "« Email » est-elle la colonne « E-mail » ?" in fr and "is 'Email' the column 'E-mail'?" in en
+    assert "lea@exemple.fr" not in fr + en, "no cell value in a message"
+    assert str(err.value) == f"{fr} / {en}"
+
+
+def test_mojibake_header_names_the_encoding() -> None:
+    text = ";".join(HEADER).encode("utf-8").decode("cp1252")  # UTF-8 once read as Windows-1252
+    table = read_table((text + "\r\n" + ";".join(GOOD) + "\r\n").encode("utf-8"), "ventes.csv")
+    with pytest.raises(TableError, match="en-tête mal décodé"):
+        check_columns(table, PROFILE)
+
+
+def test_an_unbalanced_quote_that_merges_rows_is_refused_naming_the_lines() -> None:
+    rows = [";".join(HEADER)] + [";".join([f"C{i}", *GOOD[1:]]) for i in range(1, 7)]
+    rows[3] = rows[3].replace("Le Misanthrope", '"Le Misanthrope', 1)  # opened on line 4 ...
+    rows[5] = rows[5].replace("Grande salle", 'Grande salle"')  # ... "closed" by a stray quote on line 6
+    data = ("\r\n".join(rows) + "\r\n").encode("utf-8")
+    with pytest.raises(TableError) as err:
+        read_table(data, "ventes.csv")
+    assert "les lignes 4 à 6 ont été fusionnées" in err.value.fr and "lines 4 to 6 were merged" in err.value.en
+
+
+def test_a_misplaced_quote_is_refused_naming_the_lines() -> None:
+    rows = [";".join(HEADER)] + [";".join([f"C{i}", *GOOD[1:]]) for i in range(1, 7)]
+    rows[3] = rows[3].replace("Le Misanthrope", '"Le Misanthrope', 1)
+    rows[5] = rows[5].replace("Grande salle", 'Grande" salle')  # a quote followed by text: not a closing one
+    with pytest.raises(TableError) as err:
+        read_table(("\r\n".join(rows) + "\r\n").encode("utf-8"), "ventes.csv")
+    assert "les lignes 4 à 6" in err.value.fr and "lines 4 to 6" in err.value.en
+
+
+def test_a_quote_open_until_the_end_of_the_file_is_refused() -> None:
+    rows = [";".join(HEADER), ";".join(GOOD), ";".join(["C2", '"02/11/2026', *GOOD[2:]]), ";".join(GOOD)]
+    with pytest.raises(TableError, match="guillemet non fermé") as err:
+        read_table(("\n".join(rows) + "\n").encode(), "ventes.csv")
+    assert "lines 3 to" in err.value.en
+
+
+def test_a_quoted_cell_with_a_line_break_is_kept() -> None:
+    row = [*GOOD[:8], '"Salle Jean Vilar\nniveau 2"', *GOOD[9:]]
+    table = read_table(("\n".join([";".join(HEADER), ";".join(row)]) + "\n").encode(), "ventes.csv")
+    assert table.rows[0][1]["Salle"] == "Salle Jean Vilar\nniveau 2"
+
+
+def test_a_row_wider_than_the_header_is_a_row_error() -> None:
+    table = read_profile_table(csv_bytes([HEADER, GOOD, [*GOOD, "en trop"]]), "ventes.csv", PROFILE)
+    valid, report = validate_rows(table, PROFILE, "gemeaux", KEY)
+    assert len(valid) == 1
+    (error,) = report.errors
+    assert error.line == 3 and "15 cellules pour 14 colonnes" in error.reason_fr and "15 cells" in error.reason
+
+
+def test_xlsx_is_read_with_its_dates_and_numbers() -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(HEADER)
+    sheet.append(["C1", datetime(2026, 11, 2, 10, 15), None, "lea@exemple.fr", 92330, "Tosca", "T-1",
+                  datetime(2026, 11, 28, 20, 30), "Grande salle", "Opéra", "Plein", "Internet", 2, 45.5])
+    out = io.BytesIO()
+    book.save(out)
+    table = read_profile_table(out.getvalue(), "ventes.xlsx", PROFILE)
+    assert table.format == "xlsx" and table.rows[0][0] == 2
+    valid, report = validate_rows(table, PROFILE, "gemeaux", KEY)
+    assert report.errors == [] and len(valid) == 1
+    assert "classeur Excel" in table.describe()
+
+
+def test_old_xls_and_empty_files_are_refused() -> None:
+    with pytest.raises(TableError, match="xls"):
+        read_table(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "ventes.xls")
+    with pytest.raises(TableError, match="vide"):
+        read_table(b"\r\n", "ventes.csv")
+
+
+def test_row_errors_come_in_french_and_english() -> None:
+    bad = [*GOOD[:1], "pas une date", *GOOD[2:10], "Tarif secret", GOOD[11], "deux", GOOD[13]]
+    no_id = ["", *GOOD[1:]]
+    table = read_profile_table(csv_bytes([HEADER, bad, no_id]), "ventes.csv", PROFILE)
+    _, report = validate_rows(table, PROFILE, "gemeaux", KEY)
+    by_column = {(e.line, e.column): e for e in report.errors}
+    assert by_column[(2, "Date de commande")].message("fr").startswith("date ou heure illisible")
+    assert by_column[(2, "Date de commande")].message("en").startswith("not a date/time")
+    assert by_column[(2, "Tarif")].message("fr").startswith("libellé inconnu")
+    assert by_column[(2, "Nb places")].message("fr") == "pas un nombre"
+    assert by_column[(3, "N° commande")].message("fr") == "identifiant vide"
+    assert all("pas une date" not in e.reason_fr and "deux" not in e.reason_fr for e in report.errors)
+
+
+@pytest.mark.parametrize(("en", "fr"), [
+    ("Field required", "valeur obligatoire manquante"),
+    ("Input should be greater than or equal to 1", "doit être supérieur ou égal à 1"),
+    ("Input should be 'web', 'box_office' or 'phone'", "valeur attendue : 'web', 'box_office' ou 'phone'"),
+    ("value is not a valid email address: An email address must have an @-sign.", "adresse e-mail invalide"),
+    ("Value error, something new", "valeur refusée : something new"),
+])
+def test_schema_messages_in_french(en: str, fr: str) -> None:
+    assert french(en) == fr
+
+
+def test_cell_text_writes_what_a_french_export_would() -> None:
+    assert [cell_text(v) for v in (None, True, 2.0, 45.5, datetime(2026, 1, 2), datetime(2026, 1, 2, 20, 30))] == \
+        ["", "oui", "2", "45.5", "02/01/2026", "02/01/2026 20:30:00"]
