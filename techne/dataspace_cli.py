@@ -143,6 +143,8 @@ def consent_receipt(
     email: Annotated[str | None, typer.Option("--email", help="Or the person's e-mail (needs the subject key).")]
     = None,
     lang: Annotated[str, typer.Option(help="fr or en.")] = "fr",
+    fmt: Annotated[str, typer.Option("--format", help="json (ISO/IEC TS 27560 layout) or text (to read).")]
+    = "json",
     data_dir: DataDir = None,
 ) -> None:
     """Print a person's consent receipt (ISO/IEC TS 27560 layout) with the erasures done at partners."""
@@ -153,7 +155,15 @@ def consent_receipt(
         _fail("error: give --person-ref or --email (one of them)")
     settings = _settings(data_dir=data_dir)  # errors: one line on stderr, exit 2 refused / 1 unavailable
     ref = person_ref if person_ref is not None else ref_of(settings, venue, str(email))
-    _dump(receipt(settings, venue, ref, lang))
+    if fmt not in ("json", "text"):
+        _fail(f"error: unknown format {fmt!r} (json, text)")
+    given = receipt(settings, venue, ref, lang)
+    if fmt == "text":
+        from techne.receipt_text import render
+
+        typer.echo(render(given, lang))
+    else:
+        _dump(given)
 
 
 def register(app: typer.Typer, agreements_app: typer.Typer) -> None:

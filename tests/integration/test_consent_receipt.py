@@ -93,6 +93,9 @@ def test_receipt_after_a_grant_and_a_withdrawal_lists_the_erasures_at_partners(w
         by_ref = receipt_cli(bus, "--person-ref", ref, "--lang", "en")
         assert by_ref.exit_code == 0, by_ref.output
         assert json.loads(by_ref.stdout)["event"] == receipt["event"]
+        text = receipt_cli(bus, "--person-ref", ref, "--format", "text")
+        assert text.exit_code == 0 and "- marketing : consentement retiré;" in text.stdout
+        assert "    effacé chez reseau-danse le " in text.stdout and "(1 ligne(s))" in text.stdout
         before = files(bus)
         unknown = receipt_cli(bus, "--person-ref", "0" * 64)
         assert unknown.exit_code == 2

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from schemas.agreements import load_agreements
+from techne.receipt_text import render
 from techne.receipts import ReceiptError, build
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
@@ -61,6 +62,14 @@ def test_withdrawal_lists_done_and_pending_erasures_and_purpose_states() -> None
     assert named["inconnu"]["agreements"] == [] and named["inconnu"]["retentionPeriod"] is None
     assert "efface chez chaque partenaire nommé" in purposes["marketing"]["withdrawalMethod"]
     assert r["piiProcessing"]["privacyNotice"] == "w3"
+    text = render(r, "fr")
+    assert "- marketing : consentement retiré;" in text
+    assert "    reseau-danse — conserve au plus 395 jours (dsa-reseau-danse-2026)" in text
+    assert "    inconnu — aucun accord : rien ne lui est transmis" in text
+    assert "    effacé chez reseau-danse le 2026-12-07 11:00 (3 ligne(s))" in text
+    assert "    effacement en attente chez reseau-danse" in text
+    assert "Retirer son consentement : À tout moment" in text
+    assert "erasure pending at reseau-danse" in render(r, "en")
 
 
 def test_a_live_grant_has_its_end_date_and_an_erasure_request_withdraws_every_purpose() -> None:
