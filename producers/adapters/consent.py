@@ -78,11 +78,22 @@ class SourceMapping(BaseModel):
     collection_point: str | None = Field(None, max_length=128)
 
 
+class PreferenceCentre(BaseModel):
+    """What the preference centre (producers/gateway/preferences.py) records with each choice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    recipient_list_version: str = Field("agreements", min_length=1, max_length=64)
+    wording_version: str | None = Field(None, max_length=64)
+    link_ttl_days: int = Field(30, ge=1, le=400, description="How long a signed link stays valid.")
+
+
 class ConsentSources(BaseModel):
     """Every venue's mappings: ``venues[venue][source]``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     venues: dict[str, dict[str, SourceMapping]] = Field(default_factory=dict)
+    partners: dict[str, str] = Field(default_factory=dict, description="Partner names shown to people.")
+    preference_centre: PreferenceCentre = Field(default_factory=lambda: PreferenceCentre.model_validate({}))
 
     def mapping(self, venue_id: str, source: str) -> SourceMapping | None:
         return self.venues.get(venue_id, {}).get(source)

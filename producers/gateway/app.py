@@ -33,11 +33,12 @@ from core.settings import Settings
 from core.venues import Venue, load_venues
 from producers.adapters.consent import ConsentSources, load_consent_sources
 from producers.delivery import Delivery
-from producers.gateway import collector, events, openapi, sources
+from producers.gateway import collector, events, openapi, preferences, sources
 from producers.ingest import use_registry
 from producers.kafka import EventProducer
 from producers.ledger import WebhookLedger
 from producers.spool import Spool
+from schemas.agreements import Agreement, load_agreements
 
 log = logging.getLogger("techne.gateway")
 
@@ -54,6 +55,7 @@ class Gateway:
     _delivery: Delivery | None = None
     _ledger: WebhookLedger | None = None
     consent: ConsentSources = field(default_factory=ConsentSources)
+    agreements: list[Agreement] = field(default_factory=list)
 
     @property
     def delivery(self) -> Delivery:
@@ -89,6 +91,8 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
                  producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s,
                                            auth=settings.kafka_auth()))
     gw.consent = load_consent_sources(settings.consent_sources_file)
+    gw.agreements = load_agreements(settings.agreements_dir, set(venues))
+    gw.consent.check_recipients({v: {a.partner for a in gw.agreements if v in a.provider_venues} for v in venues})
     metrics.declare_venues(venues, settings.venue_silence_hours)
 
     @asynccontextmanager
@@ -108,6 +112,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
         Route("/v1/venues/{venue_id}/events/batch", events.post_batch, methods=["POST"]),
         *sources.routes(),
         *collector.routes(),
+        *preferences.routes(),
         *openapi.routes(),
         Route("/healthz", health),
         Mount("/metrics", app=make_asgi_app()),
