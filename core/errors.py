@@ -15,7 +15,8 @@ The first split is what the caller should do about it::
     │   │   └── SignatureRejected  Standard Webhooks signature refused (``code``) -> 401
     │   ├── StoreMissing         a store to read does not exist (a read never creates one)
     │   ├── PoisonFlood          most recent input invalid: the consumer stops instead of emptying a topic
-    │   └── AccessError          the broker refused an access-management request
+    │   ├── AccessError          the broker refused an access-management request
+    │   └── ReadRefused          a read-only store reader refused a write (ClickHouse readonly = 1)
     └── Unavailable              transient: nothing was committed; retry later (with backoff) or answer 503
         ├── StoreUnavailable     the analytical store cannot be written right now
         ├── StoreLocked          an embedded store is held by another process (a running sink)
@@ -118,6 +119,10 @@ class PoisonFlood(Refused):
 
 class AccessError(Refused):
     """The broker refused or failed an access-management request."""
+
+
+class ReadRefused(Refused):
+    """A statement sent through the read path (``sinks.reader``) was refused by the engine as a write."""
 
 
 class StoreUnavailable(Unavailable):

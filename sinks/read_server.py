@@ -37,17 +37,13 @@ from typing import Any
 
 from chdb.session import Session
 
-from core.errors import StoreUnavailable
+from core.errors import ReadRefused, StoreUnavailable
 from sinks.chdb import open_session, param_text, redact
 from sinks.ddl import quote
 
 log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024
 DEFAULT_FORMAT = "JSONCompactEachRow"
-
-
-class ReadRefused(StoreUnavailable):
-    """The engine refused a statement because the session is read-only (a write was tried)."""
 
 
 def endpoint_path(store_dir: Path) -> Path:

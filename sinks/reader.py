@@ -14,7 +14,7 @@ the timeout ``settings.read_timeout_s`` and the row cap ``settings.read_max_rows
    never creates a store: a missing data directory or store raises
    :class:`~core.errors.StoreMissing`.
 
-Errors: :class:`~sinks.read_server.ReadRefused` for a statement the engine refused as a write;
+Errors: :class:`~core.errors.ReadRefused` for a statement the engine refused as a write;
 :class:`~core.errors.StoreUnavailable` for any other failure (engine error as code and name,
 read server unreachable, token refused); :class:`~core.errors.StoreLocked` when the store is
 held by a process that serves no reads (e.g. a sink of an older version).
@@ -32,12 +32,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from core.errors import StoreMissing, StoreUnavailable
+from core.errors import ReadRefused, StoreMissing, StoreUnavailable
 from core.settings import Settings
 from sinks.base import Params
 from sinks.chdb import ChdbStore
 from sinks.ddl import parse_json_compact
-from sinks.read_server import DEFAULT_FORMAT, ReadOnlySession, ReadRefused, endpoint_path
+from sinks.read_server import DEFAULT_FORMAT, ReadOnlySession, endpoint_path
 
 __all__ = ["ReadRefused", "Reader", "StoreRef", "open_reader", "read_rows", "require_store"]
 _DIRECT = threading.Lock()

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from core.errors import StoreUnavailable
+from core.errors import ReadRefused, StoreUnavailable
 from core.settings import Settings
 from core.topics import ensure_topics, erasure_topic
-from sinks.read_server import ReadRefused, endpoint_path
+from sinks.read_server import endpoint_path
 from sinks.reader import open_reader
 from sinks.runner import partner_ref, partner_rows, query_store
 from techne.local import LocalKafka

@@ -1,0 +1,134 @@
+"""Sessions, CSRF tokens and login rate limiting of the console.
+
+- **Session**: one cookie (``techne_session``, HttpOnly, SameSite=Lax, Secure behind TLS)
+  holding ``{"u": login or None, "c": csrf token, "t": issued}``, signed with itsdangerous
+  (HMAC-SHA1 under :func:`console_secret`, salt ``techne-console-session``) and refused once
+  older than ``session_hours`` or if its signature does not verify: the request is then
+  anonymous. Nothing else is trusted from the cookie: the user's role and venue are read from
+  the user store at every request, so a removed user is out at once.
+- **CSRF**: every session, anonymous included, carries a random token; every ``POST`` must send
+  it back in the form field ``csrf`` (constant-time comparison), the login form too. A new
+  token is issued at login and logout.
+- **Rate limit**: :class:`LoginLimiter` allows ``attempts`` failed logins per client address and
+  per login name over ``window_s``; beyond, logins are refused (429) until the oldest failure
+  leaves the window. In memory, per console process.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+COOKIE = "techne_session"
+SALT = "techne-console-session"
+
+
+class ConsoleSettings(BaseSettings):
+    """``TECHNE_CONSOLE_*`` settings of the console process."""
+
+    model_config = SettingsConfigDict(env_prefix="TECHNE_CONSOLE_", frozen=True, extra="ignore")
+
+    secret: SecretStr | None = Field(
+        None, description="Key signing the session cookies (unset: a random key kept in <data_dir>/console/secret).")
+    session_hours: float = Field(8.0, gt=0, description="A session expires this long after login.")
+    secure_cookies: bool = Field(False, description="Send cookies only over HTTPS (true behind the TLS proxy).")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest file the import page takes.")
+    login_attempts: int = Field(5, ge=1, description="Failed logins allowed per address and per name per window.")
+    login_window_s: float = Field(900.0, gt=0, description="Window of the login rate limit, in seconds.")
+    public_url: str | None = Field(None, description="Address the console is reached at (printed, used in links).")
+
+
+def console_secret(settings: ConsoleSettings, data_dir: Path) -> bytes:
+    """The signing key: the setting, else a random key created once in a 0600 file."""
+    if settings.secret is not None:
+        return settings.secret.get_secret_value().encode()
+    path = data_dir / "console" / "secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(48))
+    return path.read_bytes().strip()
+
+
+@dataclass(frozen=True)
+class Session:
+    username: str | None
+    csrf: str
+
+    @staticmethod
+    def fresh(username: str | None = None) -> Session:
+        return Session(username, secrets.token_urlsafe(24))
+
+
+class Sessions:
+    """Sign and read session cookies (see module doc)."""
+
+    def __init__(self, key: bytes, max_age_s: float) -> None:
+        self._serializer = URLSafeTimedSerializer(key, salt=SALT)
+        self.max_age_s = max_age_s
+
+    def dump(self, session: Session) -> str:
+        return self._serializer.dumps({"u": session.username, "c": session.csrf})
+
+    def load(self, cookie: str | None) -> Session | None:
+        """The session, or ``None`` if absent, forged, tampered with or expired."""
+        if not cookie:
+            return None
+        try:
+            data: Any = self._serializer.loads(cookie, max_age=int(self.max_age_s))
+        except (SignatureExpired, BadSignature):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("c"), str):
+            return None
+        user = data.get("u")
+        return Session(user if isinstance(user, str) else None, data["c"])
+
+
+def csrf_ok(session: Session | None, sent: object) -> bool:
+    return session is not None and isinstance(sent, str) and hmac.compare_digest(sent.encode(), session.csrf.encode())
+
+
+class LoginLimiter:
+    """Failed-login budget per key (client address, login name); see module doc."""
+
+    def __init__(self, attempts: int, window_s: float, clock: Any = time.monotonic) -> None:
+        self.attempts, self.window_s, self._clock = attempts, window_s, clock
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures[key]
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, *keys: str) -> float:
+        """Seconds until a login may be tried for these keys (0: allowed now)."""
+        now = self._clock()
+        with self._lock:
+            waits = [f[0] + self.window_s - now for k in keys if len(f := self._recent(k, now)) >= self.attempts]
+        return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        now = self._clock()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+    def succeeded(self, name_key: str) -> None:
+        with self._lock:
+            self._failures.pop(name_key, None)

@@ -1,0 +1,197 @@
+"""The import page's files: keep an upload, read it as the bus will, send it with progress.
+
+An upload lives in ``<data_dir>/console/uploads/<venue>/<id>/`` (``data``: the file's bytes;
+``meta.json``: name, size, profile, who, when, and the send's result). ``<id>`` is 128 random
+bits, and every function takes the venue: an upload is found only under its own venue's
+directory, so one venue's file can never be reached from another venue's pages.
+
+Reading and sending are the CSV import's own (:mod:`producers.csv_import`): the same profiles,
+conversions, row errors, event ids and import ledger, so nothing differs from ``techne import
+csv``; :func:`analyse` is a dry run (nothing leaves) that also says which rows the ledger already
+holds (a re-upload sends nothing new). :class:`Sender` runs one send at a time per upload in the
+console's event loop and exposes its progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError, TechneError
+from core.settings import Settings
+from producers.csv_import import ImportLedger, ImportReport, RowError, prepare_rows, read_rows, run_import
+from producers.csv_profiles import PROFILE_DIR, Profile, build_event, load_profile
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
+PREVIEW_ROWS = 10
+ERRORS_KEPT = 20
+"""Row errors of a send kept with the upload (the sources page shows them; the file has them all)."""
+
+
+def profiles() -> list[Profile]:
+    return [load_profile(p.stem) for p in sorted(PROFILE_DIR.glob("*.yaml"))]
+
+
+def _root(settings: Settings, venue: str) -> Path:
+    return settings.data_dir / "console" / "uploads" / venue
+
+
+def _dir(settings: Settings, venue: str, upload_id: str) -> Path | None:
+    if not ID_RE.match(upload_id):
+        return None
+    path = _root(settings, venue) / upload_id
+    return path if (path / "meta.json").is_file() else None
+
+
+def save(settings: Settings, venue: str, filename: str, data: bytes, profile: str, user: str) -> str:
+    """Keep an uploaded file for ``venue``; returns its id."""
+    upload_id = secrets.token_urlsafe(16)
+    path = _root(settings, venue) / upload_id
+    path.mkdir(parents=True)
+    (path / "data").write_bytes(data)
+    meta = {"filename": Path(filename).name[:200] or "fichier", "size": len(data), "profile": profile,
+            "user": user, "uploaded_at": time.time(), "result": None}
+    (path / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))
+    return upload_id
+
+
+def meta(settings: Settings, venue: str, upload_id: str) -> dict[str, Any] | None:
+    path = _dir(settings, venue, upload_id)
+    return json.loads((path / "meta.json").read_text()) if path else None
+
+
+def data(settings: Settings, venue: str, upload_id: str) -> bytes | None:
+    path = _dir(settings, venue, upload_id)
+    return (path / "data").read_bytes() if path else None
+
+
+def _set_result(settings: Settings, venue: str, upload_id: str, result: dict[str, Any]) -> None:
+    path = _dir(settings, venue, upload_id)
+    if path is None:
+        return
+    current = json.loads((path / "meta.json").read_text())
+    current["result"] = result
+    (path / "meta.json").write_text(json.dumps(current, ensure_ascii=False))
+
+
+def recent(settings: Settings, venue: str, limit: int = 20) -> list[dict[str, Any]]:
+    """This venue's latest uploads, newest first (with their id)."""
+    root = _root(settings, venue)
+    found = []
+    for path in root.glob("*/meta.json") if root.is_dir() else []:
+        entry = json.loads(path.read_text())
+        entry["id"] = path.parent.name
+        found.append(entry)
+    return sorted(found, key=lambda m: m["uploaded_at"], reverse=True)[:limit]
+
+
+def detect(data: bytes, choices: list[Profile] | None = None) -> Profile | None:
+    """The profile whose columns the file's header holds (the one using most of them)."""
+    fitting = []
+    for profile in choices if choices is not None else profiles():
+        try:
+            header, _ = read_rows(data, profile)
+        except (ConfigError, UnicodeDecodeError, ValueError):
+            continue
+        fitting.append((len(profile.columns & set(header)), profile.name, profile))
+    return max(fitting, key=lambda f: (f[0], f[1]))[2] if fitting else None
+
+
+@dataclass
+class Analysis:
+    profile: Profile
+    header: list[str]
+    preview: list[tuple[int, dict[str, Any]]]
+    report: ImportReport
+    valid: int
+    already: int
+
+    @property
+    def errors(self) -> list[RowError]:
+        return self.report.errors
+
+    @property
+    def fresh(self) -> int:
+        return self.valid - self.already
+
+
+def _flatten(event: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in event.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def analyse(settings: Settings, venue: str, raw: bytes, profile: Profile) -> Analysis:
+    """Dry run: the first rows as events, every row error, valid rows and those already sent."""
+    header, rows = read_rows(raw, profile)
+    preview: list[tuple[int, dict[str, Any]]] = []
+    for line, row in rows:
+        if len(preview) >= PREVIEW_ROWS:
+            break
+        event, _ = build_event(row, profile)
+        preview.append((line, _flatten(event)))
+    report = ImportReport()
+    ids = [p.event_id for p in prepare_rows(raw, profile, venue, settings.require_subject_key(), report)]
+    ledger = ImportLedger(settings.data_dir / "imports" / f"{venue}.sqlite")
+    try:
+        already = len(ledger.known(ids))
+    finally:
+        ledger.close()
+    return Analysis(profile, header, preview, report, len(ids), already)
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    state: str = "running"  # running | done | failed
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+class Sender:
+    """Sends uploads in the background, one at a time per upload; progress readable meanwhile."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._progress: dict[tuple[str, str], Progress] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def progress(self, venue: str, upload_id: str) -> Progress | None:
+        return self._progress.get((venue, upload_id))
+
+    def start(self, venue: str, upload_id: str, raw: bytes, profile: Profile, total: int) -> Progress:
+        key = (venue, upload_id)
+        current = self._progress.get(key)
+        if current is not None and current.state == "running":
+            return current
+        progress = self._progress[key] = Progress(total)
+
+        def advance(n: int) -> None:
+            progress.done += n
+
+        async def run() -> None:
+            try:
+                report = await run_import(self.settings, raw, venue, profile, progress=advance)
+            except TechneError as exc:
+                progress.state, progress.error = "failed", str(exc)
+                return
+            progress.result = {**report.as_dict(), "sent_at": time.time(),
+                               "errors": [vars(e) for e in report.errors[:ERRORS_KEPT]]}
+            progress.state = "done"
+            _set_result(self.settings, venue, upload_id, progress.result)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return progress
