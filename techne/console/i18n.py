@@ -39,6 +39,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav_import": ("Importer un fichier", "Import a file"),
     "nav_consents": ("Consentements", "Consents"),
     "nav_insights": ("Analyses", "Insights"),
+    "per_partner": ("Par partenaire et finalité", "Per partner and purpose"),
     "period": ("Période", "Period"),
     "from": ("du", "from"),
     "to": ("au", "to"),

@@ -1,0 +1,218 @@
+"""The venue's console in a real headless Chromium (Playwright, Debian's /usr/bin/chromium), against
+the real bus: broker, gateway, worker, the observatoire's sink and the audit sink (their stores read
+through the sinks' read servers while they write) and a real ``techne console`` process.
+
+A venue's user signs in, reads every page, uploads a CSV with a bad row and sees the French row
+error before anything is sent, uploads the fixed file, sends it with progress, sees a re-upload
+send nothing new, and sees the rows arrive in the observatoire's table; a consent withdrawal then
+shows with its timings against the promise. A screenshot of each page is saved under
+``tests/artifacts/console/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from techne.local import free_port
+from tests.conftest import Bus
+from tests.integration.gateway_helpers import signed_post
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "tests" / "artifacts" / "console"
+VENUE, OTHER = "gemeaux", "chaillot"
+PASSWORD = "correct-horse-battery-staple"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+HEADER = ("N° commande;Date de commande;N° client;E-mail;Code postal;Spectacle;Code séance;Date de séance;Salle;"
+          "Genre;Tarif;Canal;Nb places;Montant TTC")
+
+
+def techne(bus: Bus, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "techne.cli", *args], env={**os.environ, **bus.env}, input=stdin,
+                          capture_output=True, text=True, timeout=120, check=True, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def console(bus: Bus) -> Iterator[str]:
+    """The console's URL, with the worker and the sinks it reads running (sinks stopped at the end)."""
+    if "worker" not in bus.stack.services:
+        bus.stack.start_worker()
+    started = [s.name for s in (bus.stack.start_sink("observatoire"), bus.stack.start_audit_sink())]
+    port = free_port()
+    service = bus.stack._spawn("console", ["console", "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert service.proc.poll() is None, bus.stack.log_tail("console")
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, bus.stack.log_tail("console")
+            time.sleep(0.2)
+        techne(bus, "console", "user", "add", "equipe-gemeaux", "--venue", VENUE, "--password-stdin",
+               stdin=PASSWORD + "\n")
+        yield url
+    finally:
+        for name in ["console", *started]:
+            bus.stack.stop(name)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def consent(bus: Bus, email: str, kind: str = "consent.granted") -> str:
+    payload = {"type": kind, "event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(),
+               "source_system": "web-form", "customer": {"email": email}, "purpose": "cross_venue_analytics",
+               "recipients": ["observatoire"] if kind == "consent.granted" else [],
+               "recipient_list_version": "2026-09", "proof_ref": f"form:{VENUE}:test"}
+    resp = signed_post(f"{bus.gateway_url}/v1/venues/{VENUE}/events", json.dumps(payload).encode(),
+                       bus.venue_secret(VENUE))
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["event_id"])
+
+
+def export(tag: str, emails: list[str], bad_line: int | None = None) -> bytes:
+    day = (datetime.now(UTC) - timedelta(days=2)).strftime("%d/%m/%Y %H:%M")
+    rows = []
+    for i, email in enumerate(emails):
+        ordered = "pas une date" if bad_line == i + 2 else day
+        rows.append(f"{tag}-{i};{ordered};;{email};92330;Le Misanthrope;MIS-1;28/12/2026 20:30;Grande salle;"
+                    f"Théâtre;Plein;Internet;2;45,00")
+    return (HEADER + "\r\n" + "\r\n".join(rows) + "\r\n").encode("cp1252")
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def partner_rows(page: Page, url: str) -> int:
+    page.goto(f"{url}/lieux/{VENUE}/partage")
+    cell = page.locator('[data-rows="observatoire.ticket_orders"]')
+    text = cell.inner_text().strip()
+    assert re.fullmatch(r"\d+", text), text
+    return int(text)
+
+
+def upload(page: Page, url: str, name: str, content: bytes) -> None:
+    page.goto(f"{url}/lieux/{VENUE}/import")
+    page.set_input_files('input[name="file"]', files=[{"name": name, "mimeType": "text/csv", "buffer": content}])
+    page.click('form[enctype] button[type="submit"]')
+    page.wait_for_url(re.compile(r"/import/[A-Za-z0-9_-]{22}$"))
+
+
+def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: str, browser: Browser) -> None:
+    bus, url = worker, console
+    tag = f"CON{uuid.uuid4().hex[:6]}"
+    emails = [f"{tag.lower()}-{i}@exemple.fr" for i in range(3)]
+    for email in emails:
+        consent(bus, email)
+    page = browser.new_page(locale="fr-FR")
+    page.set_default_timeout(30_000)
+
+    page.goto(f"{url}/lieux/{VENUE}/partage")
+    expect(page).to_have_url(re.compile(r"/connexion"))
+    shot(page, "01-connexion")
+    page.fill('input[name="username"]', "equipe-gemeaux")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    expect(page).to_have_url(re.compile(f"/lieux/{VENUE}/partage$"))
+    expect(page.locator("h1")).to_have_text("Ce que je partage")
+    before = partner_rows(page, url)
+    expect(page.locator("#agreements")).to_contain_text("observatoire")
+    expect(page.locator("#agreements")).to_contain_text("730 jours")
+    shot(page, "02-partage")
+
+    # a CSV with a bad row: the French row error is shown before anything is sent
+    upload(page, url, "ventes-erreur.csv", export(tag, emails, bad_line=3))
+    errors = page.locator("#row-errors")
+    expect(errors).to_contain_text("Date de commande")
+    expect(errors).to_contain_text("Corrigez la colonne « Date de commande » de la ligne 3")
+    expect(page.locator("#summary")).to_contain_text("3 lignes lues : 2 valides")
+    shot(page, "03-import-erreur")
+
+    # the fixed file: preview, send with progress, rows arrive
+    fixed = export(tag, emails)
+    upload(page, url, "ventes.csv", fixed)
+    expect(page.locator("#row-errors")).to_have_count(0)
+    expect(page.locator("#preview")).to_contain_text(emails[0])
+    shot(page, "04-import-apercu")
+    page.click("#send-button")
+    expect(page.locator("#result")).to_contain_text("Envoyé : 3 nouvelle(s) ligne(s)")
+    shot(page, "05-import-envoye")
+
+    upload(page, url, "ventes-encore.csv", fixed)  # the same file again: nothing new leaves
+    expect(page.locator("#summary")).to_contain_text("3 déjà envoyées")
+    expect(page.locator("#nothing-new")).to_be_visible()
+    expect(page.locator("#send-button")).to_have_count(0)
+
+    deadline = time.monotonic() + 90
+    while (after := partner_rows(page, url)) < before + 3:
+        assert time.monotonic() < deadline, f"rows of {VENUE} in observatoire.ticket_orders: {before} -> {after}"
+        time.sleep(1)
+    assert after == before + 3
+    expect(page.locator('[data-cell="shared-observatoire"]')).not_to_have_text("0")
+    shot(page, "06-partage-lignes-arrivees")
+
+    # a withdrawal: shown with its stop and erasure timings against the promise
+    withdrawal = consent(bus, emails[0], "consent.withdrawn")
+    deadline = time.monotonic() + 90
+    while True:
+        page.goto(f"{url}/lieux/{VENUE}/partage")
+        row = page.locator("#withdrawals tr", has_text="observatoire")
+        if row.count() and "tenu" in row.first.inner_text() and "attente" not in row.first.inner_text():
+            break
+        assert time.monotonic() < deadline, f"withdrawal {withdrawal} not shown as erased"
+        time.sleep(1)
+    assert row.first.inner_text().count("tenu") == 2  # stop <= 5 s and erasure <= 60 s
+    assert partner_rows(page, url) == before + 2
+    shot(page, "07-partage-retrait")
+
+    page.goto(f"{url}/lieux/{VENUE}/partage/dpo")
+    expect(page.locator("h1")).to_contain_text("Registre de partage")
+    expect(page.locator("[data-print]")).to_be_visible()
+    shot(page, "08-dpo")
+
+    page.goto(f"{url}/lieux/{VENUE}/sources")
+    expect(page.locator("#sources")).to_contain_text("Import de fichier")
+    expect(page.locator("#sources")).to_contain_text("Webhook signé")
+    shot(page, "09-sources")
+
+    page.goto(f"{url}/lieux/{VENUE}/consentements")
+    expect(page.locator("#counts")).to_contain_text("donnés")
+    expect(page.locator("#counts")).to_contain_text("retirés")
+    shot(page, "10-consentements")
+
+    page.goto(f"{url}/lieux/{VENUE}/analyses")
+    expect(page.locator("h1")).to_have_text("Analyses")
+    frame = page.frame_locator("iframe.report")
+    expect(frame.locator("body")).to_have_attribute("data-rendered", "ok")
+    shot(page, "11-analyses")
+
+    page.goto(f"{url}/lieux/{VENUE}/partage?lang=en")
+    expect(page.locator("h1")).to_have_text("What I share")
+    page.goto(f"{url}/lieux/{OTHER}/partage?lang=fr")  # another venue's page, from the browser
+    expect(page.locator("[role=alert]")).to_contain_text("Accès refusé")
+    page.close()
