@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from core.errors import ConfigError, TechneError
+from core.errors import ConfigError, StoreMissing, TechneError
 from core.settings import Settings
 from core.venues import load_venues
 from producers.csv_profiles import load_profile
@@ -153,6 +153,8 @@ async def _off(fn: Callable[..., Any], *args: Any) -> Any:
     """Blocking reads off the event loop; a store problem becomes a message on the page."""
     try:
         return await asyncio.to_thread(fn, *args), None
+    except StoreMissing:  # nothing stored yet: the page shows "nothing in this period"
+        return None, None
     except TechneError as exc:
         return None, str(exc)[:300]
 

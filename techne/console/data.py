@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from core.errors import TechneError
+from core.errors import StoreMissing, TechneError
 from core.settings import Settings
 from schemas.agreements import Agreement, load_agreements
 from sinks.reader import read_rows
@@ -182,6 +182,9 @@ def partner_rows(settings: Settings, venue: str, partners: list[str]) -> list[Pa
                 ((rows, latest),) = read_rows(settings, partner_ref(settings, partner), (
                     f"SELECT count(), max(occurred_at) FROM {table} WHERE venue_id = {{venue:String}}"),  # noqa: S608
                     {"venue": venue})
+            except StoreMissing:  # nothing stored for this partner yet
+                out.append(PartnerRows(partner, table, 0, None))
+                continue
             except TechneError as exc:
                 out.append(PartnerRows(partner, table, 0, None, str(exc)[:200]))
                 continue
