@@ -6,7 +6,8 @@ the partner, target the asset, one ``use`` permission constrained by purpose, va
 the field list, with a ``delete`` duty for the retention. :func:`document` is the JSON-LD export
 of a list of agreements (``@graph``).
 
-:func:`from_document` reads policies (:func:`schemas.dataspace.policy.read_policy`: refused with
+:func:`from_document` reads policies (of an ODRL document, a DSP agreement message or catalogue:
+:func:`policies_of`; each by :func:`schemas.dataspace.policy.read_policy`: refused with
 every reason, or kept with what is lost) and groups them by ``techne:agreement`` (else each is its
 own agreement) into validated agreements (:func:`build`).
 
@@ -160,14 +161,23 @@ def build(policies: list[Policy], agreement_id: str) -> Imported:
 
 
 def policies_of(doc: Any) -> list[Mapping[str, Any]]:
-    """The policies of a JSON-LD document: a policy, a list, or a ``@graph``."""
+    """The policies of a document: a policy, a list, a ``@graph``, a Dataspace Protocol
+    ``ContractAgreementMessage`` (its ``agreement``), or a DSP ``Catalog`` / ``Dataset`` (each offer
+    of ``hasPolicy``, its dataset as target)."""
     if isinstance(doc, list):
         return [p for d in doc for p in policies_of(d)]
-    if isinstance(doc, dict) and "@graph" in doc:
+    if not isinstance(doc, dict):
+        raise PolicyRefused(["the document is not a JSON object or list of ODRL policies"])
+    kind = str(doc.get("@type") or doc.get("type") or "").rsplit(":", 1)[-1].rsplit("#", 1)[-1]
+    if "@graph" in doc:
         return policies_of(doc["@graph"])
-    if isinstance(doc, dict):
-        return [doc]
-    raise PolicyRefused(["the document is not a JSON object or list of ODRL policies"])
+    if kind == "ContractAgreementMessage" and isinstance(doc.get("agreement"), dict):
+        return [doc["agreement"]]
+    if kind == "Catalog":
+        return [p for d in doc.get("dataset") or [] for p in policies_of(d)]
+    if kind == "Dataset":
+        return [{**offer, "target": doc.get("@id")} for offer in doc.get("hasPolicy") or [] if isinstance(offer, dict)]
+    return [doc]
 
 
 def from_document(doc: Any, parties: Mapping[str, str] | None = None) -> list[Imported]:

@@ -151,7 +151,7 @@ def read_policy(policy: Mapping[str, Any], parties: Mapping[str, str] | None = N
             refusals.append(f"{pid}: target {target} belongs to venue {asset_venue}, not to the assigner {venue}")
     elif mapped in EVENT_TYPES:
         event_type = mapped
-    if kind == "Agreement" and event_type not in EVENT_TYPES:
+    if event_type not in EVENT_TYPES:  # an offer of a catalogue gets its dataset as target
         refusals.append(f"{pid}: target {target or '(none)'!r} is not an event type the bus shares "
                         f"({', '.join(sorted(EVENT_TYPES))}; map it with --party IRI=<event type>)")
     for key in ("prohibition", "obligation"):

@@ -15,7 +15,7 @@ from pyld import jsonld
 from typer.testing import CliRunner
 
 from schemas.agreements import Agreement, load_agreements
-from schemas.dataspace import odrl, prometheus_x
+from schemas.dataspace import dsp, odrl, prometheus_x
 from schemas.dataspace.profile import NS, PolicyRefused
 from techne.cli import app
 from tests.dataspace_helpers import DSP, expand, loader
@@ -233,3 +233,15 @@ def test_keys_spelled_with_prefixes_or_full_iris_read_the_same() -> None:
     spelled = {("odrl:" + k if k in ("assigner", "assignee", "target", "permission") else
                 NS + k.removeprefix("techne:") if k.startswith("techne:") else k): v for k, v in original.items()}
     assert odrl.read_policy(spelled) == odrl.read_policy(original)
+
+
+def test_the_dsp_catalogue_and_an_agreement_message_import_too() -> None:
+    catalogue = dsp.catalog(AGREEMENTS[:3], participant_id="urn:techne:bus", endpoint="kafka://x:9092")
+    back = {i.agreement.id: normal(i.agreement) for i in odrl.from_document(catalogue)}
+    assert back == {a.id: normal(a) for a in AGREEMENTS[:3]}  # offers, their dataset as target
+    policy_ = odrl.document(AGREEMENTS[:1])["@graph"]
+    message = {"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"], "@type": "ContractAgreementMessage",
+               "providerPid": "urn:uuid:p", "consumerPid": "urn:uuid:c", "agreement": policy_[0]}
+    (single,) = odrl.from_document(message)  # one venue × type of the agreement: that pair only
+    assert (single.agreement.id, single.agreement.provider_venues, single.agreement.event_types) == (
+        AGREEMENTS[0].id, ["opera-lyon"], ["ticket.order_placed"])
