@@ -127,6 +127,9 @@ def read_policy(policy: Mapping[str, Any], parties: Mapping[str, str] | None = N
     ``parties`` maps foreign IRIs to our ids (venue, partner, or event type for a target)."""
     parties = parties or {}
     policy = _keys(policy)
+    rules = _as_list(policy.get("permission"))
+    if len(rules) == 1 and isinstance(rules[0], dict):  # ODRL lets a rule carry the parties and the target
+        policy = {**{k: rules[0][k] for k in ("assigner", "assignee", "target") if k in rules[0]}, **policy}
     pid = str(policy.get("@id") or policy.get("uid") or "(policy without @id)")
     refusals: list[str] = []
     lost: list[str] = []
@@ -187,8 +190,8 @@ def _read_permission(permission: Any, pid: str, out: Policy, refusals: list[str]
         if "rightOperandReference" in c or right is None:
             refusals.append(f"{pid}: constraint on {left!r} has no literal rightOperand")
         elif left == "purpose" and operator in ("isAnyOf", "eq"):
-            for value in values(right):
-                name = str(value).rsplit("/", 1)[-1].rsplit("#", 1)[-1] if "://" in str(value) else str(value)
+            for value in values(right):  # our ids only: a URL naming a purpose elsewhere is not ours to guess
+                name = str(value)
                 if name in PURPOSES and name not in out.purposes:
                     out.purposes.append(name)
                 elif name not in PURPOSES:

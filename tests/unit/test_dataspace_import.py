@@ -245,3 +245,11 @@ def test_the_dsp_catalogue_and_an_agreement_message_import_too() -> None:
     (single,) = odrl.from_document(message)  # one venue × type of the agreement: that pair only
     assert (single.agreement.id, single.agreement.provider_venues, single.agreement.event_types) == (
         AGREEMENTS[0].id, ["opera-lyon"], ["ticket.order_placed"])
+
+
+def test_parties_and_target_may_sit_on_the_permission() -> None:
+    doc = policy()
+    rule = doc["permission"][0]
+    for key in ("assigner", "assignee", "target"):
+        rule[key] = doc.pop(key)
+    assert odrl.read_policy(doc) == odrl.read_policy(policy())
