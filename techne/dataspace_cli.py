@@ -64,6 +64,7 @@ def agreements_export(
 def _yaml(imported: Any, source: str) -> str:
     agreement = imported.agreement
     data = agreement.model_dump(mode="json")
+    data.update(valid_from=agreement.valid_from, valid_until=agreement.valid_until)  # YAML dates, unquoted
     if data.get("pseudonym_domain") is None:
         data.pop("pseudonym_domain")
     head = [f"# Imported from {source}."]
