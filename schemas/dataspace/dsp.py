@@ -33,5 +33,8 @@ def catalog(agreements: Iterable[Agreement], *, participant_id: str, endpoint: s
     datasets = [{"@id": asset, "@type": "Dataset", "hasPolicy": policies,
                  "distribution": [{"@type": "Distribution", "format": FORMAT, "accessService": service["@id"]}]}
                 for asset, policies in sorted(offers.items())]
-    return {"@context": CONTEXT, "@id": "urn:techne:catalog", "@type": "Catalog", "participantId": participant_id,
-            "service": [service], "dataset": datasets}
+    out = {"@context": CONTEXT, "@id": "urn:techne:catalog", "@type": "Catalog", "participantId": participant_id,
+           "service": [service], "dataset": datasets}
+    if not datasets:  # the protocol wants at least one dataset when the key is there
+        del out["dataset"]
+    return out

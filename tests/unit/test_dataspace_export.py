@@ -131,3 +131,9 @@ def test_the_shapes_reject_a_policy_outside_the_profile(change: str) -> None:
     conforms, report = h.shacl(_mutate(change))
     assert not conforms, change
     assert "Constraint Violation" in report
+
+
+def test_a_bus_without_agreements_has_a_valid_empty_catalogue() -> None:
+    empty = dsp.catalog([], participant_id="urn:techne:bus", endpoint="kafka://x:9092")
+    h.schema_validator("catalog/catalog-schema.json").validate(empty)
+    assert "dataset" not in empty
