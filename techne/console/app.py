@@ -35,7 +35,9 @@ from starlette.staticfiles import StaticFiles
 from core.errors import ConfigError, StoreMissing, TechneError
 from core.settings import Settings
 from core.venues import load_venues
+from producers.csv_import import read_profile_table
 from producers.csv_profiles import load_profile
+from producers.spreadsheet import TableError
 from techne.console import data, i18n, uploads
 from techne.console.security import COOKIE, ConsoleSettings, LoginLimiter, Session, Sessions, console_secret, csrf_ok
 from techne.console.users import User, UserStore
@@ -372,13 +374,20 @@ async def import_upload(request: Request) -> Response:
     if len(raw) > c.console.max_upload_bytes:
         return await import_page(request, t("too_big", mb=c.console.max_upload_bytes // 1_048_576), 413)
     chosen = str(form.get("profile") or "auto")
+    lang = request.state.lang
     try:
-        profile = uploads.detect(raw) if chosen == "auto" else load_profile(chosen)
+        if chosen == "auto":
+            profile, problem = uploads.detect(raw, upload.filename)
+        else:
+            profile = load_profile(chosen)
+            read_profile_table(raw, upload.filename, profile)
+    except TableError as exc:
+        return await import_page(request, t("unreadable", why=exc.message(lang)), 400)
     except ConfigError as exc:
         return await import_page(request, t("unreadable", why=str(exc)), 400)
     if profile is None:
-        first = uploads.profiles()[0]
-        return await import_page(request, t("no_profile", name=first.name, cols=", ".join(sorted(first.columns))), 400)
+        why = problem.message(lang) if problem is not None else t("empty_file")
+        return await import_page(request, t("unreadable", why=why), 400)
     upload_id = uploads.save(c.settings, venue, upload.filename, raw, profile.name, user.username)
     return RedirectResponse(f"/lieux/{venue}/import/{upload_id}", status_code=303)
 
@@ -392,28 +401,37 @@ def _upload(request: Request) -> tuple[Console, str, str, dict[str, Any]]:
     return c, venue, upload_id, meta
 
 
-async def upload_page(request: Request) -> Response:
+async def _analysis(request: Request) -> tuple[Console, str, str, dict[str, Any], Any]:
+    """The upload of the path analysed (dry run); a file that cannot be read gives ``None``."""
     c, venue, upload_id, meta = _upload(request)
     raw = uploads.data(c.settings, venue, upload_id) or b""
-    t = i18n.translator(request.state.lang)
     try:
         profile = load_profile(meta["profile"])
-        analysis = await asyncio.to_thread(uploads.analyse, c.settings, venue, raw, profile)
-    except (ConfigError, UnicodeDecodeError, ValueError) as exc:
+        analysis = await asyncio.to_thread(uploads.analyse, c.settings, venue, raw, meta["filename"], profile)
+    except TableError as exc:
+        return c, venue, upload_id, meta, exc.message(request.state.lang)
+    except ConfigError as exc:
+        return c, venue, upload_id, meta, str(exc)
+    return c, venue, upload_id, meta, analysis
+
+
+async def upload_page(request: Request) -> Response:
+    c, venue, upload_id, meta, analysis = await _analysis(request)
+    if isinstance(analysis, str):
+        t = i18n.translator(request.state.lang)
         return c.render(request, "upload.html", 400, venue=venue, upload_id=upload_id, meta=meta, analysis=None,
-                        error=t("unreadable", why=str(exc)[:300]), progress=None)
-    progress = c.sender.progress(venue, upload_id)
+                        error=t("unreadable", why=analysis[:300]), progress=None)
     return c.render(request, "upload.html", venue=venue, upload_id=upload_id, meta=meta, analysis=analysis,
-                    error=None, progress=progress)
+                    error=None, progress=c.sender.progress(venue, upload_id))
 
 
 async def upload_send(request: Request) -> Response:
-    c, venue, upload_id, meta = _upload(request)
+    _upload(request)  # access first, then the form's token
     await _form(request)
-    raw = uploads.data(c.settings, venue, upload_id) or b""
-    profile = load_profile(meta["profile"])
-    analysis = await asyncio.to_thread(uploads.analyse, c.settings, venue, raw, profile)
-    c.sender.start(venue, upload_id, raw, profile, analysis.report.rows)
+    c, venue, upload_id, _, analysis = await _analysis(request)
+    if isinstance(analysis, str):
+        raise HTTPException(400)
+    c.sender.start(venue, upload_id, analysis.table, analysis.profile)
     return RedirectResponse(f"/lieux/{venue}/import/{upload_id}", status_code=303)
 
 
@@ -429,13 +447,14 @@ async def upload_state(request: Request) -> Response:
 
 
 async def upload_errors(request: Request) -> Response:
-    c, venue, upload_id, meta = _upload(request)
-    raw = uploads.data(c.settings, venue, upload_id) or b""
-    analysis = await asyncio.to_thread(uploads.analyse, c.settings, venue, raw, load_profile(meta["profile"]))
+    _, _, _, meta, analysis = await _analysis(request)
+    if isinstance(analysis, str):
+        raise HTTPException(404)
+    lang = request.state.lang
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
-    writer.writerow(["ligne", "colonne", "raison"])
-    writer.writerows((e.line, e.column, e.reason) for e in analysis.errors)
+    writer.writerow(["ligne", "colonne", "raison"] if lang == "fr" else ["line", "column", "reason"])
+    writer.writerows((e.line, e.column, e.message(lang)) for e in analysis.errors)
     name = urlquote(f"erreurs-{Path(meta['filename']).stem}.csv")
     return Response(("\ufeff" + out.getvalue()).encode(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})

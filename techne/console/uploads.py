@@ -5,9 +5,10 @@ An upload lives in ``<data_dir>/console/uploads/<venue>/<id>/`` (``data``: the f
 bits, and every function takes the venue: an upload is found only under its own venue's
 directory, so one venue's file can never be reached from another venue's pages.
 
-Reading and sending are the CSV import's own (:mod:`producers.csv_import`): the same profiles,
-conversions, row errors, event ids and import ledger, so nothing differs from ``techne import
-csv``; :func:`analyse` is a dry run (nothing leaves) that also says which rows the ledger already
+Reading and sending are the CSV import's own (:mod:`producers.csv_import`,
+:mod:`producers.spreadsheet`): CSV in any usual dialect or XLSX, the same profiles, conversions,
+French and English row errors, event ids and import ledger, so nothing differs from ``techne
+import csv``; :func:`analyse` is a dry run (nothing leaves) that also says which rows the ledger already
 holds (a re-upload sends nothing new). :class:`Sender` runs one send at a time per upload in the
 console's event loop and exposes its progress.
 """
@@ -23,10 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, TechneError
+from core.errors import TechneError
 from core.settings import Settings
-from producers.csv_import import ImportLedger, ImportReport, RowError, prepare_rows, read_rows, run_import
+from producers.csv_import import ImportLedger, ImportReport, RowError, read_profile_table, run_import, validate_rows
 from producers.csv_profiles import PROFILE_DIR, Profile, build_event, load_profile
+from producers.spreadsheet import Table, TableError
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 PREVIEW_ROWS = 10
@@ -91,22 +93,26 @@ def recent(settings: Settings, venue: str, limit: int = 20) -> list[dict[str, An
     return sorted(found, key=lambda m: m["uploaded_at"], reverse=True)[:limit]
 
 
-def detect(data: bytes, choices: list[Profile] | None = None) -> Profile | None:
-    """The profile whose columns the file's header holds (the one using most of them)."""
-    fitting = []
+def detect(raw: bytes, filename: str, choices: list[Profile] | None = None) -> tuple[Profile | None, TableError | None]:
+    """The profile whose columns the file holds (the one using most of them); else ``None`` and
+    the reading error of the first profile (it names the likely cause: delimiter, encoding…)."""
+    fitting, first_error = [], None
     for profile in choices if choices is not None else profiles():
         try:
-            header, _ = read_rows(data, profile)
-        except (ConfigError, UnicodeDecodeError, ValueError):
+            table = read_profile_table(raw, filename, profile)
+        except TableError as exc:
+            first_error = first_error or exc
             continue
-        fitting.append((len(profile.columns & set(header)), profile.name, profile))
-    return max(fitting, key=lambda f: (f[0], f[1]))[2] if fitting else None
+        fitting.append((len(profile.columns & set(table.header)), profile.name, profile))
+    if fitting:
+        return max(fitting, key=lambda f: (f[0], f[1]))[2], None
+    return None, first_error
 
 
 @dataclass
 class Analysis:
     profile: Profile
-    header: list[str]
+    table: Table
     preview: list[tuple[int, dict[str, Any]]]
     report: ImportReport
     valid: int
@@ -131,23 +137,18 @@ def _flatten(event: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def analyse(settings: Settings, venue: str, raw: bytes, profile: Profile) -> Analysis:
-    """Dry run: the first rows as events, every row error, valid rows and those already sent."""
-    header, rows = read_rows(raw, profile)
-    preview: list[tuple[int, dict[str, Any]]] = []
-    for line, row in rows:
-        if len(preview) >= PREVIEW_ROWS:
-            break
-        event, _ = build_event(row, profile)
-        preview.append((line, _flatten(event)))
-    report = ImportReport()
-    ids = [p.event_id for p in prepare_rows(raw, profile, venue, settings.require_subject_key(), report)]
+def analyse(settings: Settings, venue: str, raw: bytes, filename: str, profile: Profile) -> Analysis:
+    """Dry run: the first rows as events, every row error, valid rows and those already sent
+    (:class:`TableError` if the file cannot be read for ``profile``)."""
+    table = read_profile_table(raw, filename, profile)
+    preview = [(line, _flatten(build_event(row, profile)[0])) for line, row in table.rows[:PREVIEW_ROWS]]
+    records, report = validate_rows(table, profile, venue, settings.require_subject_key())
     ledger = ImportLedger(settings.data_dir / "imports" / f"{venue}.sqlite")
     try:
-        already = len(ledger.known(ids))
+        already = len(ledger.known([r.event_id for r in records]))
     finally:
         ledger.close()
-    return Analysis(profile, header, preview, report, len(ids), already)
+    return Analysis(profile, table, preview, report, len(records), already)
 
 
 @dataclass
@@ -170,19 +171,19 @@ class Sender:
     def progress(self, venue: str, upload_id: str) -> Progress | None:
         return self._progress.get((venue, upload_id))
 
-    def start(self, venue: str, upload_id: str, raw: bytes, profile: Profile, total: int) -> Progress:
+    def start(self, venue: str, upload_id: str, table: Table, profile: Profile) -> Progress:
         key = (venue, upload_id)
         current = self._progress.get(key)
         if current is not None and current.state == "running":
             return current
-        progress = self._progress[key] = Progress(total)
+        progress = self._progress[key] = Progress(len(table.rows))
 
         def advance(n: int) -> None:
             progress.done += n
 
         async def run() -> None:
             try:
-                report = await run_import(self.settings, raw, venue, profile, progress=advance)
+                report = await run_import(self.settings, table, venue, profile, progress=advance)
             except TechneError as exc:
                 progress.state, progress.error = "failed", str(exc)
                 return

@@ -3,7 +3,7 @@ the real bus: broker, gateway, worker, the observatoire's sink and the audit sin
 through the sinks' read servers while they write) and a real ``techne console`` process.
 
 A venue's user signs in, reads every page, uploads a CSV with a bad row and sees the French row
-error before anything is sent, uploads the fixed file, sends it with progress, sees a re-upload
+error before anything is sent, uploads the fixed file (as XLSX), sends it with progress, sees a re-upload
 send nothing new, and sees the rows arrive in the observatoire's table; a consent withdrawal then
 shows with its timings against the promise. A screenshot of each page is saved under
 ``tests/artifacts/console/``.
@@ -11,6 +11,7 @@ shows with its timings against the promise. A screenshot of each page is saved u
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -37,6 +38,7 @@ VENUE, OTHER = "gemeaux", "chaillot"
 PASSWORD = "correct-horse-battery-staple"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HEADER = ("N° commande;Date de commande;N° client;E-mail;Code postal;Spectacle;Code séance;Date de séance;Salle;"
           "Genre;Tarif;Canal;Nb places;Montant TTC")
 
@@ -103,6 +105,23 @@ def export(tag: str, emails: list[str], bad_line: int | None = None) -> bytes:
     return (HEADER + "\r\n" + "\r\n".join(rows) + "\r\n").encode("cp1252")
 
 
+def workbook(tag: str, emails: list[str]) -> bytes:
+    """The fixed export as an Excel workbook (real date cells), as a venue's spreadsheet saves it."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(HEADER.split(";"))
+    ordered = (datetime.now(UTC) - timedelta(days=2)).replace(tzinfo=None, microsecond=0, second=0)
+    for i, email in enumerate(emails):
+        sheet.append([f"{tag}-{i}", ordered, None, email, "92330", "Le Misanthrope", "MIS-1",
+                      datetime(2026, 12, 28, 20, 30), "Grande salle", "Théâtre", "Plein", "Internet", 2, 45.0])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -116,9 +135,9 @@ def partner_rows(page: Page, url: str) -> int:
     return int(text)
 
 
-def upload(page: Page, url: str, name: str, content: bytes) -> None:
+def upload(page: Page, url: str, name: str, content: bytes, mime: str = "text/csv") -> None:
     page.goto(f"{url}/lieux/{VENUE}/import")
-    page.set_input_files('input[name="file"]', files=[{"name": name, "mimeType": "text/csv", "buffer": content}])
+    page.set_input_files('input[name="file"]', files=[{"name": name, "mimeType": mime, "buffer": content}])
     page.click('form[enctype] button[type="submit"]')
     page.wait_for_url(re.compile(r"/import/[A-Za-z0-9_-]{22}$"))
 
@@ -149,13 +168,15 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     upload(page, url, "ventes-erreur.csv", export(tag, emails, bad_line=3))
     errors = page.locator("#row-errors")
     expect(errors).to_contain_text("Date de commande")
+    expect(errors.locator("td.reason")).to_contain_text("date ou heure illisible")
     expect(errors).to_contain_text("Corrigez la colonne « Date de commande » de la ligne 3")
     expect(page.locator("#summary")).to_contain_text("3 lignes lues : 2 valides")
     shot(page, "03-import-erreur")
 
-    # the fixed file: preview, send with progress, rows arrive
-    fixed = export(tag, emails)
-    upload(page, url, "ventes.csv", fixed)
+    # the fixed file, saved as XLSX: preview, send with progress, rows arrive
+    fixed = workbook(tag, emails)
+    upload(page, url, "ventes.xlsx", fixed, XLSX)
+    expect(page.locator("#read-as")).to_contain_text("classeur Excel")
     expect(page.locator("#row-errors")).to_have_count(0)
     expect(page.locator("#preview")).to_contain_text(emails[0])
     shot(page, "04-import-apercu")
@@ -163,7 +184,7 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     expect(page.locator("#result")).to_contain_text("Envoyé : 3 nouvelle(s) ligne(s)")
     shot(page, "05-import-envoye")
 
-    upload(page, url, "ventes-encore.csv", fixed)  # the same file again: nothing new leaves
+    upload(page, url, "ventes-encore.xlsx", fixed, XLSX)  # the same file again: nothing new leaves
     expect(page.locator("#summary")).to_contain_text("3 déjà envoyées")
     expect(page.locator("#nothing-new")).to_be_visible()
     expect(page.locator("#send-button")).to_have_count(0)
