@@ -18,9 +18,15 @@ if TYPE_CHECKING:
     from core.kafka_auth import KafkaAuth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_AGREEMENTS = REPO_ROOT / "deploy" / "agreements"
-DEFAULT_VENUES = REPO_ROOT / "deploy" / "venues.yaml"
-DEFAULT_CONSENT_SOURCES = REPO_ROOT / "deploy" / "consent-sources.yaml"
+"""The checkout, for development tools only (local broker's pom, generated dashboards, benches):
+an installed package has no checkout, so no setting defaults to a path under it."""
+
+# Operator data, relative to the working directory like ``data_dir`` (a checkout's root when
+# developing; the image sets absolute paths under /app/deploy, see the Dockerfile).
+DEFAULT_AGREEMENTS = Path("deploy/agreements")
+DEFAULT_VENUES = Path("deploy/venues.yaml")
+DEFAULT_IMPORT_PROFILES = Path("deploy/import-profiles")
+DEFAULT_CONSENT_SOURCES = Path("deploy/consent-sources.yaml")
 
 
 class Settings(BaseSettings):
@@ -38,8 +44,10 @@ class Settings(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for SASL_SSL (system CAs when unset).")
 
-    venues_file: Path = DEFAULT_VENUES
-    agreements_dir: Path = DEFAULT_AGREEMENTS
+    venues_file: Path = Field(DEFAULT_VENUES, description="Venue list (relative: to the working directory).")
+    agreements_dir: Path = Field(DEFAULT_AGREEMENTS, description="Data-sharing agreements, one YAML per agreement.")
+    import_profiles_dir: Path = Field(DEFAULT_IMPORT_PROFILES,
+                                      description="CSV import profiles (`techne import csv --profile NAME`).")
     consent_sources_file: Path = Field(
         DEFAULT_CONSENT_SOURCES, description="Which vendor opt-in question means which consent, per venue and source.")
     venue_secrets: dict[str, list[SecretStr]] = Field(

@@ -254,7 +254,7 @@ def main(settings: Settings, path: Path, venue_id: str, profile_name: str, *, dr
 
     from producers.csv_profiles import load_profile
 
-    profile = load_profile(profile_name)
+    profile = load_profile(profile_name, settings.import_profiles_dir)
     table = read_profile_table(path.read_bytes(), path.name, profile)
     total = len(table.rows)
     console = Console(stderr=as_json)

@@ -28,9 +28,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import ConfigError
-from core.settings import REPO_ROOT
+from core.settings import DEFAULT_IMPORT_PROFILES
 
-PROFILE_DIR = REPO_ROOT / "deploy" / "import-profiles"
+PROFILE_DIR = DEFAULT_IMPORT_PROFILES  # settings.import_profiles_dir in the CLI
 MONTHS = {"janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fevr": 2, "mars": 3, "avril": 4,
           "avr": 4, "mai": 5, "juin": 6, "juillet": 7, "juil": 7, "août": 8, "aout": 8, "septembre": 9, "sept": 9,
           "octobre": 10, "oct": 10, "novembre": 11, "nov": 11, "décembre": 12, "decembre": 12, "déc": 12, "dec": 12}
@@ -89,7 +89,8 @@ class Profile(BaseModel):
 
 
 def load_profile(name_or_path: str, directory: Path = PROFILE_DIR) -> Profile:
-    """A profile by name (``deploy/import-profiles/<name>.yaml``) or path; :class:`ConfigError` if invalid."""
+    """A profile by name (``<directory>/<name>.yaml``, ``settings.import_profiles_dir`` in the CLI) or
+    path; :class:`ConfigError` if invalid."""
     path = Path(name_or_path) if name_or_path.endswith((".yaml", ".yml")) else directory / f"{name_or_path}.yaml"
     try:
         return Profile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))

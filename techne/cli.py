@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from core.errors import Refused, TechneError, Unavailable
 from insights import cli as insights_cli
-from techne import dataspace_cli, known
+from techne import dataspace_cli, deploy_cli, known
 from techne.console import cli as console_cli
 
 
@@ -144,6 +144,7 @@ agreements_app = typer.Typer(help="Data-sharing agreements: validate and explain
 app.add_typer(agreements_app, name="agreements")
 dataspace_cli.register(app, agreements_app)  # agreements export|import, consent receipt
 app.add_typer(console_cli.console_app, name="console")  # the venue's web console and its users
+deploy_cli.register(app)  # deploy init, backup create|restore
 
 
 @agreements_app.command("check")
