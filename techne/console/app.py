@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -293,18 +294,26 @@ async def consents_page(request: Request) -> Response:
     from streams.summary import PURPOSE_TEXT
 
     return c.render(request, "consents.html", venue=venue, since=since, until=until, counts=counts or [],
-                    expiries=coming or [], error=error or error2, link=_preference_link(c, venue),
+                    expiries=coming or [], error=error or error2,
                     purpose_text=PURPOSE_TEXT[request.state.lang])
 
 
-def _preference_link(c: Console, venue: str) -> str | None:
-    """The preference-centre link of the venue, built by the preference centre's own function once installed."""
-    try:
-        from producers import preferences  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    build = getattr(preferences, "venue_link", None)
-    return str(build(c.settings, venue)) if callable(build) else None
+async def preference_links(request: Request) -> Response:
+    """The preference-centre link of each address given (one per line), as a CSV for the venue's
+    newsletter tool (a merge field per recipient). Addresses are used in memory only, never kept."""
+    from producers.gateway.preferences import preference_link
+
+    c, _, venue = _venue(request)
+    form = await _form(request)
+    text = str(form.get("emails", ""))[:2_000_000]
+    emails = list(dict.fromkeys(e.strip().lower() for e in re.split(r"[\s,;]+", text) if "@" in e))
+    key = c.settings.require_subject_key()
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(["email", "lien_preferences"])
+    writer.writerows((e, preference_link(key, venue, e, c.console.gateway_url)) for e in emails)
+    return Response(("\ufeff" + out.getvalue()).encode(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=liens-preferences-{venue}.csv"})
 
 
 def _insights_partner(c: Console, venue: str) -> str | None:
@@ -506,6 +515,7 @@ def routes() -> list[Route | Mount]:
         Route(u + "/etat", upload_state, methods=["GET"]),
         Route(u + "/erreurs.csv", upload_errors, methods=["GET"]),
         Route(v + "/consentements", consents_page),
+        Route(v + "/consentements/liens", preference_links, methods=["POST"]),
         Route(v + "/analyses", insights_page),
         Route(v + "/analyses/rapport", insights_report),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -133,13 +133,19 @@ TEXT: dict[str, tuple[str, str]] = {
     "day": ("Jour", "Day"),
     "count": ("Nombre", "Count"),
     "preference_centre": ("Centre de préférences", "Preference centre"),
-    "preference_text": ("Lien à mettre dans vos lettres d'information : chaque personne y voit les partenaires et "
-                        "finalités, et donne ou retire son consentement.",
-                        "Link to put in your newsletters: each person sees the partners and purposes there, and "
-                        "grants or withdraws consent."),
-    "preference_missing": ("Le centre de préférences n'est pas encore installé sur ce bus : le lien apparaîtra ici "
-                           "dès qu'il le sera.", "The preference centre is not installed on this bus yet: its link "
-                           "will appear here once it is."),
+    "preference_text": ("Chaque personne a son propre lien, à mettre dans le pied de vos lettres d'information : "
+                        "elle y voit les partenaires et finalités, et donne ou retire son consentement aussi "
+                        "facilement.", "Each person has a link of their own, for your newsletters' footer: they see "
+                        "the partners and purposes there, and grant or withdraw consent as easily."),
+    "preference_emails": ("Adresses e-mail de vos abonnés (une par ligne)", "Your subscribers' e-mail addresses "
+                          "(one per line)"),
+    "preference_download": ("Télécharger les liens (CSV pour votre outil d'envoi)", "Download the links (CSV for your "
+                            "mailing tool)"),
+    "preference_note": ("Les adresses servent à calculer les liens puis sont oubliées : rien n'est conservé. Chaque "
+                        "lien est chiffré (l'adresse ne s'y lit pas) et expire au bout de 30 jours : régénérez-les "
+                        "pour chaque envoi.", "Addresses are used to compute the links, then forgotten: nothing is "
+                        "kept. Each link is encrypted (the address cannot be read from it) and expires after 30 "
+                        "days: generate them again for each mailing."),
     "insights_of": ("Analyses partagées du réseau (partenaire « {partner} », cellules de moins de {k} personnes "
                     "masquées)", "Shared network insights (partner '{partner}', cells under {k} persons hidden)"),
     "open_report": ("Ouvrir le rapport dans un nouvel onglet", "Open the report in a new tab"),

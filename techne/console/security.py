@@ -47,6 +47,8 @@ class ConsoleSettings(BaseSettings):
     login_attempts: int = Field(5, ge=1, description="Failed logins allowed per address and per name per window.")
     login_window_s: float = Field(900.0, gt=0, description="Window of the login rate limit, in seconds.")
     public_url: str | None = Field(None, description="Address the console is reached at (printed, used in links).")
+    gateway_url: str = Field("http://127.0.0.1:8080", description="Public address of the gateway, which serves the "
+                                                                  "preference centre the links point to.")
 
 
 def console_secret(settings: ConsoleSettings, data_dir: Path) -> bytes:

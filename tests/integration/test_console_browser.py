@@ -28,6 +28,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from techne.local import free_port
+from techne.stack import Stack
 from tests.conftest import Bus
 from tests.integration.gateway_helpers import signed_post
 
@@ -55,24 +56,26 @@ def console(bus: Bus) -> Iterator[str]:
         bus.stack.start_worker()
     started = [s.name for s in (bus.stack.start_sink("observatoire"), bus.stack.start_audit_sink())]
     port = free_port()
-    service = bus.stack._spawn("console", ["console", "--port", str(port)])
+    own = Stack({**bus.env, "TECHNE_CONSOLE_GATEWAY_URL": bus.gateway_url}, bus.stack.log_dir)
+    service = own._spawn("console", ["console", "--port", str(port)])
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert service.proc.poll() is None, bus.stack.log_tail("console")
+            assert service.proc.poll() is None, own.log_tail("console")
             try:
                 if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, bus.stack.log_tail("console")
+            assert time.monotonic() < deadline, own.log_tail("console")
             time.sleep(0.2)
         techne(bus, "console", "user", "add", "equipe-gemeaux", "--venue", VENUE, "--password-stdin",
                stdin=PASSWORD + "\n")
         yield url
     finally:
-        for name in ["console", *started]:
+        own.stop("console")
+        for name in started:
             bus.stack.stop(name)
 
 
@@ -224,7 +227,18 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     page.goto(f"{url}/lieux/{VENUE}/consentements")
     expect(page.locator("#counts")).to_contain_text("donnés")
     expect(page.locator("#counts")).to_contain_text("retirés")
+    page.fill('textarea[name="emails"]', f"{emails[1]}\n{emails[2].upper()}\n")
     shot(page, "10-consentements")
+    with page.expect_download() as download:
+        page.click("#links-button")
+    lines = Path(download.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0] == "email;lien_preferences" and len(lines) == 3
+    links = dict(line.split(";") for line in lines[1:])
+    assert set(links) == {emails[1], emails[2]}
+    assert all(link.startswith(f"{bus.gateway_url}/v1/preferences/") and emails[1] not in link
+               for link in links.values())
+    centre = httpx.get(links[emails[1]], timeout=30)
+    assert centre.status_code == 200 and "Gémeaux" in centre.text  # the person's page at the gateway
 
     page.goto(f"{url}/lieux/{VENUE}/analyses")
     expect(page.locator("h1")).to_have_text("Analyses")
