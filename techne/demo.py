@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 from core.settings import Settings
@@ -208,6 +209,25 @@ def print_interrupted(summary: dict[str, Any]) -> None:
           f"(data dir: {summary['data_dir']})", flush=True)
 
 
+CONSOLE_VENUE = "gemeaux"
+"""The pilot venue whose team gets a one-time console login from the demo."""
+
+
+def console_login(data_dir: Path, venue: str, console_url: str) -> str:
+    """A one-time sign-in link to the console for ``venue``'s team (user ``equipe-<venue>``,
+    created without a password if missing)."""
+    from techne.console.users import UserStore
+
+    users = UserStore(data_dir / "console" / "console.sqlite")
+    try:
+        name = f"equipe-{venue}"
+        if users.get(name) is None:
+            users.add(name, venue=venue)
+        return f"{console_url}/connexion/lien/{users.issue_link(name)}"
+    finally:
+        users.close()
+
+
 def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, rate: float, seed: int,
          verbose: bool, timeout: float, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
@@ -231,9 +251,13 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
         worker = stack.start_worker()
         sinks = [stack.start_sink(p) for p in partner_ids]
         stack.start_audit_sink()
+        env["TECHNE_CONSOLE_GATEWAY_URL"] = url
+        console = stack.start_console()
         if verbose:
             print(f"bus up: kafka {bootstrap}, gateway {url}, worker /metrics :{worker.metrics_port}, "
                   + ", ".join(f"{s.name} /metrics :{s.metrics_port}" for s in sinks))
+            print(f"console: {console} — {CONSOLE_VENUE}, one-time login (1 h): "
+                  f"{console_login(data_dir, CONSOLE_VENUE, console)}")
         if events is None:
             progress.phase = "sending"
             _run_forever(stack, url, secrets, rate, seed, progress)

@@ -114,8 +114,15 @@ class Stack:
         raise ServiceFailed(f"group {group} not stable within {timeout:.0f}s (last error: {last_error!r})")
 
     def start_gateway(self, port: int | None = None, timeout: float = 30.0) -> str:
+        return self._start_http("gateway", ["gateway"], port, timeout)
+
+    def start_console(self, port: int | None = None, timeout: float = 30.0) -> str:
+        """``techne console`` (the venues' web console); returns its URL once it answers."""
+        return self._start_http("console", ["console"], port, timeout)
+
+    def _start_http(self, name: str, args: list[str], port: int | None, timeout: float) -> str:
         port = port or free_port()
-        service = self._spawn("gateway", ["gateway", "--port", str(port)])
+        service = self._spawn(name, [*args, "--port", str(port)])
         service.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -126,7 +133,7 @@ class Stack:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise ServiceFailed(f"gateway not ready in {timeout:.0f}s:\n{self.log_tail('gateway')}")
+        raise ServiceFailed(f"{name} not ready in {timeout:.0f}s:\n{self.log_tail(name)}")
 
     def start_worker(self, name: str = "worker") -> Service:
         return self._spawn(name, ["worker"], metrics_port=free_port())
