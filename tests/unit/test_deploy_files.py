@@ -28,21 +28,22 @@ METRIC_MODULES = (ROOT / "core" / "metrics.py", ROOT / "sinks" / "metrics.py")
 
 BUS_SERVICES = ("gateway", "worker")
 REQUIRED_SERVICES = {"kafka", "clickhouse", "gateway", "worker", "lag-exporter", "prometheus", "grafana", "registry",
-                     "caddy", "alertmanager", "kafka-exporter"}
+                     "caddy", "alertmanager", "kafka-exporter", "console"}
 # Which services may receive each secret (and nothing else may).
 SECRET_SCOPES = {
-    "TECHNE_SUBJECT_KEY": {"gateway"},
+    "TECHNE_SUBJECT_KEY": {"gateway", "console"},
     "TECHNE_VENUE_SECRETS": {"gateway"},
     "TECHNE_PSEUDONYM_KEYS": {"worker"},
-    "TECHNE_CLICKHOUSE_PASSWORD": {"clickhouse", "sink-*"},
-    "TECHNE_KAFKA_PASSWORD": {"kafka", "gateway", "worker", "sink-*", "lag-exporter", "kafka-exporter"},
+    "TECHNE_CLICKHOUSE_PASSWORD": {"clickhouse", "sink-*", "console"},
+    "TECHNE_KAFKA_PASSWORD": {"kafka", "gateway", "worker", "sink-*", "lag-exporter", "kafka-exporter", "console"},
+    "TECHNE_CONSOLE_SECRET": {"console"},
     "TECHNE_KAFKA_CONTROLLER_PASSWORD": {"kafka"},
     "TECHNE_GRAFANA_CLICKHOUSE_PASSWORD": {"clickhouse", "grafana"},
 }
 # Services that keep state, and the container path their named volume must cover.
 STATEFUL = {
     "kafka": "/var/lib/kafka/data", "clickhouse": "/var/lib/clickhouse", "gateway": "/var/lib/techne",
-    "worker": "/var/lib/techne", "prometheus": "/prometheus", "alertmanager": "/alertmanager",
+    "worker": "/var/lib/techne", "console": "/var/lib/techne", "prometheus": "/prometheus", "alertmanager": "/alertmanager",
     "grafana": "/var/lib/grafana", "caddy": "/data",
 }
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -263,7 +264,7 @@ def test_caddyfile_hides_metrics_and_docs_and_proxies_the_public_services() -> N
     text = json.dumps(server)
     for path in ("/metrics", "/metrics/*", "/docs", "/docs/*"):
         assert f'"{path}"' in text
-    assert '"gateway:8080"' in text and '"registry:8081"' in text
+    assert '"gateway:8080"' in text and '"registry:8081"' in text and '"console:8090"' in text
     (policy,) = config["apps"]["tls"]["automation"]["policies"]
     assert policy["issuers"][0]["email"] == "ops@example.org"  # ACME with the operator's address
 
