@@ -1,4 +1,4 @@
-"""Prometheus metrics of the sinks (default registry).
+"""Prometheus metrics of the sinks (on ``techne.metrics.SINK``, the registry a sink process serves).
 
 Labels: ``partner`` (the audit sink reports as ``_audit``, which no partner id can be),
 ``table`` (``ticket_orders``, ``erasures``, ``decisions``), ``topic``/``partition`` for lag.
@@ -19,65 +19,98 @@ Labels: ``partner`` (the audit sink reports as ``_audit``, which no partner id c
 - ``techne_sink_erasures_total{partner,outcome}``: erasure commands, ``erased`` / ``already_done``;
 - ``techne_sink_erasure_seconds{partner}``: histogram from the command's ``issued_at`` to done;
 - ``techne_sink_erased_rows_total{partner,table}``: rows deleted by erasure commands.
+
+:func:`declare_sink` creates a sink's labelled counters at 0 when it starts (see techne/metrics.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
+from core.metrics import DEAD_LETTERS, DLQ_REASONS, SINK
+
 AUDIT_LABEL = "_audit"
 
-ROWS_INSERTED = Counter("techne_sink_rows_inserted_total", "Rows inserted by the sinks", ["partner", "table"])
-BATCHES = Counter("techne_sink_batches_total", "Batches written and committed", ["partner", "table"])
+ROWS_INSERTED = Counter("techne_sink_rows_inserted_total", "Rows inserted by the sinks", ["partner", "table"],
+                        registry=SINK)
+BATCHES = Counter("techne_sink_batches_total", "Batches written and committed", ["partner", "table"], registry=SINK)
 BATCH_MESSAGES = Histogram(
     "techne_sink_batch_messages",
     "Messages per flushed batch",
     ["partner", "table"],
     buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000),
+    registry=SINK,
 )
 INSERT_SECONDS = Histogram(
     "techne_sink_insert_seconds",
     "Duration of one idempotent batch write (checks + insert)",
     ["partner", "table"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=SINK,
 )
 INSERT_ERRORS = Counter(
-    "techne_sink_insert_errors_total", "Failed batch write attempts (retried)", ["partner", "table"]
+    "techne_sink_insert_errors_total", "Failed batch write attempts (retried)", ["partner", "table"], registry=SINK
 )
-RETRIES = Counter("techne_sink_retries_total", "Batch write attempts made after a failure", ["partner"])
-PAUSED = Gauge("techne_sink_paused", "1 while consumption is paused because the store fails", ["partner"])
+RETRIES = Counter("techne_sink_retries_total", "Batch write attempts made after a failure", ["partner"], registry=SINK)
+PAUSED = Gauge("techne_sink_paused", "1 while consumption is paused because the store fails", ["partner"],
+               registry=SINK)
 LAG = Gauge(
     "techne_sink_lag_messages",
     "High-water mark minus the first offset not yet committed",
     ["partner", "topic", "partition"],
+    registry=SINK,
 )
 DUPLICATES_SKIPPED = Counter(
-    "techne_sink_duplicates_skipped_total", "Rows not inserted because they were already stored", ["partner", "table"]
+    "techne_sink_duplicates_skipped_total", "Rows not inserted because they were already stored", ["partner", "table"],
+    registry=SINK,
 )
 SUPPRESSED = Counter(
-    "techne_sink_suppressed_total", "Rows withheld on purpose (erased, expired)", ["partner", "reason"]
+    "techne_sink_suppressed_total", "Rows withheld on purpose (erased, expired)", ["partner", "reason"], registry=SINK
 )
 UNDECODABLE = Counter(
-    "techne_sink_undecodable_total", "Messages that could not become rows", ["partner", "table"]
+    "techne_sink_undecodable_total", "Messages that could not become rows", ["partner", "table"], registry=SINK
 )
-ERASURES = Counter("techne_sink_erasures_total", "Erasure commands by outcome", ["partner", "outcome"])
+ERASURES = Counter("techne_sink_erasures_total", "Erasure commands by outcome", ["partner", "outcome"], registry=SINK)
 ERASURE_SECONDS = Histogram(
     "techne_sink_erasure_seconds",
     "From the erasure command's issued_at to its execution",
     ["partner"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    registry=SINK,
 )
 E2E_LATENCY = Histogram(
     "techne_sink_e2e_latency_seconds",
     "From the gateway receiving an event (received_at) to its row being inserted in the partner's store",
     ["partner"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    registry=SINK,
 )
-ERASED_ROWS = Counter("techne_sink_erased_rows_total", "Rows deleted by erasure commands", ["partner", "table"])
+ERASED_ROWS = Counter("techne_sink_erased_rows_total", "Rows deleted by erasure commands", ["partner", "table"],
+                      registry=SINK)
+
+
+ERASURE_OUTCOMES = ("erased", "already_done")
+SUPPRESSION_REASONS = ("erased", "expired")
+
+
+def declare_sink(owner: str, tables: Iterable[str]) -> None:
+    """Create the labelled counters of sink ``owner`` (a partner id, or ``AUDIT_LABEL``) at 0 for
+    its ``tables``: undecodable messages, insert errors, rows, duplicates, erasures, suppressed
+    rows and its dead letters by reason, so that the first of each shows as an increase."""
+    for table in tables:
+        for counter in (UNDECODABLE, INSERT_ERRORS, ROWS_INSERTED, BATCHES, DUPLICATES_SKIPPED, ERASED_ROWS):
+            counter.labels(owner, table)
+    for outcome in ERASURE_OUTCOMES:
+        ERASURES.labels(owner, outcome)
+    for reason in SUPPRESSION_REASONS:
+        SUPPRESSED.labels(owner, reason)
+    RETRIES.labels(owner)
+    for reason in DLQ_REASONS["sink"]:
+        DEAD_LETTERS.labels(stage="sink", reason=reason)
 
 
 def observe_many(histogram: Any, amounts: Sequence[float]) -> None:

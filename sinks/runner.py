@@ -38,6 +38,7 @@ from sinks.chdb import ChdbStore
 from sinks.consumer import run_audit_sink, run_sink
 from sinks.ddl import database_name, quote
 from sinks.faults import OutageStore, from_env
+from sinks.metrics import AUDIT_LABEL, declare_sink
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.read_server import ReadServer, start_for_store
 from sinks.reader import StoreRef, open_reader, read_rows, require_store
@@ -121,7 +122,7 @@ every 700 allocations (the default) costs it about a third of its decoding time.
 def _setup(settings: Settings) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    techne_metrics.serve(settings.metrics_port, settings.metrics_host)
+    techne_metrics.serve(settings.metrics_port, settings.metrics_host, techne_metrics.SINK)
     gc.freeze()  # what is loaded so far lives as long as the process
     gc.set_threshold(*GC_THRESHOLD)
 
@@ -144,6 +145,7 @@ def run_sink_process(settings: Settings, partner_id: str) -> None:
     _setup(settings)
     faults = from_env()
     tables = tables_for(settings, partner_id)
+    declare_sink(partner_id, [t.name for t in (tables.orders, tables.erasures, tables.clicks) if t is not None])
     store: Store = _server(settings) or ChdbStore(settings.partner_store_dir(partner_id))
     if faults.point == "store_down":
         store = OutageStore(store, faults)
@@ -160,6 +162,7 @@ def run_sink_process(settings: Settings, partner_id: str) -> None:
 def run_audit_process(settings: Settings) -> None:
     """Run the audit sink until SIGTERM/SIGINT (see module doc)."""
     _setup(settings)
+    declare_sink(AUDIT_LABEL, [audit.TABLE])
     store = _server(settings) or ChdbStore(audit_store_dir(settings))
     reads = None
     try:

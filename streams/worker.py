@@ -26,7 +26,8 @@ def run_worker(settings: Settings, loglevel: str = "WARN", clock: Callable[[], d
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, agreements, venues, clock)
-    metrics.serve(settings.metrics_port, settings.metrics_host)
+    metrics.declare_worker({(a.partner, p) for a in agreements for p in a.purposes})
+    metrics.serve(settings.metrics_port, settings.metrics_host, metrics.WORKER)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     quiet_logging(logging.getLevelName(loglevel.upper().replace("WARN", "WARNING").replace("WARNINGING", "WARNING")))
     worker.execute_from_commandline()

@@ -97,12 +97,11 @@ def local_down(data_dir: DataDir = None) -> None:
 @app.command()
 def gateway(bootstrap: Bootstrap = None, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run the webhook gateway (HTTP): signed venue events in, Avro on raw topics out."""
-    import uvicorn
-
     from producers.gateway import create_app
+    from producers.gateway.server import run
 
     asgi = create_app(_settings(bootstrap=bootstrap))
-    uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)
+    run(asgi, host, port)
 
 
 @app.command()
@@ -300,7 +299,7 @@ def lag(bootstrap: Bootstrap = None,
         return
     if settings.metrics_port is None:
         raise Refused("--serve needs TECHNE_METRICS_PORT")
-    metrics.serve(settings.metrics_port, settings.metrics_host)
+    metrics.serve(settings.metrics_port, settings.metrics_host, metrics.LAG)
     asyncio.run(lag_.serve(lag_.LagMeter(settings.bootstrap, settings.kafka_auth(), groups), interval))
 
 

@@ -8,6 +8,11 @@
 * ``/openapi.json`` (the published spec) and ``/docs`` (a self-contained page showing it);
   ``/healthz``; ``/metrics/`` (Prometheus).
 
+Every request passes the door (http.Door: the unread rest of a refused body is read before the
+answer; an unhandled exception is a counted 500) and every body the parsing door (door.py:
+explicit limits, each refusal a 4xx naming it); header sizes and counts are bounded by the
+server (server.py, 431).
+
 202 means durably accepted: acknowledged by Kafka (idempotent producer, ``acks=all``) or fsynced
 to the spool under ``<data_dir>/gateway/`` (delivery.py), which also keeps the accepted webhook
 ids (ledger.py). A rejected request writes nothing. Logs carry venue ids and reasons only:
@@ -21,12 +26,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Scope
 
 from core import metrics
 from core.settings import Settings
@@ -34,6 +42,8 @@ from core.venues import Venue, load_venues
 from producers.adapters.consent import ConsentSources, load_consent_sources
 from producers.delivery import Delivery
 from producers.gateway import collector, events, openapi, preferences, sources
+from producers.gateway.door import LIMITS, Limits
+from producers.gateway.http import Door
 from producers.ingest import use_registry
 from producers.kafka import EventProducer
 from producers.ledger import WebhookLedger
@@ -52,6 +62,8 @@ class Gateway:
     subject_key: bytes
     state_dir: Path
     producer: EventProducer
+    limits: Limits = LIMITS
+    sites: dict[str, Any] = field(default_factory=dict)
     _delivery: Delivery | None = None
     _ledger: WebhookLedger | None = None
     consent: ConsentSources = field(default_factory=ConsentSources)
@@ -93,7 +105,14 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
     gw.consent = load_consent_sources(settings.consent_sources_file)
     gw.agreements = load_agreements(settings.agreements_dir, set(venues))
     gw.consent.check_recipients({v: {a.partner for a in gw.agreements if v in a.provider_venues} for v in venues})
-    metrics.declare_venues(venues, settings.venue_silence_hours)
+    gw.limits = Limits(items=max(LIMITS.items, settings.max_batch_events))
+    gw.sites = collector.site_index(settings.web_sites)
+    metrics.declare_gateway(venues, settings.venue_silence_hours)
+
+    def venue_of(scope: Scope) -> str:
+        """The venue label of a request: its path's venue when known, else ``unknown``."""
+        venue = scope.get("path_params", {}).get("venue_id")
+        return venue if venue in venues else "unknown"
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -115,8 +134,8 @@ def create_app(settings: Settings, producer: EventProducer | None = None) -> Sta
         *preferences.routes(),
         *openapi.routes(),
         Route("/healthz", health),
-        Mount("/metrics", app=make_asgi_app()),
+        Mount("/metrics", app=make_asgi_app(registry=metrics.GATEWAY)),  # its own series only
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Door, venue_of=venue_of)])
     app.state.gateway = gw
     return app

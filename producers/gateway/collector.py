@@ -1,7 +1,8 @@
 """Web tracking: the Matomo HTTP tracking API and a beacon collector, per site key, with CORS.
 
-Sites are configured in ``TECHNE_WEB_SITES`` (site key -> venue and allowed origins). A site key
-is public (it sits in the page's JavaScript): it names the site, and the ``Origin`` check keeps
+Sites are configured in ``TECHNE_WEB_SITES`` (site key -> venue, allowed origins and an optional
+numeric Matomo ``id``, by which the site is also found). A site key is public (it sits in the
+page's JavaScript): it names the site, and the ``Origin`` check keeps
 other sites' pages from sending under it. Routes:
 
 * ``GET|POST /matomo.php`` (``idsite`` = the site key) and ``/v1/sites/{site_key}/matomo.php``:
@@ -13,23 +14,27 @@ other sites' pages from sending under it. Routes:
 * ``OPTIONS`` on both: the CORS preflight for allowed origins.
 
 Checks: 404 unknown site; 403 ``Origin`` not allowed for the site (requests without ``Origin``
-— servers, curl — are accepted: the key still names the site); 413; 415; 400 not JSON; 422
+— servers, curl — are accepted: the key still names the site); 413; 415; 400 not JSON or over a
+limit of the parsing door (door.py: depth, sizes, more than 200 query/form parameters…); 422
 invalid (nothing of the request written); 503 when neither Kafka nor the spool can take it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from core.errors import ConfigError
+from producers.gateway.door import Refused, parse_json, parse_params
 from producers.gateway.events import deliver
-from producers.gateway.http import BodyTooLarge, answer, problem, read_body, read_capped
+from producers.gateway.http import BodyTooLarge, answer, problem, read_body, read_capped, refusal
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
-from producers.matomo import parse_request, to_events
+from producers.matomo import to_events
 
 if TYPE_CHECKING:
     from producers.gateway.app import Gateway
@@ -44,9 +49,27 @@ def _cors(origin: str | None) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin", "Access-Control-Allow-Credentials": "true"}
 
 
+def site_index(web_sites: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Sites by key and by numeric Matomo id (a site's optional ``"id"``: Matomo trackers and SDKs
+    send ``idsite`` as a number); :class:`ConfigError` for an id that is not a positive integer
+    or that names two sites, or collides with a key."""
+    index: dict[str, Mapping[str, Any]] = dict(web_sites)
+    for key, site in web_sites.items():
+        numeric = site.get("id")
+        if numeric is None:
+            continue
+        numeric = str(numeric)
+        if not numeric.isdigit() or not numeric.isascii() or int(numeric) < 1:
+            raise ConfigError(f"TECHNE_WEB_SITES: site {key!r}: id must be a positive integer, not {numeric!r}")
+        if numeric in index:
+            raise ConfigError(f"TECHNE_WEB_SITES: site {key!r}: id {numeric} already names another site")
+        index[numeric] = site
+    return index
+
+
 def _site(gw: Gateway, key: str | None, request: Request) -> tuple[str, str | None] | Response:
     """The site's venue and the allowed origin of this request, or the refusal."""
-    site = gw.settings.web_sites.get(key or "")
+    site = gw.sites.get(key or "")
     if site is None or str(site.get("venue")) not in gw.venues:
         return problem(404, "unknown_site", "no such site key", "unknown")
     venue = str(site["venue"])
@@ -59,7 +82,11 @@ def _site(gw: Gateway, key: str | None, request: Request) -> tuple[str, str | No
 
 async def preflight(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    found = _site(gw, request.path_params.get("site_key") or request.query_params.get("idsite"), request)
+    try:
+        query = parse_params(request.url.query, gw.limits)
+    except Refused as exc:
+        return refusal(exc, "unknown")
+    found = _site(gw, request.path_params.get("site_key") or query.get("idsite"), request)
     if isinstance(found, Response):
         return found
     return Response(status_code=204, headers={**_cors(found[1]), "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -85,17 +112,23 @@ async def matomo(request: Request) -> Response:
     except BodyTooLarge:
         return problem(413, "body_too_large", f"body exceeds {gw.settings.max_body_bytes} bytes", "unknown")
     requests: list[dict[str, str]] = []
-    if body.lstrip().startswith(b"{"):
-        try:
-            bulk = json.loads(body)
-            requests = [parse_request(str(q)) for q in bulk["requests"]]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-            return problem(400, "malformed_json", 'bulk body must be {"requests": ["?…", …]}', "unknown")
-    else:
-        merged = dict(request.query_params)
-        if body:
-            merged.update(parse_request(body.decode("utf-8", errors="replace")))
-        requests = [merged]
+    try:
+        if body.lstrip().startswith(b"{"):
+            bulk = parse_json(body, gw.limits)
+            listed = bulk.get("requests") if isinstance(bulk, dict) else None
+            if not isinstance(listed, list) or not all(isinstance(q, str) for q in listed):
+                return problem(400, "malformed_json", 'bulk body must be {"requests": ["?…", …]}', "unknown")
+            if len(listed) > gw.settings.max_batch_events:
+                return problem(413, "batch_too_large", f"more than {gw.settings.max_batch_events} requests",
+                               "unknown")
+            requests = [parse_params(q, gw.limits) for q in listed]
+        else:
+            merged = parse_params(request.url.query, gw.limits)
+            if body:
+                merged.update(parse_params(body.decode("utf-8", errors="replace"), gw.limits))
+            requests = [merged]
+    except Refused as exc:
+        return refusal(exc, "unknown")
     path_key = request.path_params.get("site_key")
     records: list[Prepared] = []
     venue, origin = "unknown", None
@@ -127,10 +160,13 @@ async def collect(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return problem(400, "malformed_json", "body is not JSON", venue, headers=_cors(origin))
+        payload = parse_json(body, gw.limits)
+    except Refused as exc:
+        return refusal(exc, venue, headers=_cors(origin))
     items: list[Any] = payload if isinstance(payload, list) else [payload]
+    if len(items) > gw.settings.max_batch_events:
+        return problem(413, "batch_too_large", f"more than {gw.settings.max_batch_events} events", venue,
+                       headers=_cors(origin))
     records, errors = [], []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not str(item.get("type", "")).startswith("web."):

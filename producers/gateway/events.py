@@ -6,6 +6,9 @@ missing headers) with its reason; then replay protection: a ``webhook-id`` alrea
 answered **202** again with the answer it got then (same ``event_id``s, ``status: already_accepted``)
 and produces nothing (202, not 200: senders and the demo count any 202 as delivered).
 
+Bodies are parsed by the door (door.py): 400/413 naming the limit a body breaks (depth, number
+or string size, keys, items, duplicate keys, NaN, lone surrogates, not UTF-8).
+
 One event: 400 not JSON; 422 schema-invalid (``errors: [{field, message}]``); 503 +
 ``Retry-After`` when neither Kafka nor the spool can take it; 202 ``{event_id}`` once durable.
 
@@ -15,7 +18,8 @@ If at least one is valid, the valid ones are written (all durably, in order) and
 **202** with ``accepted``, ``rejected`` and ``results`` — one per index: ``{index, status:
 "accepted", event_id}`` or ``{index, status: "rejected", error, errors}``. If none is valid,
 nothing is written and the answer is **422** with the same ``results``. An NDJSON line that is
-not JSON is a rejected item (``malformed_json``), not a rejected request.
+not JSON, or that the door refuses, is a rejected item (``malformed_json``, ``too_deep``…), not a
+rejected request.
 
 Event ids: the venue's ``event_id`` if sent, else uuid5 of venue + webhook-id (+ index for a
 batch item), so a re-delivery keeps its ids even after the replay window.
@@ -23,7 +27,6 @@ batch item), so a re-delivery keeps its ids even after the replay window.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -33,7 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import metrics
-from producers.gateway.http import answer, media_type, problem, read_body
+from producers.gateway.door import Refused, parse_json, parse_ndjson
+from producers.gateway.http import answer, media_type, problem, read_body, refusal
 from producers.gateway.signatures import SignatureRejected, verify
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.spool import SpoolFull
@@ -102,9 +106,9 @@ async def post_event(request: Request) -> Response:
         if earlier is not None:
             return replayed(venue_id, earlier)
         try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return problem(400, "malformed_json", f"line {getattr(exc, 'lineno', '?')}: not valid JSON", venue_id)
+            payload = parse_json(body, gw.limits)
+        except Refused as exc:
+            return refusal(exc, venue_id)
         try:
             record = prepare(payload, venue_id=venue_id, subject_key=gw.subject_key, auth=AUTH,
                              fallback_id=derived_event_id(venue_id, webhook_id))
@@ -118,23 +122,13 @@ async def post_event(request: Request) -> Response:
         return answer(202, result, venue_id)
 
 
-def _items(body: bytes, ndjson: bool) -> list[Any] | str:
-    """The batch's items (an NDJSON line that is not JSON becomes an ``_Malformed`` item), or an error."""
+def _items(gw: Gateway, body: bytes, ndjson: bool) -> list[Any] | str:
+    """The batch's items (an NDJSON line the door refuses is a :class:`Refused` item), or an
+    error; :class:`Refused` for a JSON body the door refuses."""
     if ndjson:
-        items: list[Any] = []
-        for line in body.split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                items.append(_MALFORMED)
-        return items
-    parsed = json.loads(body)
+        return parse_ndjson(body, gw.limits)
+    parsed = parse_json(body, gw.limits)
     return parsed if isinstance(parsed, list) else "body must be a JSON array of events"
-
-
-_MALFORMED = object()
 
 
 async def post_batch(request: Request) -> Response:
@@ -148,9 +142,9 @@ async def post_batch(request: Request) -> Response:
         if earlier is not None:
             return replayed(venue_id, earlier)
         try:
-            items = _items(body, media_type(request) in NDJSON)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return problem(400, "malformed_json", f"line {getattr(exc, 'lineno', '?')}: not valid JSON", venue_id)
+            items = _items(gw, body, media_type(request) in NDJSON)
+        except Refused as exc:
+            return refusal(exc, venue_id)
         if isinstance(items, str):
             return problem(422, "not_a_batch", items, venue_id)
         if not items:
@@ -160,9 +154,9 @@ async def post_batch(request: Request) -> Response:
         records: list[Prepared] = []
         results: list[dict[str, Any]] = []
         for index, item in enumerate(items):
-            if item is _MALFORMED:
-                results.append({"index": index, "status": "rejected", "error": "malformed_json",
-                                "errors": [{"field": "(line)", "message": "not valid JSON"}]})
+            if isinstance(item, Refused):
+                results.append({"index": index, "status": "rejected", "error": item.error,
+                                "errors": [{"field": "(line)", "message": item.detail}]})
                 continue
             try:
                 record = prepare(item, venue_id=venue_id, subject_key=gw.subject_key, auth=AUTH,

@@ -8,13 +8,20 @@ input value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+import traceback
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import metrics
+from producers.gateway.door import Refused
+
+log = logging.getLogger("techne.gateway")
 
 RETRY_AFTER_S = 5
 
@@ -30,6 +37,11 @@ def problem(status: int, error: str, detail: str, venue: str, *, headers: dict[s
     if status == 503:
         headers = {"Retry-After": str(RETRY_AFTER_S), **(headers or {})}
     return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def refusal(exc: Refused, venue: str, *, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The problem answer of a body the parsing door refused (it names the limit, if one)."""
+    return problem(exc.status, exc.error, exc.detail, venue, headers=headers, **exc.extra)
 
 
 def answer(status: int, body: dict[str, Any], venue: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -65,3 +77,90 @@ async def read_body(request: Request, media: Sequence[str], cap: int, venue: str
         return await read_capped(request, cap)
     except BodyTooLarge:
         return problem(413, "body_too_large", f"body exceeds {cap} bytes", venue)
+
+
+# --- the door middleware: read-then-answer, and every unhandled error a counted 500 -------------
+
+DRAIN_BYTES = 16 * 1024 * 1024
+DRAIN_SECONDS = 10.0
+
+
+class _Body:
+    """What the app has read of the request body so far."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        found = dict(headers)
+        self.declared = int(found[b"content-length"]) if found.get(b"content-length", b"").isdigit() else None
+        self.expects_continue = found.get(b"expect", b"").lower() == b"100-continue"
+        self.done = self.declared == 0 or (self.declared is None and b"transfer-encoding" not in found)
+        self.asked = False
+
+
+class Door:
+    """ASGI middleware wrapping every route of the gateway.
+
+    * Read-then-answer: before a response starts, the rest of an unread request body is read and
+      discarded (up to ``DRAIN_BYTES`` within ``DRAIN_SECONDS``), so a client that writes its
+      whole body before reading (Python's urllib, which also asks ``Connection: close``) gets
+      the answer (413, 415, 401...) instead of a broken pipe. A body beyond that bound is not
+      read: the answer carries ``Connection: close``. A client waiting for ``100 Continue`` is
+      answered without being asked for its body.
+    * An exception escaping a route becomes a ``500 internal_error`` problem answer, counted in
+      ``techne_gateway_requests_total{status="500"}``; the log line names the route and the
+      exception type only (an exception message may quote input).
+    """
+
+    def __init__(self, app: ASGIApp, venue_of: Callable[[Scope], str]) -> None:
+        self.app = app
+        self.venue_of = venue_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = _Body(scope["headers"])
+        started = False
+
+        async def tracked_receive() -> Message:
+            body.asked = True
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body.done = True
+            return message
+
+        async def drain() -> bool:
+            """Read and discard the rest of the body; False when it is over the bound."""
+            if body.declared is not None and body.declared > DRAIN_BYTES:
+                return False
+            read = 0
+            try:
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    while not body.done:
+                        read += len((await tracked_receive()).get("body", b""))
+                        if read > DRAIN_BYTES:
+                            return False
+            except TimeoutError:
+                return False
+            return True
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if not body.done and (body.asked or not body.expects_continue) and not await drain():
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        try:
+            await self.app(scope, tracked_receive, guarded_send)
+        except Exception as exc:
+            route = getattr(scope.get("route"), "path", None) or "(no route)"
+            frame = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f"{frame[0].filename.rsplit('/', 1)[-1]}:{frame[0].lineno}" if frame else "?"
+            log.error("unhandled %s on %s %s at %s", type(exc).__name__, scope.get("method"), route, where)
+            if started:
+                metrics.INGESTED.labels(venue=self.venue_of(scope), status="500").inc()
+                raise
+            answer = problem(500, "internal_error", "the gateway failed on this request; it was not accepted",
+                             self.venue_of(scope))
+            await answer(scope, tracked_receive, guarded_send)

@@ -2,7 +2,8 @@
 
 Checks, in order: 404 unknown venue or source; 403 client address outside the source's IP
 allow-list (when one is configured); 415 media type; 413 body cap; 401 authentication as the
-source does it (HMAC, Basic, API key — the reason, never a secret); then replay protection on
+source does it (HMAC, Basic, API key — the reason, never a secret); 400/413 a body the parsing
+door (door.py) refuses, naming the limit; then replay protection on
 the vendor's delivery id (or the body's SHA-256 when the vendor sends none): a known delivery is
 answered 202 again with its first answer (``already_accepted``) and produces nothing. 422: the
 payload is not one the adapter understands, or a mapped event does not fit the catalogue —
@@ -27,8 +28,9 @@ from starlette.routing import BaseRoute, Route
 
 from producers.adapters import PUSH, AuthRejected, PayloadRejected
 from producers.adapters.consent import UnmappedQuestion, consent_events
+from producers.gateway.door import Refused, parse_json
 from producers.gateway.events import deliver, replayed
-from producers.gateway.http import answer, problem, read_body
+from producers.gateway.http import answer, problem, read_body, refusal
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 
 if TYPE_CHECKING:
@@ -64,6 +66,10 @@ async def post_source(request: Request) -> Response:
     except AuthRejected as exc:
         log.info("source auth rejected venue=%s source=%s reason=%s", venue_id, source, exc)
         return problem(401, "unauthenticated", str(exc), venue_id)
+    try:  # the adapters parse JSON themselves: only a body the door accepts reaches them
+        parse_json(body, gw.limits)
+    except Refused as exc:
+        return refusal(exc, venue_id)
     delivery = adapter.delivery_id(body, request.headers) or "sha256:" + hashlib.sha256(body).hexdigest()
     async with gw.ledger.claim(f"{venue_id}/{source}", delivery) as earlier:
         if earlier is not None:

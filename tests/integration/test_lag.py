@@ -9,9 +9,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
-from prometheus_client import REGISTRY
 
 from core.kafka_auth import KafkaAuth
+from core.metrics import LAG
 from techne.lag import LagMeter, LagUnavailable, format_table, measure_once
 from techne.local import LocalKafka, free_port
 
@@ -55,7 +55,7 @@ def test_lag_is_end_minus_committed_and_everything_before_a_commit(kafka: LocalK
             await meter.export()
 
     asyncio.run(export())
-    value = REGISTRY.get_sample_value("techne_consumer_lag", {"group": group, "topic": topic, "partition": "0"})
+    value = LAG.get_sample_value("techne_consumer_lag", {"group": group, "topic": topic, "partition": "0"})
     assert value == 2
 
 
@@ -64,8 +64,8 @@ def test_an_unreachable_broker_is_counted_not_raised() -> None:
         async with LagMeter(f"127.0.0.1:{free_port()}", KafkaAuth(), {"g": ("raw.",)}, timeout=1.0) as meter:
             with pytest.raises(LagUnavailable):
                 await meter.measure()
-            before = REGISTRY.get_sample_value("techne_lag_collect_errors_total") or 0.0
+            before = LAG.get_sample_value("techne_lag_collect_errors_total") or 0.0
             await meter.export()
-            assert REGISTRY.get_sample_value("techne_lag_collect_errors_total") == before + 1
+            assert LAG.get_sample_value("techne_lag_collect_errors_total") == before + 1
 
     asyncio.run(scenario())

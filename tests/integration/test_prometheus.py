@@ -179,3 +179,61 @@ def test_no_label_value_looks_personal(scraped: str) -> None:
                 assert not suspicious.search(value) and len(value) <= 64, f"{labels['__name__']}: {name}={value!r}"
                 values.setdefault(name, set()).add(value)
     assert all(len(v) <= 100 for v in values.values()), {k: len(v) for k, v in values.items()}
+
+
+def test_each_process_exports_only_its_own_series(scraped: str) -> None:
+    """The worker, sinks and lag exporter used to export the gateway's series as zeros."""
+    own = {"techne_gateway_.+|techne_spool_.+|techne_venue_.+": {"techne-gateway"},
+           "techne_stream_.+|techne_routed_total|techne_consent_.+|techne_erasures_issued_total": {"techne-worker"},
+           "techne_sink_.+": {"techne-sink"}, "techne_consumer_lag|techne_lag_.+": {"techne-lag"},
+           "techne_dlq_total": {"techne-worker", "techne-sink"}}
+    for names, jobs in own.items():
+        found = {r["metric"]["job"] for r in query(scraped, f'count by (job) ({{__name__=~"{names}"}})')}
+        assert found == jobs, (names, found)
+
+
+def _alerts(url: str, name: str) -> list[dict[str, Any]]:
+    alerts = httpx.get(f"{url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    return [a for a in alerts if a["labels"]["alertname"] == name]
+
+
+def test_a_single_dead_letter_makes_the_alert_fire(scraped: str, bus: Bus) -> None:
+    """The worker creates its dead-letter series at 0 at start, so ONE poison message is an
+    increase: TechneDeadLettersGrowing becomes pending (it fires 5 minutes later: `for: 5m`,
+    checked by promtool in deploy/prometheus/tests/first_event_test.yml). Before, the series
+    was born at 1 with the letter and the alert never saw it."""
+    from aiokafka import AIOKafkaProducer
+    from streams.topics import raw_topic
+
+    from schemas import CATALOGUE
+    from schemas.models import SHARED_TICKET_ORDER
+
+    series = 'techne_dlq_total{job="techne-worker", stage="decode", reason="trailing_bytes"}'
+    deadline = time.monotonic() + 30
+    while not query(scraped, series):  # Prometheus has scraped the series at its start value
+        assert time.monotonic() < deadline, f"{series}: not exported by the worker"
+        time.sleep(0.5)
+    assert not [a for a in _alerts(scraped, "TechneDeadLettersGrowing") if a["labels"]["reason"] == "trailing_bytes"]
+    record = CATALOGUE.encode(SHARED_TICKET_ORDER, {
+        "event_id": "00000000-0000-4000-8000-000000000017", "event_type": "ticket.order_placed", "occurred_at": 0,
+        "received_at": 0, "venue_id": "opera-lyon", "agreement_id": "x", "purpose": "research",
+        "subject_pseudonym": "p" * 64, "pseudonym_key_version": 1})
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bus.bootstrap, enable_idempotence=True, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(raw_topic("opera-lyon"), value=record + b"\x00", key=b"one-poison")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    deadline = time.monotonic() + 40
+    while True:
+        mine = [a for a in _alerts(scraped, "TechneDeadLettersGrowing") if a["labels"]["reason"] == "trailing_bytes"]
+        if mine:
+            break
+        assert time.monotonic() < deadline, f"no alert after one dead letter; {series} = {query(scraped, series)}"
+        time.sleep(1)
+    assert mine[0]["state"] in ("pending", "firing") and mine[0]["labels"]["stage"] == "decode"
+    assert float(mine[0]["value"]) > 0

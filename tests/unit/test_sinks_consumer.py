@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
-from prometheus_client import REGISTRY
 
 from core.dlq import InvalidRateGuard, PoisonFlood
 from core.errors import InvalidMessage, StoreUnavailable
+from core.metrics import SINK
 from sinks.base import Batch, Rejected, WriteResult
 from sinks.loop import FlushResult, SinkLoop
 from sinks.records import MessageRef
@@ -131,7 +131,7 @@ def make(*handlers: FakeHandler, owner: str, **kw: object) -> tuple[SinkLoop, Fa
 
 
 def sample(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+    return SINK.get_sample_value(name, labels) or 0.0
 
 
 async def test_full_batches_are_written_then_committed_per_partition() -> None:

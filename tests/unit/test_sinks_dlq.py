@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from prometheus_client import REGISTRY
 
 from core.errors import InvalidMessage
+from core.metrics import SINK
 from sinks.base import Backoff
 from sinks.dlq import DeadLetters, headers
 from sinks.records import MessageRef
@@ -53,7 +53,7 @@ async def test_invalid_and_refused_messages_are_dead_lettered_before_the_commit(
     producer.consumer = consumer
     consumer.pending[TP0] = [Record(0, b"ok", b"k0"), Record(1, b"bad", b"k1"), Record(2, b"refused", b"k2")]
     consumer.ends[TP0] = 3
-    before = REGISTRY.get_sample_value("techne_dlq_total", {"stage": "sink", "reason": "bad"}) or 0.0
+    before = SINK.get_sample_value("techne_dlq_total", {"stage": "sink", "reason": "bad"}) or 0.0
     await loop.poll_once()
     await loop.flush_ready()
     assert consumer.commits == [{TP0: 3}]
@@ -61,7 +61,7 @@ async def test_invalid_and_refused_messages_are_dead_lettered_before_the_commit(
         ("dlq.sink", b"bad", b"k1", b"bad", 0),  # found when decoding: its key is kept
         ("dlq.sink", b"refused", b"k2", b"refused", 0),  # found when writing, before the commit
     ]
-    assert REGISTRY.get_sample_value("techne_dlq_total", {"stage": "sink", "reason": "bad"}) == before + 1
+    assert SINK.get_sample_value("techne_dlq_total", {"stage": "sink", "reason": "bad"}) == before + 1
 
 
 async def test_a_produce_that_keeps_failing_stops_the_loop_uncommitted() -> None:

@@ -1,0 +1,116 @@
+"""The gateway's HTTP server: uvicorn with bounded request heads.
+
+uvicorn's httptools protocol keeps every header line a client sends (llhttp itself sets no
+limit): a 1 MB header or 5,000 headers would be accepted and buffered. :class:`BoundedHttpTools`
+counts the request line and the headers as they are parsed and refuses, before any of it
+reaches the app, and closes the connection:
+
+* ``414 uri_too_long``: a request target over ``MAX_URL_BYTES``;
+* ``431 headers_too_large``: headers over ``MAX_HEADER_BYTES`` in total, or more than
+  ``MAX_HEADERS`` of them.
+
+Each refusal is a problem answer (``{"error", "detail", "limit", "max"}``) counted in
+``techne_gateway_requests_total`` (venue ``unknown``: the app never saw the request).
+The bounds hold whatever the client's pace, since they are checked per parsed fragment.
+After a refusal the connection closes lingeringly: the answer is sent, the write side shut,
+and what the client still sends is read and discarded (up to ``LINGER_BYTES`` or
+``LINGER_SECONDS``) so that a client still writing its oversized head reads the answer
+instead of a connection reset.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from core import metrics
+
+MAX_URL_BYTES = 32 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADERS = 100
+LINGER_BYTES = 16 * 1024 * 1024
+LINGER_SECONDS = 5.0
+
+
+class HeadRefused(Exception):
+    """Raised inside a parser callback: the request head is over a bound (stops the parser)."""
+
+    def __init__(self, status: int, error: str, detail: str, limit: str, maximum: int) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail, self.limit, self.maximum = status, error, detail, limit, maximum
+
+
+_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+class BoundedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds above on each request head."""
+
+    _url_bytes = 0
+    _header_bytes = 0
+    _headers = 0
+    _head_refused: HeadRefused | None = None
+    _lingering: int | None = None  # bytes discarded since the refusal
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering is None:
+            super().data_received(data)
+            return
+        self._lingering += len(data)
+        if self._lingering > LINGER_BYTES:
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self._url_bytes = self._header_bytes = self._headers = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._url_bytes += len(url)
+        if self._url_bytes > MAX_URL_BYTES:
+            self._refuse(HeadRefused(414, "uri_too_long", f"request target over {MAX_URL_BYTES} bytes",
+                                     "url_bytes", MAX_URL_BYTES))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers += 1
+        self._header_bytes += len(name) + len(value) + 4
+        if self._headers > MAX_HEADERS:
+            self._refuse(HeadRefused(431, "headers_too_large", f"more than {MAX_HEADERS} headers",
+                                     "headers", MAX_HEADERS))
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._refuse(HeadRefused(431, "headers_too_large", f"headers over {MAX_HEADER_BYTES} bytes",
+                                     "header_bytes", MAX_HEADER_BYTES))
+        super().on_header(name, value)
+
+    def _refuse(self, refused: HeadRefused) -> None:
+        self._head_refused = refused
+        raise refused  # httptools stops parsing; uvicorn then calls send_400_response
+
+    def send_400_response(self, msg: str) -> None:
+        refused, self._head_refused = self._head_refused, None
+        if refused is None:
+            super().send_400_response(msg)
+            return
+        metrics.INGESTED.labels(venue="unknown", status=str(refused.status)).inc()
+        metrics.INGEST_REJECTED.labels(venue="unknown", reason=refused.error).inc()
+        body = json.dumps({"error": refused.error, "detail": refused.detail, "limit": refused.limit,
+                           "max": refused.maximum}).encode()
+        self.transport.write(b"".join([
+            b"HTTP/1.1 %d %s\r\n" % (refused.status, _REASONS[refused.status]),
+            b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n\r\n", body]))
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._lingering = 0
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+def run(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` with uvicorn and the bounded protocol (no access log: it would hold query strings)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, http=BoundedHttpTools, log_level="warning", access_log=False)
