@@ -34,6 +34,7 @@ count once.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +62,7 @@ def event_time(params: Mapping[str, str]) -> str:
     """``cdt`` as ISO 8601 UTC when the tracker sent a readable one, else now."""
     cdt = params.get("cdt", "").strip()
     try:
-        if cdt.isdigit():
+        if re.fullmatch(r"[0-9]{1,12}", cdt):
             return datetime.fromtimestamp(int(cdt), UTC).isoformat()
         if cdt:
             return datetime.strptime(cdt, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).isoformat()
@@ -91,7 +92,7 @@ def to_event(params: Mapping[str, str], *, user_agent: str | None = None) -> tup
         payload = {**base, "type": "web.content_interacted", "action": action,
                    "content_type": kind if kind in CONTENT_TYPES else "other",
                    "content_id": params.get("e_n") or params.get("e_c") or "unknown", "page_url": params.get("url")}
-        if params.get("e_v", "").isdigit():
+        if re.fullmatch(r"[0-9]{1,9}", params.get("e_v", "")):  # ASCII digits, bounded ("²".isdigit() holds)
             payload["position_s"] = int(params["e_v"])
         return {k: v for k, v in payload.items() if v is not None}, seed + f":content:{action}"
     payload = {**base, "type": "web.page_viewed", "page_url": params.get("url"),

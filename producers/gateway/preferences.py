@@ -44,7 +44,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from producers.gateway.door import Refused, parse_params
 from producers.gateway.events import deliver
+from producers.gateway.http import BodyTooLarge, media_type, read_capped
 from producers.ingest import EventRejected, derived_event_id, prepare
 from schemas.agreements import Agreement
 
@@ -219,7 +221,16 @@ async def choose(request: Request) -> Response:
     origin = request.headers.get("origin")
     if origin not in (None, "null") and urlparse(origin).netloc != request.headers.get("host", ""):
         return _refusal(403, bad_form)
-    form = await request.form()
+    # the form through the parsing door (not Starlette's parser: no size bound of our own there)
+    if media_type(request) != "application/x-www-form-urlencoded":
+        return _refusal(415, bad_form)
+    try:
+        body = await read_capped(request, gw.settings.max_body_bytes)
+        form = parse_params(body.decode("utf-8", errors="replace"), gw.limits)
+    except BodyTooLarge:
+        return _refusal(413, bad_form)
+    except Refused as exc:
+        return _refusal(exc.status, bad_form)
     try:
         if _csrf(gw.subject_key).loads(str(form.get("csrf", "")), max_age=CSRF_MAX_AGE_S) != _link_digest(token):
             return _refusal(403, bad_form)

@@ -93,6 +93,15 @@ def test_matomo_query_string_with_thousands_of_params_is_refused(bus: Bus) -> No
         assert resp.json()["max"] == 200
 
 
+@pytest.mark.parametrize("value", ["9" * 5000, "²", "1" * 10])
+def test_matomo_position_that_is_no_small_number_is_not_a_500(bus: Bus, value: str) -> None:
+    """Found by the fuzz suite: ``e_v`` of 5,000 digits (int() refuses past 4,300) or ``²``
+    (``str.isdigit`` holds, ``int`` fails) made the tracking route answer 500."""
+    query = f"idsite={SITE_KEY}&rec=1&e_a=play&e_c=video&e_n=clip&_id=0123456789abcdef&e_v={value}"
+    resp = httpx.get(f"{bus.gateway_url}/matomo.php?{query}", timeout=30)
+    assert resp.status_code == 204, resp.text[:300]
+
+
 def _raw_http(bus: Bus, head: bytes, body: bytes = b"") -> bytes:
     """Send a hand-written request; the whole answer (the server closes after a refusal)."""
     host, port = bus.gateway_url.removeprefix("http://").split(":")

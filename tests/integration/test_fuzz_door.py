@@ -39,6 +39,7 @@ from core.topics import raw_topic
 from core.venues import load_venues
 from producers.adapters import PUSH
 from producers.gateway import create_app
+from producers.gateway.preferences import preference_link
 from tests.conftest import Bus
 from tests.integration.gateway_helpers import ORDER
 from tests.integration.kafka_helpers import end_offsets
@@ -48,9 +49,18 @@ pytestmark = pytest.mark.integration
 EXAMPLES = 30
 VENUES = sorted(load_venues(DEFAULT_VENUES))
 # mostly known values, so that most requests reach the parsing door
+# mostly known values, so that most requests reach the parsing door; "token" (a preference-centre
+# link) is filled per session from the bus's subject key (see _path_values)
 PATH_VALUES: dict[str, list[str]] = {"venue_id": [*VENUES[:3] * 3, "nowhere"],
                                      "source": [*sorted(PUSH) * 3, "nothing"],
-                                     "site_key": [SITE_KEY] * 5 + ["unknown-site"]}
+                                     "site_key": [SITE_KEY] * 5 + ["unknown-site"],
+                                     "token": ["forged-token"]}
+
+
+def _path_values(bus: Bus) -> dict[str, list[str]]:
+    key = bus.env["TECHNE_SUBJECT_KEY"].encode()
+    link = preference_link(key, VENUES[0], "lea.martin@exemple.fr", bus.gateway_url)
+    return {**PATH_VALUES, "token": [link.rsplit("/", 1)[1]] * 5 + ["forged-token"]}
 STATUSES: Counter[str] = Counter()
 
 
@@ -244,12 +254,13 @@ def _raw_total(bus: Bus) -> int:
 def test_no_hostile_request_gets_a_5xx_or_writes_when_refused(bus: Bus, method: str, template: str) -> None:
     raw_before, counted_before = _raw_total(bus), _events_accepted(bus)
     client = httpx.Client(timeout=60)
+    values = _path_values(bus)
 
     @given(h=hostile_requests(), data=st.data())
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def one(h: Hostile, data: st.DataObject) -> None:
-        params = {p: data.draw(st.sampled_from(PATH_VALUES[p]), label=p) for p in re.findall(r"{(\w+)", template)}
+        params = {p: data.draw(st.sampled_from(values[p]), label=p) for p in re.findall(r"{(\w+)", template)}
         path = re.sub(r"{(\w+)(:\w+)?}", lambda m: params[m.group(1)], template)
         headers: dict[str, str | bytes] = {**_auth_headers(bus, params.get("venue_id", VENUES[0]), h),
                                            "content-type": h.content_type}
