@@ -100,7 +100,8 @@ class Settings(BaseSettings):
     read_token: SecretStr | None = Field(
         None, description="Token of the sinks' loopback read servers (unset: each sink writes a random one "
                           "in its 0600 endpoint file). See sinks/reader.py.")
-    read_max_rows: int = Field(100_000, ge=1, description="Most rows a read query may return (refused above).")
+    read_max_rows: int = Field(1_000_000, ge=1, description="Most rows a read query may return (refused above); "
+                               "the insights read one row per person, season and venue.")
     read_timeout_s: float = Field(30.0, gt=0, description="Longest a read query may run, in seconds.")
 
     sink_batch_rows: int = Field(10_000, ge=1)

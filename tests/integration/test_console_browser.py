@@ -126,6 +126,9 @@ def workbook(tag: str, emails: list[str]) -> bytes:
 
 
 def shot(page: Page, name: str) -> None:
+    """Save the page, after checking it shows no pseudonym (64 hex digits) nor any other venue's data."""
+    html = page.content()
+    assert not re.search(r"[0-9a-f]{64}", html), name
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 

@@ -214,3 +214,18 @@ def test_cli_never_sets_a_default_password(settings: Settings) -> None:
     listed = subprocess.run([sys.executable, "-m", "techne.cli", "console", "user", "list"], env=env,
                             capture_output=True, text=True, timeout=60, cwd=REPO, check=True)
     assert "quelqu-un" not in listed.stdout
+
+
+def test_the_demo_login_is_a_one_time_link_for_one_venue(settings: Settings, users: UserStore) -> None:
+    from techne.demo import CONSOLE_VENUE, console_login
+
+    link = console_login(settings.data_dir, CONSOLE_VENUE, "http://127.0.0.1:1")
+    assert link.startswith("http://127.0.0.1:1/connexion/lien/")
+    user = users.get(f"equipe-{CONSOLE_VENUE}")
+    assert user is not None and user.venue == CONSOLE_VENUE and not user.is_operator
+    assert users.verify(user.username, "") is None  # no password at all
+    c = client(settings, users)
+    path = link.removeprefix("http://127.0.0.1:1")
+    assert c.get(path).headers["location"] == f"/lieux/{CONSOLE_VENUE}/partage"
+    assert client(settings, users).get(path).status_code == 401  # once only
+    assert console_login(settings.data_dir, CONSOLE_VENUE, "http://x") != link  # a second run: a new link

@@ -43,8 +43,8 @@ SECRET_SCOPES = {
 # Services that keep state, and the container path their named volume must cover.
 STATEFUL = {
     "kafka": "/var/lib/kafka/data", "clickhouse": "/var/lib/clickhouse", "gateway": "/var/lib/techne",
-    "worker": "/var/lib/techne", "console": "/var/lib/techne", "prometheus": "/prometheus", "alertmanager": "/alertmanager",
-    "grafana": "/var/lib/grafana", "caddy": "/data",
+    "worker": "/var/lib/techne", "console": "/var/lib/techne", "prometheus": "/prometheus",
+    "alertmanager": "/alertmanager", "grafana": "/var/lib/grafana", "caddy": "/data",
 }
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 MAIN_ALERTS = {"TechneDeadLettersGrowing", "TechneVenueSilent", "TechneConsumerLagGrowing", "TechneErasureBacklog",
