@@ -10,6 +10,7 @@
 #       whose metadata holds the SCRAM credentials;
 #  2. on first start, format the storage with techne-admin's SCRAM credentials
 #     (kafka-storage format --add-scram), so the bus can log in before any ACL exists.
+#  3. load the Prometheus JMX exporter agent into the broker (TECHNE_KAFKA_JMX_AGENT).
 # Partners and venues get their credentials and ACLs later from `techne partner|venue onboard`.
 # (TECHNE_KAFKA_HOME, TECHNE_KAFKA_RUN and TECHNE_KAFKA_SECRETS_DIR exist for
 # tests/integration/test_compose_kafka.py, which runs this script against the local jars.)
@@ -68,6 +69,17 @@ PROPS
   "$kafka_home/bin/kafka-storage.sh" format --cluster-id="${CLUSTER_ID}" -c "$secrets_dir/format.properties" \
     --add-scram "SCRAM-SHA-512=[name=techne-admin,password=${TECHNE_KAFKA_PASSWORD}]" > /dev/null
   rm -f "$secrets_dir/format.properties"
+fi
+
+# The broker only (not the healthcheck's or the tools' JVMs, which do not run this script) loads
+# the Prometheus JMX exporter: disk, request and replica metrics on :9404 (deploy/kafka/jmx.yml).
+if [ -n "${TECHNE_KAFKA_JMX_AGENT:-}" ]; then
+  agent_jar="${TECHNE_KAFKA_JMX_AGENT%%=*}"
+  if [ -f "$agent_jar" ]; then
+    export KAFKA_OPTS="$KAFKA_OPTS -javaagent:${TECHNE_KAFKA_JMX_AGENT}"
+  else
+    echo "warning: JMX exporter agent $agent_jar missing: broker disk/request metrics are not exported" >&2
+  fi
 fi
 
 exec "$run"
