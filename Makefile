@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?= --events 2000
 
-.PHONY: setup prereqs kafka demo demo-live test test-fast lint typecheck lock clean
+.PHONY: setup prereqs kafka demo demo-live test test-fast test-cluster lint typecheck lock clean
 
 prereqs:
 	@bash deploy/local/prereqs.sh
@@ -49,6 +49,11 @@ test: setup lint typecheck
 # The unit tests alone (no broker, no chDB): seconds, for the edit-test loop.
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+# The three-node replicated cluster fault test alone (part of `make test` too): leaders SIGKILLed
+# under load, replication factor 3, min.insync.replicas=2 (deploy/README.md, replicated cluster).
+test-cluster: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m cluster tests/faults/test_cluster.py
 
 clean:
 	rm -rf .techne $(VENV)

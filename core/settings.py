@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".techne"), description="Root of local state: partner stores, worker, broker.")
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port]).")
     partitions: int = Field(3, ge=1, description="Partitions of the topics the bus creates.")
+    replication_factor: int = Field(1, ge=1, description=(
+        "Replication factor of the topics the bus creates, Faust's included (3 on a production cluster, "
+        "whose brokers set min.insync.replicas=2)."))
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How bus clients talk to Kafka (SASL_* with SCRAM in the compose stack).")
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"

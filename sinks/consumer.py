@@ -92,7 +92,7 @@ def _producer(settings: Settings, client: str) -> AIOKafkaProducer:
 async def _dead_letters(settings: Settings, producer: AIOKafkaProducer, owner: str) -> DeadLetters:
     """The loop's ``on_invalid``: ``dlq.sink`` through ``producer`` (the topic is created if missing)."""
     try:
-        await ensure_topics(settings.bootstrap, [DLQ_TOPIC], settings.partitions)
+        await ensure_topics(settings.bootstrap, [DLQ_TOPIC], settings.partitions, settings.replication_factor)
     except KafkaError as exc:  # e.g. the broker is not up yet: producing will tell
         log.warning("%s: could not check %s (%s)", owner, DLQ_TOPIC, exc)
 

@@ -68,7 +68,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     guard = InvalidRateGuard(settings.poison_window, settings.poison_threshold)
     app = faust.App(
         settings.worker_id,
-        **faust_settings(settings.bootstrap),
+        **faust_settings(settings.bootstrap, settings.replication_factor),
         broker_credentials=faust_credentials(settings.kafka_auth()),
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,

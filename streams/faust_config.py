@@ -24,11 +24,12 @@ from streams.partitioner import CachedPartitioner
 QUIET_LOGGERS = ("faust", "mode", "aiokafka", "kafka")
 
 
-def faust_settings(bootstrap: str) -> dict[str, Any]:
+def faust_settings(bootstrap: str, replication: int = 1) -> dict[str, Any]:
+    """``replication``: of the topics Faust creates (table changelogs, the assignor's topic)."""
     return {
         "broker": f"kafka://{bootstrap}",
         "store": "memory://",
-        "topic_replication_factor": 1,
+        "topic_replication_factor": replication,
         "producer_acks": -1,
         "producer_linger": 0.01,
         "producer_partitioner": CachedPartitioner(),

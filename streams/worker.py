@@ -22,7 +22,8 @@ def run_worker(settings: Settings, loglevel: str = "WARN", clock: Callable[[], d
     """Blocks until the worker is stopped (SIGTERM / Ctrl-C); ``clock``: see :func:`create_app`."""
     venues = sorted(load_venues(settings.venues_file))
     agreements = load_agreements(settings.agreements_dir, set(venues))
-    asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions))
+    asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions,
+                              settings.replication_factor))
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, agreements, venues, clock)

@@ -245,7 +245,8 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
         progress.phase = "starting the broker"
         bootstrap = settings.bootstrap if broker is None else broker.start()
         env["TECHNE_BOOTSTRAP"] = bootstrap
-        asyncio.run(ensure_topics(bootstrap, bus_topics(venues, partner_ids), settings.partitions))
+        asyncio.run(ensure_topics(bootstrap, bus_topics(venues, partner_ids), settings.partitions,
+                                  settings.replication_factor))
         progress.phase = "starting the processes"
         url = stack.start_gateway()
         worker = stack.start_worker()

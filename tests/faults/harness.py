@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES, Settings
 from core.topics import bus_topics, ensure_topics
@@ -88,10 +88,21 @@ def make_plan(n_people: int, n_orders: int, seed: int = 1) -> Plan:
     return plan
 
 
+class Broker(Protocol):
+    """What the harness needs of Kafka: one local broker or a local cluster."""
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    def start(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class FaultBus:
     root: Path
-    kafka: LocalKafka
+    kafka: Broker
     env: dict[str, str]
     stack: Stack
     url: str = ""
@@ -107,7 +118,8 @@ class FaultBus:
     def start(self) -> None:
         bootstrap = self.kafka.start()
         self.env["TECHNE_BOOTSTRAP"] = bootstrap  # the stack's children read the same dict
-        asyncio.run(ensure_topics(bootstrap, bus_topics(VENUES, PARTNERS), 3))
+        replication = int(self.env.get("TECHNE_REPLICATION_FACTOR", "1"))
+        asyncio.run(ensure_topics(bootstrap, bus_topics(VENUES, PARTNERS), 3, replication))
         self.url = self.stack.start_gateway()
         self.stack.start_worker()
         for p in PARTNERS:
