@@ -20,6 +20,9 @@ Subjects, all resolvable: the record name (RecordNameStrategy, ``org.techne.part
 ``<topic>-<record name>`` (TopicRecordNameStrategy, e.g. for multi-schema ``raw.<venue>`` topics).
 Ids are the manifest's stable ids; versions are the schema's own versions. Errors use Confluent's
 ``{"error_code", "message"}`` bodies (40401 subject, 40402 version, 40403 schema not found).
+Bodies, and the schema text inside them, go through the parsing door (core/door.py): a body over
+``MAX_BODY_BYTES`` is 413 (41301), one the door refuses (too deep, huge numbers…) 422 (42201)
+naming the limit.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.door import Refused, parse_json
 from schemas.codec import CATALOGUE, Catalogue, SchemaEntry
 from schemas.loader import fingerprint
 from schemas.models import ERASURE_COMMAND, SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
+MAX_BODY_BYTES = 1_048_576
 PARTNER_STREAM_SCHEMAS = {"ticketing": SHARED_TICKET_ORDER, "campaign": SHARED_EMAIL_CLICK, "erasure": ERASURE_COMMAND}
 """Partner stream (``partner.<id>.<stream>``) -> the one schema its values use."""
 _PARTNER_TOPIC = re.compile(r"^partner\.([a-z0-9][a-z0-9_-]{1,62})\.([a-z_]+)-value$")
@@ -100,9 +105,11 @@ class Registry:
     def lookup(self, subject: str, schema: str) -> SchemaEntry:
         """The version of ``subject`` whose schema is ``schema`` (same Parsing Canonical Form)."""
         try:
-            wanted = fingerprint(json.loads(schema))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise _Answer(422, 42201, f"Invalid schema: {exc}") from exc
+            wanted = fingerprint(parse_json(schema.encode("utf-8", errors="replace")))
+        except Refused as exc:
+            raise _Answer(422, 42201, f"Invalid schema: {exc.detail}") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _Answer(422, 42201, f"Invalid schema: {type(exc).__name__}") from exc
         for e in self.catalogue.versions(self.schema_of(subject)):
             if fingerprint(e.raw) == wanted:
                 return e
@@ -194,10 +201,19 @@ def create_app(catalogue: Catalogue = CATALOGUE, partners: list[str] | None = No
 
 
 async def _json(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _Answer(413, 41301, f"Body over {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _Answer(413, 41301, f"Body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
     try:
-        payload = json.loads(await request.body())
-    except ValueError as exc:
-        raise _Answer(422, 42201, f"Invalid JSON body: {exc}") from exc
+        payload = parse_json(b"".join(chunks))
+    except Refused as exc:
+        raise _Answer(422, 42201, f"Invalid JSON body: {exc.detail}") from None
     if not isinstance(payload, dict):
         raise _Answer(422, 42201, "Body must be a JSON object")
     return payload

@@ -37,12 +37,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Scope
 
 from core import metrics
+from core.door import LIMITS, Limits
 from core.settings import Settings
 from core.venues import Venue, load_venues
 from producers.adapters.consent import ConsentSources, load_consent_sources
 from producers.delivery import Delivery
 from producers.gateway import collector, events, openapi, preferences, sources
-from producers.gateway.door import LIMITS, Limits
 from producers.gateway.http import Door
 from producers.ingest import use_registry
 from producers.kafka import EventProducer

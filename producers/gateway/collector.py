@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from core.door import Refused, parse_json, parse_params
 from core.errors import ConfigError
-from producers.gateway.door import Refused, parse_json, parse_params
 from producers.gateway.events import deliver
 from producers.gateway.http import BodyTooLarge, answer, problem, read_body, read_capped, refusal
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core import metrics
-from producers.gateway.door import Refused, parse_json, parse_ndjson
+from core.door import Refused, parse_json, parse_ndjson
 from producers.gateway.http import answer, media_type, problem, read_body, refusal
 from producers.gateway.signatures import SignatureRejected, verify
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import metrics
-from producers.gateway.door import Refused
+from core.door import Refused
 
 log = logging.getLogger("techne.gateway")
 

@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from producers.gateway.door import Refused, parse_params
+from core.door import Refused, parse_params
 from producers.gateway.events import deliver
 from producers.gateway.http import BodyTooLarge, media_type, read_capped
 from producers.ingest import EventRejected, derived_event_id, prepare

@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from core.door import Refused, parse_json
 from producers.adapters import PUSH, AuthRejected, PayloadRejected
 from producers.adapters.consent import UnmappedQuestion, consent_events
-from producers.gateway.door import Refused, parse_json
 from producers.gateway.events import deliver, replayed
 from producers.gateway.http import answer, problem, read_body, refusal
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare

@@ -21,11 +21,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from core import metrics
+from core.door import LIMITS, Refused, parse_json, parse_ndjson, parse_params
 from core.errors import ConfigError
 from core.settings import Settings
 from producers.gateway import create_app
 from producers.gateway.collector import site_index
-from producers.gateway.door import LIMITS, Refused, parse_json, parse_ndjson, parse_params
 
 HOSTILE = [
     (b"[" * 33 + b"]" * 33, 400, "too_deep", "depth"),
@@ -149,3 +149,22 @@ def test_an_exception_in_a_route_is_a_counted_500_without_input_in_the_log(
     assert counter._value.get() == before + 1
     assert "ValueError" in caplog.text and "/v1/venues/{venue_id}/broken" in caplog.text
     assert "lea.martin" not in caplog.text
+
+
+def test_the_schema_registry_api_parses_through_the_door_too() -> None:
+    """Its POST routes read a JSON body and a schema text inside it: a deep or huge one was a 500."""
+    from starlette.testclient import TestClient
+
+    from schemas.registry_api import create_app as registry_app
+
+    http = TestClient(registry_app(partners=["observatoire"]), raise_server_exceptions=False)
+    subject = "org.techne.partner.SharedTicketOrder"
+    deep = b"[" * 5000 + b"]" * 5000
+    for path in (f"/subjects/{subject}", f"/subjects/{subject}/versions"):
+        for body in (deep, b'{"schema": ' + b"9" * 5000 + b"}", json.dumps({"schema": deep.decode()}).encode(),
+                     json.dumps({"schema": '{"type": ' * 3000 + '"int"' + "}" * 3000}).encode()):
+            resp = http.post(path, content=body, headers={"content-type": "application/json"})
+            assert resp.status_code == 422 and resp.json()["error_code"] == 42201, (path, resp.text[:200])
+            assert "nest deeper" in resp.json()["message"] or "longer than" in resp.json()["message"]
+        big = http.post(path, content=b'{"schema": "' + b"x" * 1_100_000 + b'"}')
+        assert big.status_code == 413 and big.json()["error_code"] == 41301

@@ -1,5 +1,6 @@
-"""The gateway's one parsing door: every JSON body, NDJSON line, query string and form body a
-route reads goes through here, under explicit limits (:class:`Limits`).
+"""The one parsing door of untrusted input: every JSON body, NDJSON line, query string and form
+body an HTTP route reads (the gateway's, the schema registry API's) goes through here, under
+explicit limits (:class:`Limits`).
 
 Contract: :func:`parse_json`, :func:`parse_ndjson` and :func:`parse_params` either return the
 parsed value or raise :class:`Refused`, a 4xx carrying a stable error code and the limit it
@@ -22,8 +23,8 @@ What is refused, and why:
 * ``too_many_params`` (400): a query string or form body with more than ``params`` fields,
   ``param_too_long`` (400): a field name or value over ``string_chars``.
 
-The whole body is capped before any of this (413 ``body_too_large``, :mod:`http`); header
-sizes and counts are capped by the server (:mod:`producers.gateway.server`).
+The whole body is capped before any of this (413 ``body_too_large``, producers/gateway/http.py);
+the gateway's header sizes and counts are capped by its server (producers/gateway/server.py).
 Uses the standard library's C parser with its hooks; the depth pre-scan is C-speed (regex and
 ``bytes.translate``), so a 1 MiB body is checked in milliseconds.
 """
