@@ -264,9 +264,12 @@ async def sources_page(request: Request) -> Response:
     since, until = _period(request)
     found, error = await _off(data.sources, c.settings, venue, since, until)
     letters = await _dead_letters(c, venue)
-    csv_errors = [u for u in uploads.recent(c.settings, venue) if (u.get("result") or {}).get("rejected")]
+    sent = [u for u in uploads.recent(c.settings, venue, limit=1000) if u.get("result")]
+    in_period = [u for u in sent if since <= datetime.fromtimestamp(u["result"]["sent_at"], UTC).date() <= until]
+    refused = {"csv-import": sum(int(u["result"]["rejected"]) for u in in_period)}
+    csv_errors = [u for u in sent if u["result"].get("rejected")][:5]
     return c.render(request, "sources.html", venue=venue, since=since, until=until, sources=found or [],
-                    error=error, letters=letters, csv_uploads=csv_errors)
+                    error=error, letters=letters, csv_uploads=csv_errors, refused=refused)
 
 
 async def _dead_letters(c: Console, venue: str, limit: int = 20) -> list[dict[str, str]] | None:

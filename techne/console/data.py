@@ -116,6 +116,12 @@ class Withdrawal:
         return max(0.0, (self.erased_at - start).total_seconds())
 
     @property
+    def overdue(self) -> bool:
+        """Erasure still pending at some partner past the promise."""
+        start = self.received_at or self.recorded_at
+        return bool(self.pending) and (datetime.now(UTC) - start).total_seconds() > ERASE_PROMISE_S
+
+    @property
     def stop_kept(self) -> bool | None:
         return None if self.stop_s is None else self.stop_s <= STOP_PROMISE_S
 
@@ -201,12 +207,15 @@ class Source:
 
 
 def sources(settings: Settings, venue: str, since: date, until: date) -> list[Source]:
-    """Per source (how the event came in: its ``auth``), events decided, shared, and the latest."""
+    """Per source (how the event came in: its ``auth``): events decided and shared in the period,
+    and its latest delivery ever (a source silent over the period still shows when it last spoke)."""
+    bounds = _bounds(since, until)
     rows = read_rows(settings, audit_ref(settings), (
-        "SELECT JSONExtractString(details, 'auth') AS auth, uniqExact(event_id), "  # noqa: S608
-        "uniqExactIf(event_id, outcome = 'shared'), max(decided_at) FROM decisions "
-        f"WHERE venue_id = {{venue:String}} AND outcome != 'erased' AND {PERIOD} GROUP BY auth ORDER BY auth"),
-        {"venue": venue, **_bounds(since, until)})
+        "SELECT JSONExtractString(details, 'auth') AS auth, "  # noqa: S608 (PERIOD is a constant)
+        f"uniqExactIf(event_id, {PERIOD}), uniqExactIf(event_id, outcome = 'shared' AND {PERIOD}), "
+        "max(decided_at) FROM decisions "
+        "WHERE venue_id = {venue:String} AND outcome != 'erased' GROUP BY auth ORDER BY auth"),
+        {"venue": venue, **bounds})
     return [Source(str(a) or "?", int(n), int(s), _ts(last)) for a, n, s, last in rows]
 
 

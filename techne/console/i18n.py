@@ -86,6 +86,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "todo": ("Que faire", "What to do"),
     "when": ("Quand", "When"),
     "no_rejection": ("Aucun refus enregistré.", "No rejection recorded."),
+    "rejected_note": ("« Refusés » : lignes des fichiers importés sur la période qui n'ont pas été envoyées.",
+                      "'Rejected': rows of the files imported in the period that were not sent."),
     "webhook_note": ("Un envoi refusé par la passerelle (signature, format) reçoit sa raison immédiatement dans la "
                      "réponse HTTP : consultez le journal d'envoi de votre billetterie.",
                      "A delivery refused by the gateway (signature, format) gets its reason at once in the HTTP "

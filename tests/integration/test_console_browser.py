@@ -178,6 +178,8 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     expect(errors).to_contain_text("Corrigez la colonne « Date de commande » de la ligne 3")
     expect(page.locator("#summary")).to_contain_text("3 lignes lues : 2 valides")
     shot(page, "03-import-erreur")
+    page.click("#send-button")  # the two good rows leave; the bad one stays behind
+    expect(page.locator("#result")).to_contain_text("Envoyé : 2 nouvelle(s) ligne(s), 0 déjà envoyée(s), 1 refusée(s)")
 
     # the fixed file, saved as XLSX: preview, send with progress, rows arrive
     fixed = workbook(tag, emails)
@@ -185,9 +187,10 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     expect(page.locator("#read-as")).to_contain_text("classeur Excel")
     expect(page.locator("#row-errors")).to_have_count(0)
     expect(page.locator("#preview")).to_contain_text(emails[0])
+    expect(page.locator("#summary")).to_contain_text("3 valides dont 1 nouvelles et 2 déjà envoyées")
     shot(page, "04-import-apercu")
     page.click("#send-button")
-    expect(page.locator("#result")).to_contain_text("Envoyé : 3 nouvelle(s) ligne(s)")
+    expect(page.locator("#result")).to_contain_text("Envoyé : 1 nouvelle(s) ligne(s), 2 déjà envoyée(s)")
     shot(page, "05-import-envoye")
 
     upload(page, url, "ventes-encore.xlsx", fixed, XLSX)  # the same file again: nothing new leaves
@@ -225,6 +228,10 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     page.goto(f"{url}/lieux/{VENUE}/sources")
     expect(page.locator("#sources")).to_contain_text("Import de fichier")
     expect(page.locator("#sources")).to_contain_text("Webhook signé")
+    imports = page.locator("#sources tr", has_text="Import de fichier")
+    expect(imports.locator("td").nth(4)).to_have_text("1")  # the bad row of the first file
+    expect(page.locator("#rejections")).to_contain_text("date ou heure illisible")
+    expect(page.locator("#rejections")).to_contain_text("Corrigez la colonne « Date de commande » de la ligne 3")
     shot(page, "09-sources")
 
     page.goto(f"{url}/lieux/{VENUE}/consentements")
