@@ -14,7 +14,8 @@
 #                            meanwhile (acknowledged, replayed after), nothing is lost.
 # Not kept: deploy/.env (your vault keeps it: without its keys restored data cannot be matched),
 # Prometheus/Grafana history (rebuilt), the worker's local tables (rebuilt from Kafka).
-# Embedded stores (no ClickHouse server): `techne backup create DIR` / `techne backup restore DIR`.
+# Embedded stores (no ClickHouse server): `techne backup create DIR` / `techne backup restore DIR`;
+# the consent ledger alone: `techne backup ledger FILE` / `techne backup restore-ledger FILE`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENV_FILE=${TECHNE_ENV_FILE:-deploy/.env}

@@ -13,7 +13,7 @@ otherwise :class:`~core.errors.StoreLocked` says who holds the store), or the Cl
 of ``settings.clickhouse_url``. Rows are read whole per table: sized for the embedded stores
 and modest servers; a large server is backed up with ClickHouse's own ``BACKUP`` (see
 deploy/backup.sh and deploy/README.md). The consent ledger lives in Kafka (the worker's table
-changelog), not here: deploy/README.md says how it is backed up.
+changelog), not here: :mod:`techne.ledger_backup` backs it up.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Registered by :func:`register` (one line in :mod:`techne.cli`).
 
+``backup create|restore`` cover the partner and audit stores (:mod:`techne.backup`), ``backup
+ledger|restore-ledger`` the consent ledger in Kafka (:mod:`techne.ledger_backup`).
+
 ``deploy init`` writes ``deploy/.env`` for docker-compose.yml with a fresh random value for every
 secret the stack interpolates (:data:`SECRETS`; tests/unit/test_deploy_init.py checks the list
 against the compose file), mode 0600, created exclusively: an existing file is never
@@ -167,3 +170,36 @@ def backup_restore(source: Annotated[Path, typer.Argument(help="A directory writ
     for store, tables in restored.items():
         for table, state in tables.items():
             typer.echo(f"{store}.{table}: {state.rows} rows, checksum {state.checksum} (matches the backup)")
+
+
+@backup_app.command("ledger")
+def backup_ledger(out: Annotated[Path, typer.Argument(help="New file (.jsonl.gz) for the consent ledger.")]) -> None:
+    """Back up the consent ledger (the worker's changelog topic in Kafka; TECHNE_BOOTSTRAP, TECHNE_WORKER_ID)."""
+    import asyncio
+
+    from techne.ledger_backup import export
+
+    try:
+        header = asyncio.run(export(_settings(None), out))
+    except (TechneError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{header['topic']}: {header['records']} records over {header['partitions']} partitions, "
+               f"sha256 {header['sha256']}; written to {out}")
+
+
+@backup_app.command("restore-ledger")
+def backup_restore_ledger(source: Annotated[Path, typer.Argument(help="A file written by `techne backup ledger`.")]
+                          ) -> None:
+    """Restore the consent ledger into an empty or missing changelog topic (worker stopped); exit 1 on mismatch."""
+    import asyncio
+
+    from techne.ledger_backup import restore as restore_ledger
+
+    try:
+        restored = asyncio.run(restore_ledger(_settings(None), source))
+    except (TechneError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{restored['topic']}: {restored['records']} records restored, sha256 {restored['sha256']} "
+               "(matches the backup)")
