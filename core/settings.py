@@ -86,8 +86,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="Vendor adapter credentials: venue -> source -> secrets (rotation).")
     source_allowed_ips: dict[str, dict[str, list[str]]] = Field(
         default_factory=dict, description="Optional IP allow-list (CIDRs) per venue and source; empty: any.")
-    web_sites: dict[str, dict[str, str | list[str]]] = Field(
-        default_factory=dict, description='Web collector site keys: key -> {"venue": id, "origins": [...]}.')
+    web_sites: dict[str, dict[str, str | int | list[str]]] = Field(
+        default_factory=dict,
+        description='Web collector sites: key -> {"venue": id, "origins": [...], "id": numeric Matomo id, optional}.')
     venue_silence_hours: dict[str, float] = Field(
         default_factory=lambda: {"*": 6.0},
         description='Hours without events after which a venue alerts (TechneVenueSilent); "*" = default.')

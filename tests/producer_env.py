@@ -14,5 +14,5 @@ SITE_ORIGIN = "https://www.lelieuunique.test"
 SOURCE_SECRETS = {"lieu-unique": {"helloasso": [HELLOASSO_KEY]},
                   "opera-lyon": {"secutix": [SECUTIX_BASIC, SECUTIX_API_KEY]},
                   "mixt": {"billetweb": [BILLETWEB]}, "gemeaux": {"weezevent": [WEEZEVENT]}}
-WEB_SITES = {SITE_KEY: {"venue": "lieu-unique", "origins": [SITE_ORIGIN]}}
+WEB_SITES = {SITE_KEY: {"venue": "lieu-unique", "origins": [SITE_ORIGIN], "id": 7}}  # 7: its numeric Matomo id
 PRODUCER_ENV = {"TECHNE_SOURCE_SECRETS": json.dumps(SOURCE_SECRETS), "TECHNE_WEB_SITES": json.dumps(WEB_SITES)}

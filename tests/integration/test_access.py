@@ -211,6 +211,9 @@ def _confluent_poll(config: dict[str, str], topic: str, group: str) -> tuple[byt
 def test_confluent_client_sees_the_same_isolation(secured: LocalKafka, issued: dict[str, Issued]) -> None:
     pa = confluent_config(auth(issued["pa"]), secured.bootstrap)
     assert _confluent_poll(pa, "partner.pa.ticketing", "partner.pa.librdkafka") == (b"partner.pa.ticketing", None)
+    # docs/partners.md: a group id outside the partner's prefix fails as a standard client reports it
+    assert _confluent_poll(pa, "partner.pa.ticketing", "analytics") == (
+        None, ConfluentError.GROUP_AUTHORIZATION_FAILED)
     assert _confluent_poll(pa, "partner.pb.ticketing", "partner.pa.librdkafka2") == (
         None, ConfluentError.TOPIC_AUTHORIZATION_FAILED)
     assert _confluent_poll(pa, AUDIT, "partner.pa.librdkafka3") == (None, ConfluentError.TOPIC_AUTHORIZATION_FAILED)

@@ -159,3 +159,14 @@ def test_a_client_writing_its_whole_body_first_reads_the_refusal(bus: Bus) -> No
     # and an accepted event through the same client, after all that
     body = json.dumps(order()).encode()
     assert _urllib(f"{g}/v1/venues/opera-lyon/events", body, headers=_signed(bus, "opera-lyon", body))[0] == 202
+
+
+def test_a_matomo_tracker_reaches_its_site_by_numeric_id(bus: Bus) -> None:
+    """Matomo trackers and SDKs send ``idsite`` as a number: a site's optional ``"id"`` names it too."""
+    before = _raw_total(bus)
+    visitor = uuid.uuid4().hex[:16]
+    query = f"idsite=7&rec=1&url=https%3A%2F%2Fwww.lelieuunique.test%2Fagenda&_id={visitor}&r={uuid.uuid4().hex[:6]}"
+    resp = httpx.get(f"{bus.gateway_url}/matomo.php?{query}", timeout=30)
+    assert resp.status_code == 204, resp.text[:300]
+    assert _raw_total(bus) == before + 1
+    assert httpx.get(f"{bus.gateway_url}/matomo.php?idsite=8&rec=1", timeout=30).status_code == 404
