@@ -165,8 +165,19 @@ async def _off(fn: Callable[..., Any], *args: Any) -> Any:
 # --- login ---------------------------------------------------------------------------------------------------
 
 
+NEXT_RE = re.compile(r"^/lieux/([a-z0-9-]+)(/[a-z0-9/_-]*)?$")
+
+
+def _next(requested: object, user: User) -> str:
+    """Where to go after signing in: the page asked for if it is one of the user's venue pages."""
+    match = NEXT_RE.match(str(requested or ""))
+    if match and user.may_see(match.group(1)):
+        return str(requested)
+    return "/lieux" if user.is_operator else f"/lieux/{user.venue}/partage"
+
+
 async def login_form(request: Request) -> Response:
-    return _c(request).render(request, "login.html", error=None)
+    return _c(request).render(request, "login.html", error=None, suite=request.query_params.get("suite", ""))
 
 
 async def login(request: Request) -> Response:
@@ -179,22 +190,22 @@ async def login(request: Request) -> Response:
     t = i18n.translator(request.state.lang)
     wait = c.limiter.retry_after(*keys)
     if wait > 0:
-        response = c.render(request, "login.html", 429, error=t("too_many", minutes=max(1, round(wait / 60))))
+        response = c.render(request, "login.html", 429, error=t("too_many", minutes=max(1, round(wait / 60))),
+                            suite="")
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     user = await asyncio.to_thread(c.users.verify, username, password)
     if user is None:
         c.limiter.failed(*keys)
-        return c.render(request, "login.html", 401, error=t("bad_login"))
+        return c.render(request, "login.html", 401, error=t("bad_login"), suite=str(form.get("suite", ""))[:200])
     c.limiter.succeeded(f"user:{username}")
-    return _signed_in(request, user)
+    return _signed_in(request, user, form.get("suite"))
 
 
-def _signed_in(request: Request, user: User) -> Response:
+def _signed_in(request: Request, user: User, requested: object = None) -> Response:
     request.state.session = Session.fresh(user.username)
     request.state.new_session = True
-    target = "/lieux" if user.is_operator else f"/lieux/{user.venue}/partage"
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(_next(requested, user), status_code=303)
 
 
 async def link_login(request: Request) -> Response:
@@ -202,7 +213,7 @@ async def link_login(request: Request) -> Response:
     user = await asyncio.to_thread(c.users.redeem_link, str(request.path_params["token"]))
     if user is None:
         t = i18n.translator(request.state.lang)
-        return c.render(request, "login.html", 401, error=t("bad_link"))
+        return c.render(request, "login.html", 401, error=t("bad_link"), suite="")
     return _signed_in(request, user)
 
 

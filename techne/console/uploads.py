@@ -9,8 +9,8 @@ Reading and sending are the CSV import's own (:mod:`producers.csv_import`,
 :mod:`producers.spreadsheet`): CSV in any usual dialect or XLSX, the same profiles, conversions,
 French and English row errors, event ids and import ledger, so nothing differs from ``techne
 import csv``; :func:`analyse` is a dry run (nothing leaves) that also says which rows the ledger already
-holds (a re-upload sends nothing new). :class:`Sender` runs one send at a time per upload in the
-console's event loop and exposes its progress.
+holds (a re-upload sends nothing new). :class:`Sender` runs one send at a time per upload, in a
+thread of its own, and exposes its progress.
 """
 
 from __future__ import annotations
@@ -182,8 +182,9 @@ class Sender:
             progress.done += n
 
         async def run() -> None:
-            try:
-                report = await run_import(self.settings, table, venue, profile, progress=advance)
+            try:  # in a thread with its own loop: converting a large file never stalls the other pages
+                report = await asyncio.to_thread(asyncio.run, run_import(self.settings, table, venue, profile,
+                                                                         progress=advance))
             except TechneError as exc:
                 progress.state, progress.error = "failed", str(exc)
                 return

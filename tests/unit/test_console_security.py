@@ -229,3 +229,13 @@ def test_the_demo_login_is_a_one_time_link_for_one_venue(settings: Settings, use
     assert c.get(path).headers["location"] == f"/lieux/{CONSOLE_VENUE}/partage"
     assert client(settings, users).get(path).status_code == 401  # once only
     assert console_login(settings.data_dir, CONSOLE_VENUE, "http://x") != link  # a second run: a new link
+
+
+def test_after_sign_in_only_a_page_of_ones_own_venue_is_followed(settings: Settings, users: UserStore) -> None:
+    home = f"/lieux/{A}/partage"
+    for asked, landed in ((f"/lieux/{A}/sources", f"/lieux/{A}/sources"), (f"/lieux/{B}/sources", home),
+                          ("https://evil.example/", home), ("//evil.example", home)):
+        c = client(settings, users)
+        resp = c.post("/connexion", data={"csrf": csrf_of(c), "username": "user-a", "password": PASSWORD,
+                                          "suite": asked})
+        assert resp.status_code == 303 and resp.headers["location"] == landed, asked
