@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -206,14 +207,32 @@ def sibil(venue: Annotated[str, typer.Option(help="Venue id (its raw topic raw.<
     typer.echo(f"CSV: {target}")
 
 
-def _ask(value: Any, interactive: bool, question: str, default: Any = None, **kw: Any) -> Any:
-    if value is not None:
-        return value
-    if not interactive:
-        if default is not None:
-            return default
-        _fail(TechneError(f"missing answer: {question} (give the option, or run without --no-input)"))
-    return typer.prompt(question, default=default, **kw)
+def _ask(value: str | None, interactive: bool, question: str, check: Callable[[str], Any], lang: str,
+         default: str | None = None) -> str:
+    """The answer given as an option, or asked; each answer is checked as it is given: a refused
+    one is explained (French by default) and asked again, or ends the command (exit 2) without a
+    terminal to ask on (``--no-input``)."""
+    fr = lang == "fr"
+    while True:
+        if value is None:
+            if not interactive:
+                if default is not None:
+                    value = default
+                else:
+                    _fail(TechneError(f"réponse manquante : {question} (donnez l'option, ou lancez sans --no-input)"
+                                      if fr else f"missing answer: {question} (give the option, or run without "
+                                      "--no-input)"))
+            else:
+                value = str(typer.prompt(question, default=default))
+        assert value is not None
+        problem = check(value.strip())
+        if problem is None:
+            return value.strip()
+        message = problem[0] if fr else problem[1]
+        if not interactive:
+            _fail(TechneError(message))
+        typer.secho(f"  {message}", fg="red", err=True)
+        value = None
 
 
 def init(name: Annotated[str | None, typer.Option(help="Venue name (nom du lieu).")] = None,
@@ -229,7 +248,10 @@ def init(name: Annotated[str | None, typer.Option(help="Venue name (nom du lieu)
          = False,
          data_dir: DataDir = None, lang: Lang = "fr") -> None:
     """Set up a venue (in French by default): its entry in the venue directory, its webhook secret
-    (shown once, kept in a 0600 file) and draft data-sharing agreements; then the next steps."""
+    (shown once, kept in a 0600 file) and draft data-sharing agreements; then the next steps.
+    Each answer is checked as it is given (asked again if refused). Files go where you stand
+    (./deploy/venues.yaml, ./deploy/agreements/drafts/, ./.techne/secrets/) unless
+    TECHNE_VENUES_FILE, TECHNE_AGREEMENTS_DIR or --data-dir say otherwise."""
     from insights import onboard
     from schemas.agreements import load_agreements, partners
 
@@ -237,35 +259,56 @@ def init(name: Annotated[str | None, typer.Option(help="Venue name (nom du lieu)
     fr = language == "fr"
     interactive = not no_input
     settings = _settings(data_dir)
+    try:
+        known = partners(load_agreements(settings.agreements_dir))
+    except TechneError:
+        known = []
+    venues_file, agreements_dir = settings.venues_file, settings.agreements_dir  # relative: where you stand
     if interactive:
         typer.echo("Bienvenue ! Quelques questions pour configurer votre lieu." if fr
                    else "Welcome! A few questions to set up your venue.")
-    venue_name = _ask(name, interactive, "Nom du lieu" if fr else "Venue name")
-    chosen_id = _ask(venue_id, interactive, "Identifiant court" if fr else "Short id", onboard.slug(venue_name))
-    town = _ask(city, interactive, "Ville" if fr else "City", "")
+    venue_name = _ask(name, interactive, "Nom du lieu" if fr else "Venue name", onboard.name_problem, language)
+    chosen_id = _ask(venue_id, interactive, "Identifiant court" if fr else "Short id",
+                     lambda v: onboard.id_problem(v, venues_file), language, onboard.slug(venue_name) or None)
+    town = _ask(city, interactive, "Ville" if fr else "City", lambda v: None, language, "")
     ticketing = _ask(tool, interactive, ("Outil de billetterie" if fr else "Ticketing tool")
-                     + f" ({', '.join(onboard.TOOLS)})", "autre")
+                     + f" ({', '.join(onboard.TOOLS)})", onboard.tool_problem, language, "autre")
     connection = _ask(mode, interactive, ("Connexion : webhook (envoi automatique) ou csv (export manuel)" if fr
-                                          else "Connection: webhook (automatic) or csv (manual export)"), "csv")
-    shares = [onboard.Share.parse(s) for s in share or []] if not no_share else []
+                                          else "Connection: webhook (automatic) or csv (manual export)"),
+                      onboard.mode_problem, language, "csv")
+    shares: list[onboard.Share] = []
+    for text in [] if no_share else share or []:
+        parts = text.split(":")
+        if len(parts) not in (2, 3):
+            _fail(TechneError(f"partage « {text} » : attendu partenaire:finalité[:jeu de données]" if fr
+                              else f"share {text!r}: expected partner:purpose[:preset]"))
+        given = onboard.Share(*parts)
+        for problem in onboard.share_problems(given, known)[:1]:
+            _fail(TechneError(problem[0] if fr else problem[1]))
+        shares.append(given)
     if interactive and not share and not no_share:
-        try:
-            known = partners(load_agreements(settings.agreements_dir))
-        except TechneError:
-            known = []
         typer.echo(("Partenaires connus : " if fr else "Known partners: ") + (", ".join(known) or "—"))
-        wanted = typer.prompt("Avec quels partenaires partager ? (séparés par des virgules, vide : aucun)" if fr
-                              else "Share with which partners? (comma-separated, empty: none)", default="")
+
+        def partner_list(text: str) -> onboard.Problem | None:
+            for partner in [p.strip() for p in text.split(",") if p.strip()]:
+                if (problem := onboard.partner_problem(partner, known)) is not None:
+                    return problem
+            return None
+
+        wanted = _ask(None, True, "Avec quels partenaires partager ? (séparés par des virgules, vide : aucun)" if fr
+                      else "Share with which partners? (comma-separated, empty: none)", partner_list, language, "")
         for partner in [p.strip() for p in wanted.split(",") if p.strip()]:
-            purpose = typer.prompt(f"{partner} — " + ("finalité" if fr else "purpose")
-                                   + f" ({', '.join(onboard.SHAREABLE_PURPOSES)})", default="cross_venue_analytics")
+            purpose = _ask(None, True, f"{partner} — " + ("finalité" if fr else "purpose")
+                           + f" ({', '.join(onboard.SHAREABLE_PURPOSES)})", onboard.purpose_problem, language,
+                           "cross_venue_analytics")
             for key, text in onboard.PRESET_TEXT[language].items():
                 typer.echo(f"  {key}: {text}")
-            preset = typer.prompt("Données partagées" if fr else "Data shared", default="essentiel")
+            preset = _ask(None, True, "Données partagées" if fr else "Data shared", onboard.preset_problem, language,
+                          "essentiel")
             shares.append(onboard.Share(partner, purpose, preset))
     answers = onboard.Answers(venue_name, chosen_id, town, ticketing, connection, tuple(shares))
     try:
-        written = onboard.apply(answers, settings.venues_file, settings.agreements_dir, settings.data_dir)
+        written = onboard.apply(answers, venues_file, agreements_dir, settings.data_dir)
     except TechneError as exc:
         _fail(exc)
         return
@@ -276,5 +319,4 @@ def init(name: Annotated[str | None, typer.Option(help="Venue name (nom du lieu)
     for path in written.drafts:
         typer.echo(f"{'Projet d’accord' if fr else 'Draft agreement'}: {path}")
     typer.echo("")
-    typer.echo(onboard.next_steps(answers, written, settings.agreements_dir, language))
-
+    typer.echo(onboard.next_steps(answers, written, agreements_dir, language))

@@ -27,6 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from core.errors import ConfigError
 from core.venues import load_venues
@@ -90,6 +91,64 @@ class Written:
     drafts: list[Path] = field(default_factory=list)
 
 
+Problem = tuple[str, str]
+"""Why an answer is refused: (French, English), one line each, never a library's dump."""
+
+
+def name_problem(value: str) -> Problem | None:
+    if not value.strip():
+        return "le nom ne peut pas être vide", "the name cannot be empty"
+    if len(value) > 200:
+        return "200 caractères au plus", "200 characters at most"
+    return None
+
+
+def id_problem(value: str, venues_file: Path) -> Problem | None:
+    if not re.match(r"^[a-z0-9][a-z0-9-]{1,62}$", value):
+        return (f"identifiant « {value} » : 2 à 63 caractères parmi a-z, 0-9 et « - », sans accent ni espace",
+                f"id {value!r}: 2 to 63 of a-z, 0-9 and '-'")
+    if venues_file.exists() and value in load_venues(venues_file):
+        return (f"le lieu « {value} » existe déjà dans {venues_file} : choisissez un autre identifiant",
+                f"venue {value!r} already exists in {venues_file}: choose another id")
+    return None
+
+
+def _choice(unknown_fr: str, kind_en: str, value: str, allowed: tuple[str, ...] | list[str]) -> Problem | None:
+    if value in allowed:
+        return None
+    listed = ", ".join(allowed) or "—"
+    return f"{unknown_fr} : « {value} » (choix : {listed})", f"unknown {kind_en} {value!r} (one of: {listed})"
+
+
+def tool_problem(value: str) -> Problem | None:
+    return _choice("outil de billetterie inconnu", "ticketing tool", value, TOOLS)
+
+
+def mode_problem(value: str) -> Problem | None:
+    return _choice("mode de connexion inconnu", "connection", value, ("webhook", "csv"))
+
+
+def partner_problem(value: str, known: list[str]) -> Problem | None:
+    if value in known:
+        return None
+    listed = ", ".join(known) or "—"
+    return (f"partenaire inconnu : « {value} » (partenaires des accords : {listed})",
+            f"unknown partner {value!r} (partners of the agreements: {listed})")
+
+
+def purpose_problem(value: str) -> Problem | None:
+    return _choice("finalité inconnue", "purpose", value, SHAREABLE_PURPOSES)
+
+
+def preset_problem(value: str) -> Problem | None:
+    return _choice("jeu de données inconnu", "preset", value, tuple(PRESETS))
+
+
+def share_problems(share: Share, known: list[str]) -> list[Problem]:
+    found = [partner_problem(share.partner, known), purpose_problem(share.purpose), preset_problem(share.preset)]
+    return [p for p in found if p is not None]
+
+
 def draft(answers: Answers, share: Share, today: date) -> Agreement:
     """The draft agreement for one share (raises ConfigError when it would be invalid)."""
     if share.preset not in PRESETS:
@@ -101,8 +160,10 @@ def draft(answers: Answers, share: Share, today: date) -> Agreement:
             "allowed_fields": PRESETS[share.preset], "retention_days": RETENTION_DAYS, "valid_from": today,
             "valid_until": today + timedelta(days=365),
         })
-    except ValueError as exc:
-        raise ConfigError(f"share with {share.partner!r} for {share.purpose!r}: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"share with {share.partner!r} for {share.purpose!r}: {where}: {first['msg']}") from None
 
 
 def check(answers: Answers, venues_file: Path) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
+from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES, REPO_ROOT
 from core.venues import load_venues
 from insights import onboard
 from schemas.agreements import Agreement, load_agreements
@@ -73,7 +76,7 @@ def test_init_refuses_an_existing_venue_and_writes_nothing(env: Path) -> None:
     before = (env / "venues.yaml").read_text()
     result = CliRunner().invoke(app, ["init", "--no-input", "--name", "Chaillot", "--id", "chaillot",
                                       "--connection", "csv", "--no-share"])
-    assert result.exit_code == 2 and "already exists" in result.output
+    assert result.exit_code == 2 and "le lieu « chaillot » existe déjà" in result.output
     assert (env / "venues.yaml").read_text() == before
     assert not (env / "data" / "secrets").exists()
 
@@ -98,3 +101,58 @@ def test_a_second_secret_is_never_overwritten(tmp_path: Path) -> None:
 
 def test_slug() -> None:
     assert onboard.slug("  Théâtre national de Strasbourg – TNS ") == "theatre-national-de-strasbourg-tns"
+
+
+def _init_where_i_stand(cwd: Path, *args: str, answers: str = "") -> subprocess.CompletedProcess[str]:
+    """``techne init`` as an operator runs it: a real process, answers piped on stdin, in ``cwd``
+    (holding its own ``deploy/`` directory), with no TECHNE_* setting."""
+    shutil.copytree(REPO_ROOT / "deploy" / "agreements", cwd / "deploy" / "agreements")
+    shutil.copy(REPO_ROOT / "deploy" / "venues.yaml", cwd / "deploy" / "venues.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TECHNE_")}
+    return subprocess.run([sys.executable, "-m", "techne.cli", "init", *args], input=answers, cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_each_refused_answer_is_explained_in_french_and_asked_again(tmp_path: Path) -> None:
+    shipped = (REPO_ROOT / "deploy" / "venues.yaml").read_text(encoding="utf-8")
+    answers = "\n".join([
+        "Le Quai",
+        "Le Quai!", "chaillot", "le-quai",          # short id: bad form, taken, then fine
+        "Angers",
+        "ticketmaster", "rodrigue",                 # ticketing tool
+        "ftp", "csv",                               # connection
+        "inconnu", "observatoire",                  # partners
+        "tout_savoir", "cross_venue_analytics",     # purpose
+        "tout", "essentiel",                        # data shared
+    ]) + "\n"
+    proc = _init_where_i_stand(tmp_path, answers=answers)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    refusals = proc.stderr
+    for expected in ("identifiant « Le Quai! » : 2 à 63 caractères", "le lieu « chaillot » existe déjà",
+                     "outil de billetterie inconnu : « ticketmaster »", "mode de connexion inconnu : « ftp »",
+                     "partenaire inconnu : « inconnu »", "finalité inconnue : « tout_savoir »",
+                     "jeu de données inconnu : « tout »"):
+        assert expected in refusals, refusals
+    assert "Traceback" not in proc.stdout + proc.stderr and "validation error" not in proc.stdout + proc.stderr
+    # written where the operator stands, never into the package's tree
+    assert set(load_venues(tmp_path / "deploy" / "venues.yaml")) >= {"le-quai", "opera-lyon"}
+    assert len(list((tmp_path / "deploy" / "agreements" / "drafts").glob("dsa-le-quai-observatoire-*.yaml"))) == 1
+    assert (tmp_path / ".techne" / "secrets" / "le-quai.whsec").exists()
+    assert (REPO_ROOT / "deploy" / "venues.yaml").read_text(encoding="utf-8") == shipped
+    assert not (REPO_ROOT / "deploy" / "agreements" / "drafts").exists()
+
+
+@pytest.mark.parametrize(("share", "expected"), [
+    ("inconnu:cross_venue_analytics", "partenaire inconnu : « inconnu »"),
+    ("observatoire:tout_savoir", "finalité inconnue : « tout_savoir »"),
+    ("observatoire:cross_venue_analytics:tout", "jeu de données inconnu : « tout »"),
+    ("observatoire", "partage « observatoire » : attendu partenaire:finalité"),
+])
+def test_without_a_terminal_a_refused_answer_is_one_french_line_and_nothing_is_written(
+        tmp_path: Path, share: str, expected: str) -> None:
+    proc = _init_where_i_stand(tmp_path, "--no-input", "--name", "Le Quai", "--connection", "csv", "--share", share)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy"] and not (tmp_path / ".techne").exists()
+    assert "Le Quai" not in (tmp_path / "deploy" / "venues.yaml").read_text(encoding="utf-8")
