@@ -39,7 +39,8 @@ def test_reads_while_the_sink_inserts_and_writes_are_refused(kafka: LocalKafka, 
     write_agreement(tmp_path / "agreements", PARTNER)
     env = {"TECHNE_BOOTSTRAP": kafka.bootstrap, "TECHNE_DATA_DIR": str(tmp_path),
            "TECHNE_AGREEMENTS_DIR": str(tmp_path / "agreements"), "TECHNE_SINK_BATCH_SECONDS": "0.1",
-           "TECHNE_SINK_BATCH_ROWS": "100", "TECHNE_READ_MAX_ROWS": "500"}
+           "TECHNE_SINK_BATCH_ROWS": "100", "TECHNE_READ_MAX_ROWS": "500",
+           "TECHNE_READ_TIMEOUT_S": "1"}
     settings = Settings.model_validate({"data_dir": tmp_path, "agreements_dir": tmp_path / "agreements"})
     topic = f"partner.{PARTNER}.ticketing"
     asyncio.run(ensure_topics(kafka.bootstrap, [topic, erasure_topic(PARTNER)], 3))
@@ -87,6 +88,8 @@ def test_reads_while_the_sink_inserts_and_writes_are_refused(kafka: LocalKafka, 
         with pytest.raises(StoreUnavailable, match="TOO_MANY_ROWS"):  # the sink's row cap (500)
             partner_rows(settings, PARTNER, "SELECT event_id FROM ticket_orders")
         assert len(partner_rows(settings, PARTNER, "SELECT event_id FROM ticket_orders LIMIT 500")) == 500
+        with pytest.raises(StoreUnavailable, match="TIMEOUT_EXCEEDED"):  # the sink's timeout (1 s)
+            partner_rows(settings, PARTNER, "SELECT sum(number) FROM numbers(1000000000000)")
         assert "3000" in query_store(settings, PARTNER, "SELECT count() FROM ticket_orders")
 
         url = f"http://127.0.0.1:{entry['port']}/query"
