@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import REPO_ROOT
 from techne.cli import app
 from techne.local import free_port
 
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 def run(*args: str) -> tuple[int, str]:
     """The CLI in-process, with a bootstrap where no broker listens (nothing may reach Kafka)."""
-    result = CliRunner().invoke(app, list(args), env={"TECHNE_BOOTSTRAP": f"127.0.0.1:{free_port()}"})
+    env = {"TECHNE_BOOTSTRAP": f"127.0.0.1:{free_port()}", "TECHNE_VENUES_FILE": str(REPO_ROOT / "deploy/venues.yaml"),
+           "TECHNE_AGREEMENTS_DIR": str(REPO_ROOT / "deploy/agreements")}  # some tests run elsewhere
+    result = CliRunner().invoke(app, list(args), env=env)
     return result.exit_code, result.output
 
 
