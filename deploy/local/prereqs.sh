@@ -2,7 +2,8 @@
 # Checks (and, as root on Debian, installs) what the embedded default needs beside Python:
 # Java 17+ to run the Kafka broker and Maven to fetch its jars from Maven Central; Prometheus
 # (Debian's package: `promtool check rules` and a real server for the monitoring tests);
-# Chromium (Debian's `chromium`: the headless check of `techne insights report --html`);
+# Chromium (Debian's `chromium`: the headless check of `techne insights report --html`, and the
+# console's and the preference centre's browser tests through Playwright);
 # Caddy and Alertmanager's amtool (Debian's packages: the compose stack's TLS proxy config runs
 # in front of a local gateway, and `amtool check-config` validates the alert routing).
 set -euo pipefail
