@@ -30,16 +30,24 @@ def raw_topic(venue_id: str) -> str:
     return f"raw.{venue_id}"
 
 
-SHARED_STREAMS = ("ticketing", "campaign")
-"""Per partner, the streams of shared events, which the partner's sink stores: ticket orders,
-e-mail clicks (the values of ``streams.steps.route.STREAM_OF_TYPE``)."""
+SHARED_STREAMS = ("ticketing", "campaign", "mailing", "attendance", "web", "content", "adspend")
+"""Per partner, the streams of shared events, which the partner's sink stores: ticket order
+lifecycle, e-mail clicks, other campaign events, entrance scans, page views, content
+interactions, ad spend (the streams of ``schemas.kinds.KINDS``, in that order)."""
 PARTNER_STREAMS = (*SHARED_STREAMS, "erasure")
 """Every stream of a partner: the shared events, then erasure commands."""
+VENUE_STREAMS = (*SHARED_STREAMS, "measurement")
+"""Per venue, the streams of its own store: every kind, then consent-exempt audience measurement."""
 
 
 def partner_topic(partner: str, stream: str) -> str:
     """``partner.<partner>.<stream>``: one stream of one partner (readable by that partner only)."""
     return f"partner.{partner}.{stream}"
+
+
+def venue_topic(venue_id: str, stream: str) -> str:
+    """``venue.<venue>.<stream>``: one stream of a venue's own store (readable by that venue only)."""
+    return f"venue.{venue_id}.{stream}"
 
 
 def erasure_topic(partner: str) -> str:
@@ -50,7 +58,8 @@ def erasure_topic(partner: str) -> str:
 def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] = PARTNER_STREAMS) -> list[str]:
     """Every topic the bus needs for these venues and partners."""
     return [*(raw_topic(v) for v in venues), AUDIT, *(dlq_topic(s) for s in DLQ_STAGES),
-            *(partner_topic(p, s) for p in partners for s in streams)]
+            *(partner_topic(p, s) for p in partners for s in streams),
+            *(venue_topic(v, s) for v in venues for s in (*VENUE_STREAMS, "erasure"))]
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1) -> list[str]:

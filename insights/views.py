@@ -15,10 +15,13 @@ Two layers, both plain views (no materialized copy: an erasure or a retention ``
   ``techne insights``, which adds complementary and differencing protection over the whole
   release (see :mod:`insights.protect`).
 
-Only rows shared for :data:`insights.PURPOSE` are read. No view exposes the four columns
-``subject_pseudonym, venue_id, occurred_at, purpose`` together (the person is ``person``, the
-order time ``ordered_at``, the purpose is fixed), so the sink's erasure, which deletes from
-every table holding those four, never mistakes a view for a table.
+Orders are read from ``ticket_orders_current`` (one row per order in its latest state, see
+:func:`sinks.tables.current_orders_sql`), and only those that still count: a cancelled or
+refunded order no longer counts in any insight, and an order's payment, issued tickets or
+exchange never count as more orders. Only rows shared for :data:`insights.PURPOSE` are read.
+No view exposes the four columns ``subject_pseudonym, venue_id, occurred_at, purpose`` together
+(the person is ``person``, the order time ``ordered_at``, the purpose is fixed); the sink's
+erasure deletes from tables only, never from a view.
 
 Seasons run from 1 September to 31 August (Europe/Paris) and are named by their first year
 (2026 = season 2026-27), from the performance date, else the order date. Optional columns the
@@ -35,7 +38,7 @@ from insights import PURPOSE
 from sinks.base import Store
 from sinks.ddl import quote
 from sinks.reader import Reader
-from sinks.tables import EMAIL_CLICKS, TICKET_ORDERS
+from sinks.tables import CURRENT_ORDERS, EMAIL_CLICKS, TICKET_ORDERS, current_orders_select
 
 TZ = "Europe/Paris"
 CONVERSION_DAYS = 7
@@ -94,16 +97,17 @@ def person_views(database: str, available: Collection[str], qualified: bool = Tr
     db = quote(database)
     ref = f"{db}." if qualified else ""
     c = {name: _col(name, available) for name in OPTIONAL}
-    attended = f"coalesce({c['performance_at']}, occurred_at)"
+    attended = f"coalesce({c['performance_at']}, placed_at)"
     performance = (f"coalesce({c['performance_id']}, concat(ifNull({c['production']}, ''), '@', "
                    f"toString(toDate({attended}, '{TZ}'))))")
     views = [
+        (CURRENT_ORDERS, current_orders_select(database, available)),  # as the sink makes it
         ("insights_orders", f"""
-SELECT toString(event_id) AS event_id, venue_id, subject_pseudonym AS person, occurred_at AS ordered_at,
+SELECT order_key AS event_id, venue_id, subject_pseudonym AS person, placed_at AS ordered_at,
        {c['performance_at']} AS performance_at, {_season(attended)} AS season, {performance} AS performance,
        {c['discipline']} AS discipline, {c['tariff']} AS tariff, {c['departement']} AS departement
-FROM {db}.{quote(TICKET_ORDERS)} FINAL
-WHERE purpose = {_literal(PURPOSE)}"""),
+FROM {db}.{quote(CURRENT_ORDERS)}
+WHERE purpose = {_literal(PURPOSE)} AND counts"""),
         ("insights_visits", f"""
 SELECT season, venue_id, person, uniqExact(performance) AS performances,
        argMax(dept, ordered_at) AS departement, maxIf(ordered_at, dept IS NOT NULL) AS dept_at

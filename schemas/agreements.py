@@ -25,7 +25,9 @@ from schemas.sharing import PROJECTABLE_BY_TYPE
 
 PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
 EVENT_TYPES = frozenset(PROJECTABLE_BY_TYPE)
-"""The event types an agreement may share (``ticket.order_placed``, ``campaign.email_clicked``)."""
+"""The event types an agreement may share: every type of every kind of :mod:`schemas.kinds`
+(order lifecycle, e-mail clicks and campaign events, scans, page views, content interactions,
+ad spend)."""
 
 
 class Agreement(BaseModel):

@@ -2,7 +2,8 @@
 
 ``techne schemas docs`` writes ``docs/catalogue.en.md`` and ``docs/catalogue.fr.md``; with
 ``--check`` (and in the test suite) it fails when the checked-in files are stale. One section
-per schema: what it is, its event types, id and versions, a table of fields (type, required,
+per schema (after a "who receives what" table of every kind of data,
+:mod:`schemas.kinds_doc`): what it is, its event types, id and versions, a table of fields (type, required,
 default, privacy tag, description) and an example built by :mod:`schemas.examples`. Pure:
 :func:`render` returns text; :func:`write` writes it.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from schemas.codec import CATALOGUE, Catalogue
 from schemas.examples import example_record, to_json, venue_json
+from schemas.kinds_doc import sharing_section
 from schemas.privacy import TAG_KEY, walk_fields
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
@@ -164,6 +166,7 @@ def render(lang: str, catalogue: Catalogue = CATALOGUE) -> str:
         links = ", ".join(f"[{n.rsplit('.', 1)[-1]}](#{_anchor(n.rsplit('.', 1)[-1])})" for n in items)
         out.append(f"- **{GROUP_TITLES[lang][g]}**: {links}")
     out.append(f"- [{t['subject']}](#{_anchor(t['subject'])})")
+    out += sharing_section(lang)
     for g in GROUPS:
         out += ["", f"## {GROUP_TITLES[lang][g]}"]
         for name in (n for n in names if _group(n) == g):

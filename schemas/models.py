@@ -121,10 +121,9 @@ class ConsentIn(gen.ConsentChangedIn):
 
 
 _OVERRIDES: dict[str, type[EventIn]] = {TICKET_ORDER: TicketOrderIn, CONSENT: ConsentIn}
-INCOMING_MODELS: dict[str, type[EventIn]] = {
-    name: _OVERRIDES.get(name, model) for name, model in gen.MODELS.items() if name != AD_SPEND
-}
-"""Schema full name -> the model validating what venues post for it."""
+INCOMING_MODELS: dict[str, type[EventIn]] = {name: _OVERRIDES.get(name, model) for name, model in gen.MODELS.items()}
+"""Schema full name -> the model validating what venues post for it (ad spend included: a venue
+posts its daily spend per platform and campaign, which describes no person)."""
 
 _UNION: Any = Union.__getitem__(tuple(INCOMING_MODELS.values()))  # a union built from the catalogue
 INCOMING: TypeAdapter[EventIn] = TypeAdapter(Annotated[_UNION, Field(discriminator="type")])

@@ -12,13 +12,16 @@ plans; agreements (:mod:`schemas.agreements`) and sink tables read them.
 from __future__ import annotations
 
 from schemas import CATALOGUE
-from schemas.models import SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
+from schemas.kinds import KINDS, MEASUREMENT_SCHEMA
+from schemas.kinds import SHARED_SCHEMA_OF_TYPE as SHARED_SCHEMA_OF_TYPE
 
 ALWAYS = ("event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id", "purpose",
-          "subject_pseudonym", "pseudonym_key_version")
-"""Columns every partner record carries, whatever the agreement's field list."""
+          "subject_pseudonym", "pseudonym_key_version", "status", "order_ref")
+"""Columns every partner record carries, whatever the agreement's field list (``status`` and
+``order_ref``: ticket orders only, see :mod:`schemas.kinds`)."""
 
-GENERALIZER_NAMES = frozenset({"departement", "age_band", "ip_prefix", "device_class"})
+GENERALIZER_NAMES = frozenset({"departement", "age_band", "ip_prefix", "device_class", "url_path", "url_host",
+                               "city", "country"})
 """The generalizers a schema may name in ``techne.generalize.with`` (implemented by the worker)."""
 
 
@@ -39,9 +42,8 @@ def _plan(schema_name: str) -> dict[str, tuple[str, str | None]]:
     return plan
 
 
-SHARED_SCHEMA_OF_TYPE = {"ticket.order_placed": SHARED_TICKET_ORDER, "campaign.email_clicked": SHARED_EMAIL_CLICK}
-"""Shareable event type -> the partner-facing schema a partner receives it as."""
-PLANS = {name: _plan(name) for name in set(SHARED_SCHEMA_OF_TYPE.values())}
+PLANS = {name: _plan(name) for name in {*(k.schema for k in KINDS), MEASUREMENT_SCHEMA}}
+"""The plan of every partner-facing schema (every kind's), and of exempt measurement's."""
 SOURCES = {f["name"]: str(f["techne.generalize"]["from"]) for name in PLANS for f in CATALOGUE.entry(name).raw["fields"]
            if "techne.generalize" in f}
 PROJECTABLE_BY_TYPE = {

@@ -1,15 +1,16 @@
 """Wiring of the sink processes: Kafka consumer (and producer) + handlers + :class:`SinkLoop`.
 
 :func:`run_sink` runs one partner's sink until ``stop`` is set: it consumes
-``partner.<id>.ticketing`` (-> ``ticket_orders``, :mod:`sinks.orders`), ``partner.<id>.campaign``
-(-> ``email_clicks``, if the partner has that table: :func:`sinks.orders.click_handlers`) and
-``partner.<id>.erasure`` (-> executed erasures, :mod:`sinks.erasure`) as group
-``techne-sink.<id>``, from the earliest uncommitted offsets, and produces erasure completions to
-``techne.audit``. :func:`run_audit_sink` consumes ``techne.audit`` into the audit store as group
-``techne-audit-sink``. Both first create/evolve their tables, retrying with backoff while the
-store is unavailable; see :mod:`sinks.loop` for batching, commits, retries and shutdown. Both
-dead-letter what they cannot store to ``dlq.sink`` (created at start when missing) before
-committing past it (:mod:`sinks.dlq`).
+``partner.<id>.ticketing`` (-> ``ticket_orders``, :mod:`sinks.orders`), the partner's topic of
+every other kind it has a table for (``partner.<id>.campaign`` -> ``email_clicks``, ...:
+:func:`sinks.orders.shared_handlers`) and ``partner.<id>.erasure`` (-> executed erasures,
+:mod:`sinks.erasure`) as group ``techne-sink.<id>``; a venue's own store the same from
+``venue.<venue>.*`` as group ``techne-sink.venue:<venue>``, from the earliest uncommitted
+offsets, and produces erasure completions to ``techne.audit``. :func:`run_audit_sink` consumes
+``techne.audit`` into the audit store as group ``techne-audit-sink``. Both first create/evolve
+their tables, retrying with backoff while the store is unavailable; see :mod:`sinks.loop` for
+batching, commits, retries and shutdown. Both dead-letter what they cannot store to ``dlq.sink``
+(created at start when missing) before committing past it (:mod:`sinks.dlq`).
 Stores are the caller's to open and close.
 """
 
@@ -27,7 +28,7 @@ from core.dlq import InvalidRateGuard
 from core.errors import StoreUnavailable
 from core.kafka_auth import aiokafka_kwargs
 from core.settings import Settings
-from core.topics import AUDIT, ensure_topics, erasure_topic, partner_topic
+from core.topics import AUDIT, ensure_topics
 from sinks import audit
 from sinks.base import Backoff, Store
 from sinks.dlq import TOPIC as DLQ_TOPIC
@@ -38,7 +39,7 @@ from sinks.framing import SharedFormat
 from sinks.loop import BatchCallback, SinkLoop
 from sinks.metrics import AUDIT_LABEL
 from sinks.migrate import ensure_partner, ensure_table
-from sinks.orders import OrdersHandler, click_handlers
+from sinks.orders import shared_handlers
 from sinks.records import InvalidHandler
 from sinks.tables import PartnerTables
 
@@ -55,10 +56,6 @@ FETCH = {"max_partition_fetch_bytes": 8 << 20, "fetch_max_bytes": 32 << 20,
 def _guard(settings: Settings) -> InvalidRateGuard:
     """The worker's poison-flood limits (``TECHNE_POISON_WINDOW`` / ``_THRESHOLD``) for a sink."""
     return InvalidRateGuard(settings.poison_window, settings.poison_threshold)
-
-
-def topic_for(partner_id: str) -> str:
-    return partner_topic(partner_id, "ticketing")
 
 
 def group_for(partner_id: str) -> str:
@@ -139,19 +136,15 @@ async def run_sink(
             raise StoreUnavailable(f"audit topic unavailable: {exc}") from exc
 
     tombstones = Tombstones(store, tables)
-    orders = OrdersHandler(
-        store, tables, tombstones, topic=topic_for(partner), batch_rows=settings.sink_batch_rows,
-        batch_seconds=settings.sink_batch_seconds, shared=shared, faults=faults,
-    )
+    handlers = shared_handlers(store, tables, tombstones, batch_rows=settings.sink_batch_rows,
+                               batch_seconds=settings.sink_batch_seconds, shared=shared, faults=faults)
     erase = EraseHandler(
-        store, tables, tombstones, publish, topic=erasure_topic(partner),
+        store, tables, tombstones, publish, topic=tables.topic("erasure"),
         batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds), faults=faults,
     )
     consumer = _consumer(settings, group_for(partner), f"techne-sink-{partner}")
-    clicks = click_handlers(store, tables, tombstones, batch_rows=settings.sink_batch_rows,  # faults: orders only
-                            batch_seconds=settings.sink_batch_seconds, shared=shared)
     on_invalid = on_invalid or await _dead_letters(settings, producer, partner)
-    loop = SinkLoop(partner, consumer, [orders, *clicks, erase], on_batch=on_batch, on_invalid=on_invalid,
+    loop = SinkLoop(partner, consumer, [*handlers, erase], on_batch=on_batch, on_invalid=on_invalid,
                     faults=faults, guard=_guard(settings))
     consumer.subscribe(loop.topics, listener=loop.listener())
     try:

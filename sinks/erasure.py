@@ -235,7 +235,9 @@ class EraseHandler:
     def tables_to_erase(self) -> list[str]:
         sql = (
             "SELECT table FROM system.columns WHERE database = {d:String} "
-            "AND name IN ('subject_pseudonym', 'venue_id', 'occurred_at', 'purpose') GROUP BY table HAVING count() = 4"
+            "AND name IN ('subject_pseudonym', 'venue_id', 'occurred_at', 'purpose') "
+            "AND table IN (SELECT name FROM system.tables WHERE database = {d:String} AND engine NOT LIKE '%View') "
+            "GROUP BY table HAVING count() = 4"
         )
         return sorted(str(t) for (t,) in self.store.query(sql, {"d": self.tables.database}))
 

@@ -3,9 +3,10 @@
 :func:`ensure_table` creates the database and the table if missing, adds the columns the
 table lacks (schema evolution and wider projections only add columns: existing rows keep their
 data and read ``NULL``/the default in the new ones) and updates column ``DEFAULT`` expressions
-that changed (metadata only). :func:`ensure_partner` does that for every table of a partner,
-then applies shortened retentions to the existing rows of every shared-event table
-(:func:`sinks.tables.shortened_retention_sql`).
+that changed (metadata only). :func:`ensure_partner` does that for every table of a partner
+(or of a venue's own store), (re)creates its views (``ticket_orders_current``, after the
+columns they read), then applies shortened retentions to the existing rows of every
+shared-event table (:func:`sinks.tables.shortened_retention_sql`).
 Raises :class:`~core.errors.StoreUnavailable` like any store call.
 """
 
@@ -54,6 +55,8 @@ def ensure_partner(store: Store, tables: PartnerTables) -> None:
     """Every table of the partner, evolved, with retention shortenings applied; then ``USE`` it."""
     for spec in tables.all:
         ensure_table(store, spec)
+    for view in tables.views:
+        store.command(view)
     known = [a for a, _ in tables.retention.days]
     for spec in tables.shared:
         sql = f"SELECT DISTINCT agreement_id FROM {spec.qualified} WHERE agreement_id NOT IN {{k:Array(String)}}"  # noqa: S608

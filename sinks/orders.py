@@ -1,7 +1,8 @@
-"""A partner topic of shared events -> its table (a sink-loop handler): ``partner.<id>.ticketing``
--> ``ticket_orders``, and ``partner.<id>.campaign`` -> ``email_clicks`` (:func:`click_handlers`),
-by the same code: both are shared records with the same leading fields, and their tables the
-same sort key, retention and erasure (:mod:`sinks.tables`).
+"""A topic of shared events -> its table (a sink-loop handler): ``partner.<id>.ticketing`` ->
+``ticket_orders``, ``partner.<id>.campaign`` -> ``email_clicks``, and so on for every kind
+(:func:`shared_handlers`; ``venue.<venue>.*`` for a venue's own store), by the same code: all
+are shared records with the same leading fields, and their tables the same sort key, retention
+and erasure (:mod:`sinks.tables`).
 
 :meth:`OrdersHandler.decode` and ``decode_many`` are pure (:meth:`sinks.framing.SharedFormat.parse`,
 ``parse_many``).
@@ -41,9 +42,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 from core.errors import InvalidMessage, StoreUnavailable
-from core.topics import partner_topic
 from schemas.codec import CATALOGUE
-from schemas.models import SHARED_EMAIL_CLICK
 from sinks import metrics
 from sinks.base import Batch, Rejected, Store, WriteResult, batches_token, first_occurrences, insert_token
 from sinks.ddl import Column, TableSpec, row_from_record
@@ -237,12 +236,7 @@ def columns_of(columns: Sequence[Column], record: dict[str, object]) -> list[Col
     return [c for c in columns if c.name in record]
 
 
-def campaign_topic(partner_id: str) -> str:
-    """The partner's topic of shared e-mail clicks."""
-    return partner_topic(partner_id, "campaign")
-
-
-def click_handlers(
+def shared_handlers(
     store: Store,
     tables: PartnerTables,
     tombstones: Tombstones,
@@ -252,15 +246,14 @@ def click_handlers(
     shared: SharedFormat | None = None,
     faults: Faults = NO_FAULTS,
 ) -> list[OrdersHandler]:
-    """``partner.<id>.campaign`` -> ``email_clicks``, for a partner with that table (else no handler).
-    ``shared``: the orders' format, whose catalogue (e.g. an external registry's ids) is reused."""
-    if tables.clicks is None:
-        return []
+    """One handler per table of shared events (:attr:`PartnerTables.streams`: topic -> table),
+    ``ticket_orders`` first; ``faults`` apply to that one only. ``shared``: the orders' format,
+    whose catalogue (e.g. an external registry's ids) the other tables' formats reuse."""
     catalogue = shared.catalogue if shared is not None else CATALOGUE
-    return [
-        OrdersHandler(
-            store, tables, tombstones, topic=campaign_topic(tables.partner), batch_rows=batch_rows,
-            batch_seconds=batch_seconds, shared=SharedFormat(catalogue, SHARED_EMAIL_CLICK), faults=faults,
-            spec=tables.clicks,
-        )
-    ]
+    handlers = []
+    for i, (topic, schema, spec) in enumerate(tables.streams):
+        fmt = (shared or SharedFormat(catalogue, schema)) if i == 0 else SharedFormat(catalogue, schema)
+        handlers.append(OrdersHandler(store, tables, tombstones, topic=topic, batch_rows=batch_rows,
+                                      batch_seconds=batch_seconds, shared=fmt, faults=faults if i == 0 else NO_FAULTS,
+                                      spec=spec))
+    return handlers

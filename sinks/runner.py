@@ -4,7 +4,8 @@ reports call.
 - :func:`run_sink_process` blocks running one partner's sink until SIGTERM or SIGINT, then
   flushes, commits and returns normally (exit code 0). The store is the ClickHouse server at
   ``settings.clickhouse_url`` when set, else the embedded one in
-  ``settings.partner_store_dir(partner)``. :func:`run_audit_process` does the same for the
+  ``settings.partner_store_dir(partner)`` (a venue's own store, ``venue:<venue>``: under
+  ``<data>/venues/``). :func:`run_audit_process` does the same for the
   audit sink (database ``audit``, table ``decisions``; embedded in ``<data_dir>/audit``). Both
   serve ``/metrics`` on ``settings.metrics_port`` if set, and honour the test-only
   ``TECHNE_SINK_FAULT`` (:mod:`sinks.faults`). They raise :class:`~core.errors.StoreLocked` when another process
@@ -30,20 +31,22 @@ from pathlib import Path
 from typing import Any
 
 from core import metrics as techne_metrics
+from core.errors import ConfigError
 from core.settings import Settings
+from core.venues import load_venues
 from schemas.agreements import load_agreements
 from sinks import audit
 from sinks.base import Store
 from sinks.chdb import ChdbStore
 from sinks.consumer import run_audit_sink, run_sink
-from sinks.ddl import database_name, quote
+from sinks.ddl import quote
 from sinks.faults import OutageStore, from_env
 from sinks.metrics import AUDIT_LABEL, declare_sink
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.read_server import ReadServer, start_for_store
 from sinks.reader import StoreRef, open_reader, read_rows, require_store
 from sinks.server import connect
-from sinks.tables import TICKET_ORDERS, PartnerTables, partner_tables
+from sinks.tables import TICKET_ORDERS, VENUE_STORE, PartnerTables, partner_tables, venue_tables
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +57,21 @@ def audit_store_dir(settings: Settings) -> Path:
 
 
 def tables_for(settings: Settings, partner_id: str) -> PartnerTables:
-    """The partner's tables under the agreements in ``settings.agreements_dir``."""
+    """The partner's tables under the agreements in ``settings.agreements_dir``, or, for
+    ``venue:<venue>`` (a venue of ``settings.venues_file``), that venue's own store."""
+    if partner_id.startswith(VENUE_STORE):
+        venue = partner_id.removeprefix(VENUE_STORE)
+        if venue not in load_venues(settings.venues_file):
+            raise ConfigError(f"unknown venue {venue!r}: no store of its own")
+        return venue_tables(venue)
     return partner_tables(partner_id, load_agreements(settings.agreements_dir))
+
+
+def store_dir(settings: Settings, partner_id: str) -> Path:
+    """Directory of a partner's embedded store, or of a venue's own (``<data>/venues/<venue>``)."""
+    if partner_id.startswith(VENUE_STORE):
+        return settings.data_dir / "venues" / partner_id.removeprefix(VENUE_STORE)
+    return settings.partner_store_dir(partner_id)
 
 
 def _server(settings: Settings) -> Store | None:
@@ -72,7 +88,7 @@ def open_store(settings: Settings, partner_id: str, *, create: bool = True) -> C
     tables = tables_for(settings, partner_id)
     if not create:
         require_store(settings, partner_ref(settings, partner_id))
-    store = ChdbStore(settings.partner_store_dir(partner_id))
+    store = ChdbStore(store_dir(settings, partner_id))
     try:
         ensure_partner(store, tables)
     except BaseException:
@@ -84,7 +100,7 @@ def open_store(settings: Settings, partner_id: str, *, create: bool = True) -> C
 def partner_ref(settings: Settings, partner_id: str) -> StoreRef:
     """The partner's store for :mod:`sinks.reader` (tables ensured when it is opened directly)."""
     tables = tables_for(settings, partner_id)
-    return StoreRef(partner_id, settings.partner_store_dir(partner_id), database_name(partner_id),
+    return StoreRef(partner_id, store_dir(settings, partner_id), tables.database,
                     ensure=lambda store: ensure_partner(store, tables))
 
 
@@ -145,8 +161,8 @@ def run_sink_process(settings: Settings, partner_id: str) -> None:
     _setup(settings)
     faults = from_env()
     tables = tables_for(settings, partner_id)
-    declare_sink(partner_id, [t.name for t in (tables.orders, tables.erasures, tables.clicks) if t is not None])
-    store: Store = _server(settings) or ChdbStore(settings.partner_store_dir(partner_id))
+    declare_sink(partner_id, [t.name for t in tables.all])
+    store: Store = _server(settings) or ChdbStore(store_dir(settings, partner_id))
     if faults.point == "store_down":
         store = OutageStore(store, faults)
     reads = None

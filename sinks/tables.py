@@ -32,6 +32,18 @@ always-present fields, the fields the agreements covering clicks allow, ``retain
 key, partitions, retention and indexes. Its ``subject_pseudonym`` is in the same domain as the
 orders' (same agreement), so ``email_clicks`` joins ``ticket_orders`` on it.
 
+The other kinds (:mod:`schemas.kinds`: ``campaign_events``, ``ticket_scans``, ``page_views``,
+``content_interactions``, ``ad_spend``) get a table each by the same rules, only for a partner
+with an agreement covering one of their event types; each is fed by its own partner topic
+(:attr:`PartnerTables.streams`). ``ticket_orders`` holds one row per order lifecycle event
+(``status``: placed, paid, issued, cancelled, refunded, exchanged; ``order_ref``: the order,
+pseudonymized); the view ``ticket_orders_current`` (:func:`current_orders_sql`) folds them into
+one row per order in its latest state, so that refunded or cancelled orders stop counting.
+
+**The venue's own store** (:func:`venue_tables`) is built the same way with every field of
+every kind (the venue holds its own data) plus ``audience_measurement`` (consent-exempt
+measurement, 25-month retention), in database ``venue_<venue>``, fed by ``venue.<venue>.*``.
+
 ``erasures`` (tombstones of executed erasure commands; see :mod:`sinks.erasure`): kept until
 ``occurred_at`` of the command + the partner's longest retention + 1 day, after which any row
 it could still suppress would be past its own retention anyway.
@@ -39,20 +51,36 @@ it could still suppress would be past its own retention anyway.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from core.errors import ConfigError
+from core.topics import partner_topic, venue_topic
 from schemas.agreements import Agreement
 from schemas.codec import CATALOGUE, Catalogue
-from schemas.models import SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
+from schemas.kinds import (
+    KINDS,
+    MEASUREMENT_RETENTION_DAYS,
+    MEASUREMENT_SCHEMA,
+    MEASUREMENT_STREAM,
+    MEASUREMENT_TABLE,
+    TICKETING,
+    measurement_agreement_id,
+    own_agreement_id,
+)
+from schemas.models import SHARED_TICKET_ORDER
 from schemas.sharing import ALWAYS
 from sinks.ddl import Column, TableSpec, columns_from_avro, database_name, quote
 
 TICKET_ORDERS = "ticket_orders"
 EMAIL_CLICKS = "email_clicks"
 CLICK_TYPE = "campaign.email_clicked"
+CURRENT_ORDERS = "ticket_orders_current"
+VENUE_STORE = "venue:"
+"""Prefix of a venue's own store id (``venue:<venue>``) where a partner id is expected."""
+VENUE_RETENTION_DAYS = 1095
+"""How long the venue's own store keeps its own rows (3 years) unless told otherwise."""
 ERASURES = "erasures"
 RETAIN_UNTIL = "retain_until"
 ORDERS_SORT_KEY = ("purpose", "venue_id", "occurred_at", "event_id")
@@ -122,7 +150,8 @@ def shared_columns(catalogue: Catalogue = CATALOGUE, name: str = SHARED_TICKET_O
 
 @dataclass(frozen=True)
 class PartnerTables:
-    """Everything the partner sink needs to know about the partner's database."""
+    """Everything a sink needs to know about the database it writes: a partner's, or a venue's own
+    store (``partner`` is then ``venue:<venue>``, see :func:`venue_tables`)."""
 
     partner: str
     database: str
@@ -130,7 +159,10 @@ class PartnerTables:
     retention: Retention
     orders: TableSpec
     erasures: TableSpec
-    clicks: TableSpec | None = None  # only when an agreement of the partner covers e-mail clicks
+    others: tuple[tuple[str, str, TableSpec], ...] = ()
+    """(stream, shared schema, table) of every other kind the store keeps, in :data:`KINDS` order."""
+    prefix: str = ""
+    """Topic prefix: ``partner.<id>`` (the default) or ``venue.<venue>``."""
 
     @property
     def all(self) -> tuple[TableSpec, ...]:
@@ -139,15 +171,35 @@ class PartnerTables:
     @property
     def shared(self) -> tuple[TableSpec, ...]:
         """The tables of shared events (``ticket_orders`` first), each with ``retain_until``."""
-        return (self.orders,) if self.clicks is None else (self.orders, self.clicks)
+        return (self.orders, *(spec for _, _, spec in self.others))
+
+    @property
+    def streams(self) -> tuple[tuple[str, str, TableSpec], ...]:
+        """(topic, shared schema, table) of every table of shared events, ``ticket_orders`` first."""
+        return ((self.topic(TICKETING.stream), SHARED_TICKET_ORDER, self.orders),
+                *((self.topic(stream), schema, spec) for stream, schema, spec in self.others))
+
+    @property
+    def clicks(self) -> TableSpec | None:
+        """``email_clicks``, when an agreement of the partner covers e-mail clicks."""
+        return next((spec for _, _, spec in self.others if spec.name == EMAIL_CLICKS), None)
+
+    def topic(self, stream: str) -> str:
+        """The topic of one of this store's streams (``erasure`` included)."""
+        return f"{self.prefix}.{stream}" if self.prefix else partner_topic(self.partner, stream)
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """``CREATE OR REPLACE VIEW`` statements of the store's views (``ticket_orders_current``)."""
+        return (current_orders_sql(self.orders),)
 
 
 def shared_spec(
-    database: str, name: str, columns: Sequence[Column], allowed: set[str], retention: Retention
+    database: str, name: str, columns: Sequence[Column], allowed: set[str] | None, retention: Retention
 ) -> TableSpec:
-    """A table of shared events: the always-present and allowed ``columns``, then ``retain_until``
-    (sort key, partitions, TTL and indexes as described in the module doc)."""
-    projected = tuple(c for c in columns if c.name in ALWAYS or c.name in allowed)
+    """A table of shared events: the always-present and allowed ``columns`` (``None``: all), then
+    ``retain_until`` (sort key, partitions, TTL and indexes as described in the module doc)."""
+    projected = tuple(c for c in columns if allowed is None or c.name in ALWAYS or c.name in allowed)
     retain = Column(RETAIN_UNTIL, "Date", "date", default_sql=retention.default_sql())
     return TableSpec(
         database,
@@ -169,16 +221,78 @@ def partner_tables(
         raise ConfigError(f"no data-sharing agreement names partner {partner!r}: nothing may be stored for it")
     database = database_name(partner)
     retention = Retention.of(mine)
-    ordering = [a for a in mine if set(a.event_types) - {CLICK_TYPE}]
-    allowed = set().union(*(a.allowed_fields for a in ordering))
+
+    def allowed(kind_types: tuple[str, ...]) -> set[str] | None:
+        covering = [a for a in mine if set(a.event_types) & set(kind_types)]
+        return set().union(*(a.allowed_fields for a in covering)) if covering else None
+
     all_columns = tuple(columns) if columns is not None else shared_columns()
-    orders = shared_spec(database, TICKET_ORDERS, all_columns, allowed, retention)
-    clicking = [a for a in mine if CLICK_TYPE in a.event_types]
-    clicks = None
-    if clicking:
-        click_allowed = set().union(*(a.allowed_fields for a in clicking))
-        clicks = shared_spec(database, EMAIL_CLICKS, shared_columns(name=SHARED_EMAIL_CLICK), click_allowed, retention)
-    return PartnerTables(partner, database, mine, retention, orders, erasures_spec(database), clicks)
+    orders = shared_spec(database, TICKET_ORDERS, all_columns, allowed(TICKETING.event_types) or set(), retention)
+    others = []
+    for kind in KINDS[1:]:
+        fields = allowed(kind.event_types)
+        if fields is not None:
+            spec = shared_spec(database, kind.table, shared_columns(name=kind.schema), fields, retention)
+            others.append((kind.stream, kind.schema, spec))
+    return PartnerTables(partner, database, mine, retention, orders, erasures_spec(database), tuple(others))
+
+
+def venue_tables(venue_id: str, retention_days: int = VENUE_RETENTION_DAYS) -> PartnerTables:
+    """The venue's own store: every field of every kind, and exempt measurement (module doc)."""
+    database = database_name(f"venue_{venue_id}")
+    own, measured = own_agreement_id(venue_id), measurement_agreement_id(venue_id)
+    retention = Retention(tuple(sorted(((own, retention_days), (measured, MEASUREMENT_RETENTION_DAYS)))),
+                          min(retention_days, MEASUREMENT_RETENTION_DAYS))
+    orders = shared_spec(database, TICKET_ORDERS, shared_columns(), None, retention)
+    others = [(k.stream, k.schema, shared_spec(database, k.table, shared_columns(name=k.schema), None, retention))
+              for k in KINDS[1:]]
+    others.append((MEASUREMENT_STREAM, MEASUREMENT_SCHEMA, shared_spec(
+        database, MEASUREMENT_TABLE, shared_columns(name=MEASUREMENT_SCHEMA), None, retention)))
+    return PartnerTables(own, database, (), retention, orders, erasures_spec(database), tuple(others),
+                         prefix=venue_topic(venue_id, "").rstrip("."))
+
+
+_ORDER_FACTS = ("production", "production_id", "performance_id", "performance_at", "discipline", "hall",
+                "price_category", "tariff", "channel", "departement", "age_band", "currency", "is_invitation")
+
+
+def current_orders_sql(orders: TableSpec) -> str:
+    """``CREATE OR REPLACE VIEW <db>.ticket_orders_current`` over ``orders`` (see
+    :func:`current_orders_select`)."""
+    select = current_orders_select(orders.database, orders.names)
+    return f"CREATE OR REPLACE VIEW {quote(orders.database)}.{quote(CURRENT_ORDERS)} AS\n{select}"
+
+
+def current_orders_select(database: str, columns: Collection[str]) -> str:
+    """The view of each order's current state: one row per ``order_key`` (its ``order_ref``; the
+    event id for rows without one, e.g. orders shared before lifecycle events existed) with its
+    latest ``status``, ``counts`` (false once cancelled or refunded), the quantity and amount it
+    was placed (or paid) with, and each order fact's latest known value (an exchange moves the
+    performance). Source columns are renamed ``s_*`` in a subquery, so that no output alias
+    shadows a column an aggregate reads."""
+    names = set(columns)
+    facts = [c for c in _ORDER_FACTS if c in names]
+    inner = ["purpose", "venue_id", "event_id", "occurred_at", "subject_pseudonym", "agreement_id",
+             ("coalesce(status, 'placed')" if "status" in names else "'placed'") + " AS s_status",
+             ("coalesce(order_ref, toString(event_id))" if "order_ref" in names else "toString(event_id)")
+             + " AS order_key", *(f"{quote(c)} AS {quote('s_' + c)}" for c in facts)]
+    latest = "(occurred_at, event_id)"
+    outer = ["purpose", "venue_id", "order_key", "argMax(subject_pseudonym, occurred_at) AS subject_pseudonym",
+             "argMax(agreement_id, occurred_at) AS agreement_id", f"argMax(s_status, {latest}) AS status",
+             f"argMax(s_status, {latest}) NOT IN ('cancelled', 'refunded') AS counts",
+             "min(occurred_at) AS placed_at", "max(occurred_at) AS updated_at",
+             *(f"argMaxIf({quote('s_' + c)}, {latest}, {quote('s_' + c)} IS NOT NULL) AS {quote(c)}" for c in facts)]
+    if "quantity" in names:
+        inner.append("quantity AS s_quantity")
+        outer.append(f"argMaxIf(s_quantity, {latest}, s_status = 'placed' AND s_quantity IS NOT NULL) AS quantity")
+    if "amount_minor" in names:
+        inner.append("amount_minor AS s_amount")
+        outer.append(f"argMaxIf(s_amount, {latest}, s_status IN ('placed', 'paid') AND s_amount IS NOT NULL)"
+                     " AS amount_minor")
+    select = ",\n    ".join(outer)
+    source = ", ".join(inner)
+    return (f"SELECT\n    {select}\nFROM (\n    SELECT {source}\n"  # noqa: S608
+            f"    FROM {quote(database)}.{quote(TICKET_ORDERS)}\n)\nGROUP BY purpose, venue_id, order_key")
 
 
 def erasures_spec(database: str) -> TableSpec:

@@ -6,9 +6,12 @@ erasure commands, audit lines, dead letters) and the ledger update, if any. It p
 I/O, so it is unit-testable and benchmarkable on its own.
 
 Outcomes per message: a consent-type event updates the ledger (and may emit erasure
-commands); a shareable event (ticket order, e-mail click) is routed per agreement (shared / dropped for consent / no
-agreement) with one audit line per decision; anything that cannot be processed becomes a
-dead letter on ``dlq.<stage>`` carrying the original bytes and the reason in headers.
+commands); a shareable event (every kind of :mod:`schemas.kinds`) is routed per agreement
+(shared / dropped for consent / no agreement) and to the venue's own store (``venue_store``:
+own use, or consent-exempt measurement), with one audit line per decision; anything that cannot
+be processed becomes a dead letter on ``dlq.<stage>`` carrying the original bytes and the reason
+in headers. Shared records are keyed by their pseudonym (by their event id when it is empty:
+ad spend, an anonymous scan).
 
 Every valid message yields exactly one ``techne.audit`` record holding all its decision lines
 (NDJSON, see :func:`audit_record`): one send per message instead of one per decision, which
@@ -32,7 +35,7 @@ from schemas.agreements import Agreement
 from schemas.models import ERASURE_COMMAND
 from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry, apply_consent
 from streams.steps.erasure import erasure_commands
-from streams.steps.route import route, shareable
+from streams.steps.route import Decision, own_store, route, shareable
 
 Headers = list[tuple[str, bytes]]
 
@@ -91,6 +94,12 @@ def dead_letter(value: bytes, key: bytes | None, source_topic: str, exc: Invalid
     return Output(dlq_topic(exc.stage), key, value, letter_headers(exc.stage, exc.reason, exc.detail, source_topic))
 
 
+def _key(d: Decision) -> bytes:
+    """A shared record's message key: its pseudonym, or its event id when it has none."""
+    assert d.record is not None
+    return str(d.record["subject_pseudonym"] or d.record["event_id"]).encode()
+
+
 class Processor:
     """Pure per-message logic of the worker, configured once."""
 
@@ -119,8 +128,10 @@ class Processor:
             # failure, so not a dead letter (it must not count towards the poison-flood guard)
             return Result([audit_line(record, "no_agreement", "type_not_shareable", auth=auth)])
         try:
-            decisions = route(record, self.agreements, ledger_get(subject), key_version=self.key_version,
+            ledger = ledger_get(subject)
+            decisions = route(record, self.agreements, ledger, key_version=self.key_version,
                               key=self.key, ttls=self.ttls)
+            decisions.append(own_store(record, ledger, key_version=self.key_version, key=self.key, ttls=self.ttls))
         except InvalidMessage as exc:
             return Result([dead_letter(value, key, source_topic, exc)], invalid=True)
         except ValueError as exc:
@@ -130,10 +141,10 @@ class Processor:
         lines: list[dict[str, Any]] = []
         decided_at = datetime.now(UTC).isoformat()
         for d in decisions:
-            if d.outcome == "shared" and d.record is not None and d.topic is not None:
-                outputs.append(Output(d.topic, d.record["subject_pseudonym"].encode(),
-                                      self.catalogue.encode(d.schema, d.record)))
-                metrics.ROUTED.labels(partner=d.partner, purpose=d.purpose).inc()
+            if d.outcome in ("shared", "venue_store") and d.record is not None and d.topic is not None:
+                outputs.append(Output(d.topic, _key(d), self.catalogue.encode(d.schema, d.record)))
+                if d.outcome == "shared":
+                    metrics.ROUTED.labels(partner=d.partner, purpose=d.purpose).inc()
             elif d.outcome == "dropped":
                 metrics.CONSENT_DROPS.labels(partner=d.partner, purpose=d.purpose).inc()
             lines.append(decision(record, d.outcome, d.reason, agreement_id=d.agreement_id, partner=d.partner,

@@ -14,18 +14,23 @@ from typing import Any
 OUTCOME_TEXT = {
     "fr": {"shared": "partagés", "dropped": "non partagés (pas de consentement)",
            "no_agreement": "non partagés (aucun accord)", "erasure_requested": "effacements demandés",
-           "erased": "effacements exécutés", "consent_recorded": "changements de consentement enregistrés"},
+           "erased": "effacements exécutés", "consent_recorded": "changements de consentement enregistrés",
+           "venue_store": "gardés dans l'entrepôt du lieu (jamais partagés)"},
     "en": {"shared": "shared", "dropped": "not shared (no consent)", "no_agreement": "not shared (no agreement)",
            "erasure_requested": "erasures requested", "erased": "erasures done",
-           "consent_recorded": "consent changes recorded"},
+           "consent_recorded": "consent changes recorded",
+           "venue_store": "kept in the venue's own store (never shared)"},
 }
 REASON_TEXT = {
     "fr": {"no_record": "aucun consentement enregistré", "withdrawn": "consentement retiré",
            "expired": "consentement expiré", "recipient_not_named": "partenaire non nommé dans le consentement",
-           "no_purpose": "pas de consentement pour cette finalité", "granted": "consentement valide"},
+           "no_purpose": "pas de consentement pour cette finalité", "granted": "consentement valide",
+           "no_personal_data": "aucune donnée personnelle (dépenses publicitaires)", "own_use": "usage propre du lieu",
+           "consented": "personne ayant consenti", "exempt_measurement": "mesure d'audience exemptée de consentement"},
     "en": {"no_record": "no consent recorded", "withdrawn": "consent withdrawn", "expired": "consent expired",
            "recipient_not_named": "partner not named in the consent", "no_purpose": "no consent for this purpose",
-           "granted": "valid consent"},
+           "granted": "valid consent", "no_personal_data": "no personal data (ad spend)", "own_use": "venue's own use",
+           "consented": "person who consented", "exempt_measurement": "consent-exempt audience measurement"},
 }
 
 

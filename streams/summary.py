@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from schemas.agreements import Agreement
+from schemas.kinds import KINDS
 from schemas.sharing import PROJECTABLE_BY_TYPE
 
 PURPOSE_TEXT = {
@@ -44,6 +45,14 @@ FIELD_TEXT = {
         "currency": "devise",
         "order_id": "n° de commande",
         "campaign_id": "n° de campagne",
+        "bounce_type": "type de rejet", "machine_open": "ouverture automatique", "scope": "portée du désabonnement",
+        "result": "résultat du contrôle", "gate": "porte", "page_path": "chemin de page",
+        "referrer_host": "site référent",
+        "utm_source": "source UTM", "utm_medium": "support UTM", "utm_campaign": "campagne UTM", "language": "langue",
+        "device_type": "type d'appareil", "content_id": "contenu", "content_type": "type de contenu",
+        "action": "action", "position_s": "position", "duration_s": "durée", "day": "jour", "platform": "régie",
+        "campaign_name": "nom de campagne", "list_id": "liste", "impressions": "impressions", "clicks": "clics",
+        "conversions": "conversions", "spend_minor": "dépense",
     },
     "en": {
         "departement": "département",
@@ -63,20 +72,31 @@ FIELD_TEXT = {
         "currency": "currency",
         "order_id": "order number",
         "campaign_id": "campaign id",
+        "bounce_type": "bounce type", "machine_open": "machine open", "scope": "unsubscribe scope",
+        "result": "scan result", "gate": "gate", "page_path": "page path", "referrer_host": "referring site",
+        "utm_source": "UTM source", "utm_medium": "UTM medium", "utm_campaign": "UTM campaign", "language": "language",
+        "device_type": "device type", "content_id": "content", "content_type": "content type", "action": "action",
+        "position_s": "position", "duration_s": "duration", "day": "day", "platform": "ad platform",
+        "campaign_name": "campaign name", "list_id": "list", "impressions": "impressions", "clicks": "clicks",
+        "conversions": "conversions", "spend_minor": "spend",
     },
-}
-TYPE_TEXT = {
-    "fr": {"ticket.order_placed": "billets commandés", "campaign.email_clicked": "clics dans les e-mails de campagne"},
-    "en": {"ticket.order_placed": "ticket orders", "campaign.email_clicked": "e-mail campaign clicks"},
 }
 
 
 def _shared(agreement: Agreement, lang: str) -> str:
-    """Per event type of the agreement: its name and the allowed fields it carries."""
+    """Per kind of data the agreement covers: its name, the event types of that kind it names when
+    not all of them, and the allowed fields they carry."""
     parts = []
-    for event_type in agreement.event_types:
-        own = [FIELD_TEXT[lang].get(f, f) for f in agreement.allowed_fields if f in PROJECTABLE_BY_TYPE[event_type]]
-        parts.append(f"{TYPE_TEXT[lang].get(event_type, event_type)} ({', '.join(own) or '—'})")
+    for kind in KINDS:
+        types = [t for t in kind.event_types if t in agreement.event_types]
+        if not types:
+            continue
+        carried = set().union(*(PROJECTABLE_BY_TYPE[t] for t in types))
+        own = [FIELD_TEXT[lang].get(f, f) for f in agreement.allowed_fields if f in carried]
+        label = kind.label_fr if lang == "fr" else kind.label_en
+        if len(types) < len(kind.event_types):
+            label += " [" + ", ".join(types) + "]"
+        parts.append(f"{label} ({', '.join(own) or '—'})")
     return (" ; " if lang == "fr" else "; ").join(parts)
 
 
@@ -88,7 +108,10 @@ def describe(agreement: Agreement, lang: str) -> str:
     never = (" URL des liens, n° de message," if lang == "fr" else " link URLs, message ids,") if clicks else ""
     period = f"{agreement.valid_from:%d/%m/%Y} → {agreement.valid_until:%d/%m/%Y}"
     shared_domain = agreement.pseudonym_domain is not None
+    anonymous = [t for t in agreement.event_types if t == "ads.spend_reported"]
     if lang == "fr":
+        who = "données de personnes : seulement celles qui ont consenti et nommé ce partenaire" + (
+            " (dépenses publicitaires : aucune personne, aucun consentement requis)" if anonymous else "")
         pseudo = (
             f"pseudonyme commun « {agreement.pseudonym_domain} » (partagé par accord)"
             if shared_domain
@@ -97,11 +120,13 @@ def describe(agreement: Agreement, lang: str) -> str:
         return (
             f"  [{agreement.id}] avec « {agreement.partner} », pour : {purposes}\n"
             f"    partagé : {shared} ; identité remplacée par un {pseudo}\n"
-            f"    seulement pour les personnes ayant consenti et nommé ce partenaire ; "
+            f"    {who} ; "
             f"conservation {agreement.retention_days} jours ; validité {period} ; base légale : "
             f"{agreement.legal_basis}\n"
             f"    jamais partagé : e-mail, téléphone, nom, n° client,{never} et tout champ non listé"
         )
+    who = "data about people: only those who consented and named this partner" + (
+        " (ad spend: about no one, no consent needed)" if anonymous else "")
     pseudo = (
         f"shared pseudonym domain '{agreement.pseudonym_domain}' (named in the agreement)"
         if shared_domain
@@ -110,7 +135,7 @@ def describe(agreement: Agreement, lang: str) -> str:
     return (
         f"  [{agreement.id}] with '{agreement.partner}', for: {purposes}\n"
         f"    shared: {shared}; identity replaced by a {pseudo}\n"
-        f"    only for people who consented and named this partner; kept {agreement.retention_days} days; "
+        f"    {who}; kept {agreement.retention_days} days; "
         f"valid {period}; legal basis: {agreement.legal_basis}\n"
         f"    never shared: e-mail, phone, name, customer id,{never} and any field not listed"
     )

@@ -1,15 +1,27 @@
-"""Run the stream worker: create the bus topics, then hand the app to Faust's worker."""
+"""Run the stream worker: create the bus topics, then hand the app to Faust's worker.
+
+The consent ledger's changelog topic (``<worker id>-consent-ledger-changelog``, compacted, as
+many partitions as the raw topics) is created here too, before Faust starts: when Faust creates
+it itself, the consumer group can form while the new topic has no partition leader yet: the
+group's metadata snapshot then counts zero partitions for it, and the first consent crashes
+the agent (``PartitionsMismatch``), losing that ledger update. So the worker creates it and
+waits until every partition has a leader before Faust starts."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from core import metrics
+from core.kafka_auth import env_kwargs
 from core.settings import Settings
 from core.topics import bus_topics, ensure_topics
 from core.venues import load_venues
@@ -18,12 +30,37 @@ from streams.app import create_app
 from streams.faust_config import quiet_logging
 
 
+async def ensure_ledger_changelog(settings: Settings) -> None:
+    """Create the consent ledger's compacted changelog topic if it is missing (module doc)."""
+    name = f"{settings.worker_id}-consent-ledger-changelog"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **env_kwargs())
+    await admin.start()
+    try:
+        if name not in set(await admin.list_topics()):
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor,
+                                                    topic_configs={"cleanup.policy": "compact"})])
+        deadline = time.monotonic() + LEADER_WAIT_S
+        while time.monotonic() < deadline:
+            (described,) = await admin.describe_topics([name])
+            partitions = described.get("partitions") or []
+            if partitions and all(p.get("leader", -1) >= 0 for p in partitions):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+LEADER_WAIT_S = 30.0
+
+
 def run_worker(settings: Settings, loglevel: str = "WARN", clock: Callable[[], datetime] | None = None) -> None:
     """Blocks until the worker is stopped (SIGTERM / Ctrl-C); ``clock``: see :func:`create_app`."""
     venues = sorted(load_venues(settings.venues_file))
     agreements = load_agreements(settings.agreements_dir, set(venues))
     asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions,
                               settings.replication_factor))
+    asyncio.run(ensure_ledger_changelog(settings))
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, agreements, venues, clock)

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from core.kafka_auth import env_kwargs
-from core.topics import AUDIT, SHARED_STREAMS, partitions_of, partner_topic
+from core.topics import AUDIT, SHARED_STREAMS, partitions_of, partner_topic, venue_topic
 
 
 def audit_lines(value: bytes | None) -> list[dict[str, Any]]:
@@ -60,8 +60,13 @@ async def collect_audit(bootstrap: str, expected: set[str], timeout: float) -> d
 
 async def sink_lag(bootstrap: str, partner: str, streams: tuple[str, ...] = SHARED_STREAMS) -> int:
     """Messages on ``partner.<partner>.<stream>`` (each of ``streams`` that exists) not yet
-    committed by that partner's sink."""
-    topics = [partner_topic(partner, stream) for stream in streams]
+    committed by that partner's sink; for ``venue:<venue>``, on that venue's own store's topics
+    (``venue.<venue>.<stream>``, exempt measurement included)."""
+    if partner.startswith("venue:"):
+        venue = partner.removeprefix("venue:")
+        topics = [venue_topic(venue, stream) for stream in (*streams, "measurement")]
+    else:
+        topics = [partner_topic(partner, stream) for stream in streams]
     parts = await partitions_of(bootstrap, topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **env_kwargs())

@@ -114,29 +114,35 @@ def worker(bootstrap: Bootstrap = None, data_dir: DataDir = None, loglevel: str 
 
 @app.command()
 def sink(partner: Annotated[str | None, typer.Option(help="Partner id (its topics and its store).")] = None,
+         venue: Annotated[str | None, typer.Option(help="Venue id: its own store (venue.<id>.* topics).")] = None,
          audit: Annotated[bool, typer.Option("--audit", help="Run the audit sink (techne.audit) instead.")] = False,
          bootstrap: Bootstrap = None, data_dir: DataDir = None) -> None:
-    """Run one partner's ClickHouse sink, or the audit sink (chDB under the data dir, or TECHNE_CLICKHOUSE_URL)."""
+    """Run one partner's ClickHouse sink, a venue's own store's, or the audit sink (chDB under the
+    data dir, or TECHNE_CLICKHOUSE_URL)."""
     from sinks.runner import run_audit_process, run_sink_process
+    from sinks.tables import VENUE_STORE
 
-    if (partner is None) == (not audit):
-        raise Refused("give exactly one of --partner P or --audit")
+    if [partner is not None, venue is not None, audit].count(True) != 1:
+        raise Refused("give exactly one of --partner P, --venue V or --audit")
     if audit:
         run_audit_process(_settings(data_dir, bootstrap))
     else:
-        assert partner is not None
-        run_sink_process(_settings(data_dir, bootstrap), partner)
+        run_sink_process(_settings(data_dir, bootstrap), partner or f"{VENUE_STORE}{venue}")
 
 
 @app.command()
 def query(sql: Annotated[str, typer.Argument(help="SQL to run on the partner's database.")],
-          partner: Annotated[str, typer.Option(help="Partner id: only its store is opened.")],
+          partner: Annotated[str | None, typer.Option(help="Partner id: only its store is opened.")] = None,
+          venue: Annotated[str | None, typer.Option(help="Venue id: its own store (instead of a partner's).")] = None,
           data_dir: DataDir = None,
           fmt: Annotated[str, typer.Option("--format", help="ClickHouse output format.")] = "PrettyCompact") -> None:
-    """Run SQL on one partner's embedded store and print the rows."""
+    """Run SQL on one partner's embedded store, or a venue's own, and print the rows."""
     from sinks.runner import query_store
+    from sinks.tables import VENUE_STORE
 
-    typer.echo(query_store(_settings(data_dir), partner, sql, fmt), nl=False)
+    if (partner is None) == (venue is None):
+        raise Refused("give exactly one of --partner P or --venue V")
+    typer.echo(query_store(_settings(data_dir), partner or f"{VENUE_STORE}{venue}", sql, fmt), nl=False)
 
 
 agreements_app = typer.Typer(help="Data-sharing agreements: validate and explain them.", no_args_is_help=True)
@@ -257,7 +263,8 @@ def partner_sql(partner: Annotated[str | None, typer.Argument(help="Partner id; 
                 ) -> None:
     """ClickHouse server SQL: read-only role on the partner's own database (and, for one partner, its user).
 
-    Without a partner: the roles of every partner of the agreements (deploy/clickhouse/partners.sql).
+    Without a partner: the roles of every partner of the agreements and of every venue's own store
+    (deploy/clickhouse/partners.sql). `venue:V` stands for venue V's own store.
     With one: its role and user; the new password goes to stderr once, the SQL (salted hash only) to
     stdout, e.g. `techne partner sql P | docker compose exec -T clickhouse clickhouse-client -n`."""
     from techne import clickhouse_access as ch
@@ -268,7 +275,7 @@ def partner_sql(partner: Annotated[str | None, typer.Argument(help="Partner id; 
 
         settings = _settings()
         agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
-        typer.echo(ch.roles_sql(partners(agreements)), nl=False)
+        typer.echo(ch.roles_sql(partners(agreements), sorted(load_venues(settings.venues_file))), nl=False)
         return
     known.partner(_settings(), partner)
     password = ch.new_password()

@@ -1,15 +1,18 @@
 """``techne demo``: the whole bus on this machine, with synthetic traffic from the pilot venues.
 
-Starts the local Kafka broker (unless an external bootstrap is given), the gateway, a worker
-and one sink per partner as real child processes, and sends signed events through the real
-HTTP gateway. With ``events`` it waits until each event is accounted for (rejected with a 4xx,
-or decided by the worker and, when shared, committed by the partner's sink), stops, reads
-every partner store and returns the summary; ``all_accounted`` is true only if nothing is
-missing and every partner table holds each shared event exactly once (orders in
-``ticket_orders``, e-mail clicks in ``email_clicks``).
+Starts the local Kafka broker (unless an external bootstrap is given), the gateway, a worker,
+one sink per partner and one per venue's own store as real child processes, and sends signed
+events of every kind of audience data (orders and their lifecycle, scans, campaigns, web,
+content, ad spend: :func:`techne.traffic.generate` with ``kinds_share``) through the real HTTP
+gateway. With ``events`` it waits until each event is accounted for (rejected with a 4xx, or
+decided by the worker and, when shared or kept, committed by the partner's or the venue's
+sink), stops, reads every store and returns the summary; ``all_accounted`` is true only if
+nothing is missing and every store holds each event routed to it exactly once, over all its
+tables. ``per_kind`` says where each kind went: shared with a partner, dropped for want of
+consent, no agreement, kept in the venue's store, of which as consent-exempt measurement.
 
-The demo owns its data directory: ``partners/``, ``worker/``, ``logs/`` (and ``kafka/`` for the
-embedded broker) are recreated at each start.
+The demo owns its data directory: ``partners/``, ``venues/``, ``worker/``, ``logs/`` (and
+``kafka/`` for the embedded broker) are recreated at each start.
 
 Stopping: Ctrl-C (SIGINT) and SIGTERM both interrupt whatever the demo is doing, stop every
 child it started (sinks, worker, gateway, then the broker; a second signal during that
@@ -38,12 +41,17 @@ from core.settings import Settings
 from core.topics import bus_topics, ensure_topics
 from core.venues import load_venues
 from schemas.agreements import load_agreements, partners
-from sinks.runner import partner_counts
-from sinks.tables import CLICK_TYPE, EMAIL_CLICKS
+from schemas.kinds import KIND_OF_TYPE
+from sinks.ddl import quote
+from sinks.runner import partner_rows, tables_for
+from sinks.tables import CLICK_TYPE, EMAIL_CLICKS, VENUE_STORE
 from techne.accounting import collect_audit, wait_sinks_caught_up
 from techne.local import LocalKafka
 from techne.stack import Stack, generate_secrets
 from techne.traffic import Outgoing, SendResult, generate, send_all
+
+KINDS_SHARE = 0.4
+"""Share of the demo's events of the kinds other than orders, clicks and consents."""
 
 
 @dataclass
@@ -114,6 +122,7 @@ def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
               rows: dict[str, dict[str, Any]], lags: dict[str, int]) -> dict[str, Any]:
     """Pure: build the demo summary from what was sent, decided and stored."""
     per_venue: dict[str, Counter[str]] = defaultdict(Counter)
+    per_kind: dict[str, Counter[str]] = defaultdict(Counter)
     routed: Counter[str] = Counter()
     routed_clicks: Counter[str] = Counter()
     unaccounted = 0
@@ -133,6 +142,7 @@ def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
             unaccounted += 1
             continue
         outcomes = {d["outcome"] for d in decisions}
+        _count_kind(per_kind, r.outgoing.payload.get("type", ""), decisions)
         if "consent_recorded" in outcomes:
             venue["consent_recorded"] += 1
         elif "shared" in outcomes:
@@ -145,6 +155,8 @@ def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
             if d["outcome"] == "shared":
                 routed[d["partner"]] += 1
                 routed_clicks[d["partner"]] += d.get("event_type") == CLICK_TYPE
+            elif d["outcome"] == "venue_store":
+                routed[f"{VENUE_STORE}{d['venue_id']}"] += 1
     per_partner = {p: {"routed": routed[p], "routed_clicks": routed_clicks[p], **rows.get(p, {}),
                        "lag": lags.get(p, -1)} for p in rows}
     partners_ok = all(v["rows"] == v["distinct_event_ids"] == v["routed"] and v["lag"] == 0
@@ -157,9 +169,29 @@ def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
         "totals": dict(totals),
         "per_venue": {v: dict(c) for v, c in sorted(per_venue.items())},
         "per_partner": per_partner,
+        "per_kind": {k: dict(c) for k, c in sorted(per_kind.items())},
         "unaccounted": unaccounted,
         "all_accounted": unaccounted == 0 and partners_ok,
     }
+
+
+def _count_kind(per_kind: dict[str, Counter[str]], event_type: str, decisions: list[dict[str, Any]]) -> None:
+    """Where one accepted event of a shareable kind went (see module doc)."""
+    kind = KIND_OF_TYPE.get(event_type)
+    if kind is None:
+        return
+    counts = per_kind[kind.name]
+    outcomes = [d["outcome"] for d in decisions]
+    counts["accepted"] += 1
+    if "shared" in outcomes:
+        counts["shared"] += 1
+    elif "dropped" in outcomes:
+        counts["dropped_no_consent"] += 1
+    else:
+        counts["no_agreement"] += 1
+    kept = [d for d in decisions if d["outcome"] == "venue_store"]
+    counts["venue_store"] += bool(kept)
+    counts["exempt_measurement"] += any(d["reason"] == "exempt_measurement" for d in kept)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -171,9 +203,13 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"{'venue':<14}" + "".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)))
     for venue, counts in [*summary["per_venue"].items(), ("TOTAL", summary["totals"])]:
         print(f"{venue:<14}" + "".join(f"{counts.get(c, 0):>{w}}" for c, w in zip(cols, widths, strict=True)))
-    print("\npartner          routed     rows  distinct  lag  of which clicks: routed  rows")
+    print("\nkind            accepted  shared  dropped  no_agreement  venue_store  of which exempt")
+    for kind, k in summary.get("per_kind", {}).items():
+        print(f"{kind:<14}{k.get('accepted', 0):>10}{k.get('shared', 0):>8}{k.get('dropped_no_consent', 0):>9}"
+              f"{k.get('no_agreement', 0):>14}{k.get('venue_store', 0):>13}{k.get('exempt_measurement', 0):>17}")
+    print("\nstore                 routed     rows  distinct  lag  of which clicks: routed  rows")
     for partner, p in summary["per_partner"].items():
-        print(f"{partner:<14}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}"
+        print(f"{partner:<21}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}"
               f"{p['routed_clicks']:>25}{p.get('email_clicks', 0):>6}")
     w = summary.get("withdrawal")
     if w:
@@ -232,7 +268,7 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
          verbose: bool, timeout: float, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
     data_dir = settings.data_dir.resolve()
-    owned = ["partners", "worker", "logs", "audit"] + ([] if external_bootstrap else ["kafka"])
+    owned = ["partners", "venues", "worker", "logs", "audit"] + ([] if external_bootstrap else ["kafka"])
     for sub in owned:
         shutil.rmtree(data_dir / sub, ignore_errors=True)
     venues = sorted(load_venues(settings.venues_file))
@@ -250,7 +286,8 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
         progress.phase = "starting the processes"
         url = stack.start_gateway()
         worker = stack.start_worker()
-        sinks = [stack.start_sink(p) for p in partner_ids]
+        sinks = [stack.start_sink(p) for p in partner_ids] + [stack.start_venue_sink(v) for v in venues]
+        stores = [*partner_ids, *(f"{VENUE_STORE}{v}" for v in venues)]
         stack.start_audit_sink()
         env["TECHNE_CONSOLE_GATEWAY_URL"] = url
         console = stack.start_console()
@@ -262,20 +299,24 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
         if events is None:
             progress.phase = "sending"
             _run_forever(stack, url, secrets, rate, seed, progress)
-        batch = generate(events, seed=seed)
+        batch = generate(events, seed=seed, kinds_share=KINDS_SHARE)
         progress.phase = "sending"
         results = _send_phased(url, batch, secrets, progress)
         progress.phase = "accounting"
         accepted = {r.body["event_id"] for r in results if r.status == 202}
         audit = asyncio.run(collect_audit(bootstrap, accepted, timeout))
         stack.check()
-        lags = asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, timeout))
+        lags = asyncio.run(wait_sinks_caught_up(bootstrap, stores, timeout))
         for p in partner_ids:
             stack.stop(f"sink-{p}")
-        rows = {p: _stored(settings.model_copy(update={"data_dir": data_dir}), p) for p in partner_ids}
+        for v in venues:
+            stack.stop(f"sink-venue-{v}")
+        rows = {p: _stored(settings.model_copy(update={"data_dir": data_dir}), p) for p in stores}
         summary = summarize(results, audit, rows, lags)
         for p in partner_ids:  # back up for the withdrawal phase: erasures are executed by the sinks
             stack.start_sink(p)
+        for v in venues:
+            stack.start_venue_sink(v)
         progress.phase = "withdrawals"
         summary["withdrawal"] = _measure_withdrawals(url, bootstrap, batch, results, secrets, timeout)
         summary.update(data_dir=str(data_dir), bootstrap=bootstrap, elapsed_s=round(time.monotonic() - started, 2))
@@ -290,11 +331,14 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
 
 
 def _stored(settings: Settings, partner: str) -> dict[str, int]:
-    """Rows and distinct event ids over the partner's tables of shared events, and its clicks."""
-    orders, clicks = partner_counts(settings, partner), partner_counts(settings, partner, EMAIL_CLICKS)
-    return {"rows": orders["rows"] + clicks["rows"],
-            "distinct_event_ids": orders["distinct_event_ids"] + clicks["distinct_event_ids"],
-            "email_clicks": clicks["rows"]}
+    """Rows and distinct event ids over the store's tables of shared events (a partner's, or a
+    venue's own: ``venue:<venue>``), and its e-mail clicks."""
+    parts = " UNION ALL ".join(
+        f"SELECT count() AS n, uniqExact(event_id) AS u, {int(spec.name == EMAIL_CLICKS)} AS clicks "  # noqa: S608
+        f"FROM {quote(spec.name)}" for spec in tables_for(settings, partner).shared)
+    sql = f"SELECT sum(n), sum(u), sumIf(n, clicks = 1) FROM ({parts})"  # noqa: S608
+    ((rows, distinct, clicks),) = partner_rows(settings, partner, sql)
+    return {"rows": int(rows), "distinct_event_ids": int(distinct), "email_clicks": int(clicks)}
 
 
 def _measure_withdrawals(url: str, bootstrap: str, batch: list[Outgoing], results: list[SendResult],
@@ -336,7 +380,7 @@ def _run_forever(stack: Stack, url: str, secrets: dict[str, str], rate: float, s
     last_print = time.monotonic()
     while True:
         t0 = time.monotonic()
-        _send_phased(url, generate(max(5, int(rate)), seed=seed + tick), secrets, progress)
+        _send_phased(url, generate(max(5, int(rate)), seed=seed + tick, kinds_share=KINDS_SHARE), secrets, progress)
         stack.check()
         tick += 1
         if time.monotonic() - last_print >= 5:

@@ -5,7 +5,8 @@ the CLI exits 2) with a one-line reason that lists the known names (venues: ``Un
 staff may read (venues) come in French, then English, on the same line; the others in English.
 
 - :func:`venue`: an id of the venue directory (``settings.venues_file``);
-- :func:`partner`: a partner named by at least one data-sharing agreement;
+- :func:`partner`: a partner named by at least one data-sharing agreement (or ``venue:<venue>``,
+  the venue's own store);
 - :func:`dlq_stage`: a stage that has a dead-letter topic (``dlq.<stage>``).
 
 Missing stores are refused where they are opened (``sinks.runner``: a read never creates one).
@@ -35,8 +36,12 @@ def venue(settings: Settings, venue_id: str) -> None:
 
 
 def partner(settings: Settings, partner_id: str) -> None:
+    """A partner of the agreements, or ``venue:<venue>`` (a venue's own store) for a known venue."""
     from schemas.agreements import load_agreements, partners
 
+    if partner_id.startswith("venue:"):
+        venue(settings, partner_id.removeprefix("venue:"))
+        return
     known = partners(load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file))))
     if partner_id not in known:
         raise Unknown(f"unknown partner {partner_id!r}: no data-sharing agreement names it "

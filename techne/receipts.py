@@ -109,7 +109,8 @@ def build(*, venue: str, venue_name: str, person_ref: str, events: Sequence[Mapp
         lines = [a for a in audit if a["event_id"] == event_id]
         recorded = [a for a in lines if a["outcome"] in ("consent_recorded", "consent_expired")]
         erasures: dict[str, dict[str, Any]] = {}
-        for line in (a for a in lines if a["outcome"] == "erasure_requested" and a.get("command_id")):
+        for line in (a for a in lines if a["outcome"] == "erasure_requested" and a.get("command_id")
+                     and not str(a.get("partner") or "").startswith("venue:")):  # partners only, not the venue's store
             done = erased.get(line["command_id"])
             erasures.setdefault(line["command_id"], {
                 "partyId": partner_iri(line["partner"]), "partner": line["partner"], "commandId": line["command_id"],

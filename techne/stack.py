@@ -144,6 +144,10 @@ class Stack:
     def start_sink(self, partner: str) -> Service:
         return self._spawn(f"sink-{partner}", ["sink", "--partner", partner], metrics_port=free_port())
 
+    def start_venue_sink(self, venue: str) -> Service:
+        """The sink of a venue's own store (service ``sink-venue-<venue>``)."""
+        return self._spawn(f"sink-venue-{venue}", ["sink", "--venue", venue], metrics_port=free_port())
+
     def start_lag_exporter(self, interval: float = 2.0) -> Service:
         """``techne lag --serve``: consumer lag of the bus's groups on a /metrics port."""
         return self._spawn("lag-exporter", ["lag", "--serve", "--interval", str(interval)], metrics_port=free_port())

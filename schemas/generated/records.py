@@ -669,6 +669,96 @@ class ErasureRequested(_Record):
     )
 
 
+class AudienceMeasurement(_Record):
+    """Consent-exempt audience measurement (CNIL): a page view or content interaction of a person without ..."""
+
+    event_id: uuid.UUID = Field(
+        description='Event id of the source event.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    event_type: str = Field(description='Event type of the source event.', json_schema_extra={'techne.privacy': 'none'})
+    occurred_at: AwareDatetime = Field(
+        description='Event time (UTC): when the link was clicked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    received_at: AwareDatetime = Field(
+        description='When the bus received the source event (UTC).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    venue_id: str = Field(
+        description='Providing venue (the sender of the campaign).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    agreement_id: str = Field(
+        description='Data-sharing agreement under which it is shared.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    purpose: str = Field(description='Purpose it is shared for.', json_schema_extra={'techne.privacy': 'none'})
+    subject_pseudonym: str = Field(
+        description="Per-venue visitor key, renewed every calendar year (never a partner's pseudonym).",
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+    pseudonym_key_version: Int32 = Field(
+        description='Version of the key the pseudonym was computed with.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    page_path: str | None = Field(
+        None,
+        description='Page views: path of the page (no host, query or fragment).',
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    referrer_host: str | None = Field(
+        None,
+        description='Page views: host of the referring site.',
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    utm_source: str | None = Field(None, description='UTM source.', json_schema_extra={'techne.privacy': 'none'})
+    utm_medium: str | None = Field(None, description='UTM medium.', json_schema_extra={'techne.privacy': 'none'})
+    utm_campaign: str | None = Field(None, description='UTM campaign.', json_schema_extra={'techne.privacy': 'none'})
+    production_id: str | None = Field(
+        None,
+        description='Production the page or content is about.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    language: str | None = Field(None, description='Page language.', json_schema_extra={'techne.privacy': 'none'})
+    device_type: str | None = Field(None, description='Device type.', json_schema_extra={'techne.privacy': 'none'})
+    content_id: str | None = Field(
+        None,
+        description='Content interactions: content id.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    content_type: str | None = Field(
+        None,
+        description='Content interactions: kind of content.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    action: str | None = Field(
+        None,
+        description='Content interactions: what the visitor did.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    duration_s: Int32 | None = Field(
+        None,
+        description='Content interactions: content duration (s).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    ip_prefix: str | None = Field(
+        None,
+        description='Truncated IP address (IPv4 /24, IPv6 /48), from subject.ip_address.',
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    city: str | None = Field(
+        None,
+        description='City, at most (never a finer place), from subject.city.',
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    country_code: str | None = Field(
+        None,
+        description='Country (ISO 3166-1 alpha-2), from subject.country_code.',
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+
+
 class ErasureCommand(_Record):
     """Erase a person's rows from one partner's stores. Topic: partner.<id>.erasure (the partner reads it ..."""
 
@@ -703,6 +793,217 @@ class ErasureCommand(_Record):
     )
     issued_at: AwareDatetime = Field(
         description='When the worker issued the command (for erasure latency).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+
+
+class SharedAdSpend(_Record):
+    """Daily ad spend of a venue's campaign as a partner receives it on partner.<id>.adspend. Describes no ..."""
+
+    event_id: uuid.UUID = Field(
+        description='Event id of the source event.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    event_type: str = Field(description='Event type of the source event.', json_schema_extra={'techne.privacy': 'none'})
+    occurred_at: AwareDatetime = Field(
+        description='Event time (UTC): when the link was clicked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    received_at: AwareDatetime = Field(
+        description='When the bus received the source event (UTC).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    venue_id: str = Field(
+        description='Providing venue (the sender of the campaign).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    agreement_id: str = Field(
+        description='Data-sharing agreement under which it is shared.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    purpose: str = Field(description='Purpose it is shared for.', json_schema_extra={'techne.privacy': 'none'})
+    subject_pseudonym: str = Field(
+        description='Empty: ad spend describes no person.',
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+    pseudonym_key_version: Int32 = Field(
+        description='Version of the key the pseudonym was computed with.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    day: datetime.date | None = Field(
+        None,
+        description='Day of the spend, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    platform: str | None = Field(
+        None,
+        description='Advertising platform, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    campaign_id: str | None = Field(
+        None,
+        description='Ad campaign id, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    campaign_name: str | None = Field(
+        None,
+        description='Ad campaign name, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    production_id: str | None = Field(
+        None,
+        description='Production promoted, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    impressions: Int64 | None = Field(
+        None,
+        description='Impressions, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    clicks: Int64 | None = Field(None, description='Clicks, if allowed.', json_schema_extra={'techne.privacy': 'none'})
+    conversions: Int64 | None = Field(
+        None,
+        description='Conversions reported by the platform, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    spend_minor: Int64 | None = Field(
+        None,
+        description='Spend in minor units, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    currency: str | None = Field(
+        None,
+        description='ISO 4217 currency code, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+
+
+class SharedCampaignEvent(_Record):
+    """An e-mail campaign lifecycle event (sent, delivered, opened, bounced, unsubscribed) as a partner ..."""
+
+    event_id: uuid.UUID = Field(
+        description='Event id of the source event.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    event_type: str = Field(description='Event type of the source event.', json_schema_extra={'techne.privacy': 'none'})
+    occurred_at: AwareDatetime = Field(
+        description='Event time (UTC): when the link was clicked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    received_at: AwareDatetime = Field(
+        description='When the bus received the source event (UTC).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    venue_id: str = Field(
+        description='Providing venue (the sender of the campaign).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    agreement_id: str = Field(
+        description='Data-sharing agreement under which it is shared.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    purpose: str = Field(description='Purpose it is shared for.', json_schema_extra={'techne.privacy': 'none'})
+    subject_pseudonym: str = Field(
+        description="HMAC-SHA256 pseudonym in the agreement's pseudonym domain (equal to the pseudonym of the same person's shared orders under that domain).",  # noqa: E501
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+    pseudonym_key_version: Int32 = Field(
+        description='Version of the key the pseudonym was computed with.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    campaign_id: str | None = Field(
+        None,
+        description='Campaign id, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    campaign_name: str | None = Field(
+        None,
+        description='Campaign name, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    list_id: str | None = Field(
+        None,
+        description='Mailing list id, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    bounce_type: str | None = Field(
+        None,
+        description='Bounces only: hard, soft or blocked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    machine_open: bool | None = Field(
+        None,
+        description='Opens only: the open was made by a machine (mail privacy protection), not a person.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    scope: str | None = Field(
+        None,
+        description='Unsubscribes only: list or all. An unsubscribe stops mailings; it is not a consent withdrawal.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+
+
+class SharedContentInteraction(_Record):
+    """A content interaction (video, audio, podcast, document) of a person who consented, as a partner ..."""
+
+    event_id: uuid.UUID = Field(
+        description='Event id of the source event.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    event_type: str = Field(description='Event type of the source event.', json_schema_extra={'techne.privacy': 'none'})
+    occurred_at: AwareDatetime = Field(
+        description='Event time (UTC): when the link was clicked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    received_at: AwareDatetime = Field(
+        description='When the bus received the source event (UTC).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    venue_id: str = Field(
+        description='Providing venue (the sender of the campaign).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    agreement_id: str = Field(
+        description='Data-sharing agreement under which it is shared.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    purpose: str = Field(description='Purpose it is shared for.', json_schema_extra={'techne.privacy': 'none'})
+    subject_pseudonym: str = Field(
+        description="HMAC-SHA256 pseudonym in the agreement's pseudonym domain (equal to the pseudonym of the same person's shared orders under that domain).",  # noqa: E501
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+    pseudonym_key_version: Int32 = Field(
+        description='Version of the key the pseudonym was computed with.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    content_id: str | None = Field(
+        None,
+        description='Content id, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    content_type: str | None = Field(
+        None,
+        description='Kind of content, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    action: str | None = Field(
+        None,
+        description='What the person did (play, pause, progress, complete, download, share), if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    position_s: Int32 | None = Field(
+        None,
+        description='Position in the content (s), if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    duration_s: Int32 | None = Field(
+        None,
+        description='Content duration (s), if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    production_id: str | None = Field(
+        None,
+        description='Production the content is about, if allowed.',
         json_schema_extra={'techne.privacy': 'none'},
     )
 
@@ -752,8 +1053,83 @@ class SharedEmailClick(_Record):
     )
 
 
+class SharedPageView(_Record):
+    """A page view of a person who consented, as a partner receives it on partner.<id>.web: pseudonymized ..."""
+
+    event_id: uuid.UUID = Field(
+        description='Event id of the source event.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    event_type: str = Field(description='Event type of the source event.', json_schema_extra={'techne.privacy': 'none'})
+    occurred_at: AwareDatetime = Field(
+        description='Event time (UTC): when the link was clicked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    received_at: AwareDatetime = Field(
+        description='When the bus received the source event (UTC).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    venue_id: str = Field(
+        description='Providing venue (the sender of the campaign).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    agreement_id: str = Field(
+        description='Data-sharing agreement under which it is shared.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    purpose: str = Field(description='Purpose it is shared for.', json_schema_extra={'techne.privacy': 'none'})
+    subject_pseudonym: str = Field(
+        description="HMAC-SHA256 pseudonym in the agreement's pseudonym domain (equal to the pseudonym of the same person's shared orders under that domain).",  # noqa: E501
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+    pseudonym_key_version: Int32 = Field(
+        description='Version of the key the pseudonym was computed with.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    page_path: str | None = Field(
+        None,
+        description='Path of the page (no host, query or fragment), from page_url, if allowed.',
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    referrer_host: str | None = Field(
+        None,
+        description='Host of the referring site, from referrer_url, if allowed.',
+        json_schema_extra={'techne.privacy': 'quasi'},
+    )
+    utm_source: str | None = Field(
+        None,
+        description='UTM source, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    utm_medium: str | None = Field(
+        None,
+        description='UTM medium, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    utm_campaign: str | None = Field(
+        None,
+        description='UTM campaign, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    production_id: str | None = Field(
+        None,
+        description='Production the page is about, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    language: str | None = Field(
+        None,
+        description='Page language, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    device_type: str | None = Field(
+        None,
+        description='Device type, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+
+
 class SharedTicketOrder(_Record):
-    """A ticket order as a partner receives it on partner.<id>.ticketing: pseudonymized, projected to the ..."""
+    """A ticket order's lifecycle event (placed, paid, issued, cancelled, refunded, exchanged) as a ..."""
 
     event_id: uuid.UUID = Field(
         description='Event id of the source event.',
@@ -842,6 +1218,68 @@ class SharedTicketOrder(_Record):
     is_invitation: bool | None = Field(
         None,
         description='Free ticket (invitation).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    status: str | None = Field(
+        None,
+        description='Lifecycle step: placed, paid, issued, cancelled, refunded or exchanged (null in records written before v3: placed).',  # noqa: E501
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    order_ref: str | None = Field(
+        None,
+        description="Keyed pseudonym of the vendor order id in the agreement's domain: the same order has the same order_ref on all its lifecycle events (null if the source has no order id).",  # noqa: E501
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+
+
+class SharedTicketScan(_Record):
+    """An entrance scan (attendance) as a partner receives it on partner.<id>.attendance: pseudonymized in ..."""
+
+    event_id: uuid.UUID = Field(
+        description='Event id of the source event.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    event_type: str = Field(description='Event type of the source event.', json_schema_extra={'techne.privacy': 'none'})
+    occurred_at: AwareDatetime = Field(
+        description='Event time (UTC): when the link was clicked.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    received_at: AwareDatetime = Field(
+        description='When the bus received the source event (UTC).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    venue_id: str = Field(
+        description='Providing venue (the sender of the campaign).',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    agreement_id: str = Field(
+        description='Data-sharing agreement under which it is shared.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    purpose: str = Field(description='Purpose it is shared for.', json_schema_extra={'techne.privacy': 'none'})
+    subject_pseudonym: str = Field(
+        description="HMAC-SHA256 pseudonym in the agreement's pseudonym domain (equal to the pseudonym of the same person's shared orders under that domain).",  # noqa: E501
+        json_schema_extra={'techne.privacy': 'pseudonym'},
+    )
+    pseudonym_key_version: Int32 = Field(
+        description='Version of the key the pseudonym was computed with.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    performance_id: str | None = Field(
+        None,
+        description='Performance scanned for, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    production_id: str | None = Field(
+        None,
+        description='Production (spectacle) id, if allowed.',
+        json_schema_extra={'techne.privacy': 'none'},
+    )
+    hall: str | None = Field(None, description='Hall, if allowed.', json_schema_extra={'techne.privacy': 'none'})
+    gate: str | None = Field(None, description='Gate, if allowed.', json_schema_extra={'techne.privacy': 'none'})
+    result: str | None = Field(
+        None,
+        description='Outcome: admitted, already_scanned, invalid, wrong_performance, exited.',
         json_schema_extra={'techne.privacy': 'none'},
     )
 

@@ -18,6 +18,7 @@ the recipients the person was shown all mean "not shared".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,3 +87,16 @@ def decide(entry: LedgerEntry | None, *, purpose: str, partner: str, at: datetim
     if partner not in state["recipients"]:
         return ConsentDecision(False, "recipient_not_named")
     return ConsentDecision(True, "granted")
+
+
+def consented_purpose(entry: LedgerEntry | None, *, at: datetime,
+                      ttls: Mapping[str, timedelta]) -> str | None:
+    """The first purpose (in :data:`PURPOSES` order, consent-exempt measurement excepted) the
+    person has a current grant for at ``at``, whatever its recipients; ``None`` if none."""
+    for purpose in PURPOSES:
+        state = (entry or {}).get(purpose)
+        if purpose == Purpose.AUDIENCE_MEASUREMENT or not state or not state["granted"]:
+            continue
+        if _micros(at) - int(state["at"]) <= ttls.get(purpose, DEFAULT_TTL).total_seconds() * 1_000_000:
+            return purpose
+    return None

@@ -11,6 +11,13 @@ Who is concerned:
   with this venue covers P (only P's rows are erased);
 * erasure request: every partner with an agreement covering this venue (all rows of the venue).
 Emitting to a partner that received nothing is harmless: the sink deletes zero rows.
+
+The venue's own store (``venue.<venue>.erasure``, addressed as ``venue:<venue>`` by the
+venue's own pseudonym) gets a command on an erasure request (all its rows of the person) and
+on a withdrawal or expiry of P (the rows it keeps under P: web and content of a person who had
+consented); its own-use rows (orders, scans, campaigns: the venue's own relation with the
+person) stay until an erasure request. Consent-exempt measurement rows carry no pseudonym of
+the person (a yearly visitor key), so no command reaches them; they expire after 25 months.
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ from datetime import datetime
 from typing import Any
 
 from core.identity import subject_identifier
-from core.topics import erasure_topic
+from core.topics import erasure_topic, venue_topic
 from schemas.agreements import Agreement
+from schemas.kinds import own_agreement_id, venue_domain
 from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry
 from streams.steps.pseudonymize import pseudonym
 
@@ -51,6 +59,7 @@ def erasure_commands(previous: LedgerEntry | None, event: Mapping[str, Any], agr
         for agreement in agreements:
             if venue in agreement.provider_venues:
                 targets[(agreement.partner, agreement.domain)] = []
+        targets[(own_agreement_id(venue), venue_domain(venue))] = []
     elif event_type in ("consent.withdrawn", "consent.expired"):
         reason = "consent_withdrawn" if event_type == "consent.withdrawn" else "consent_expired"
         purpose = str(event["purpose"])
@@ -62,13 +71,15 @@ def erasure_commands(previous: LedgerEntry | None, event: Mapping[str, Any], agr
             if (venue in agreement.provider_venues and agreement.partner in named
                     and purpose in {p.value for p in agreement.purposes}):
                 targets[(agreement.partner, agreement.domain)] = [purpose]
+        targets[(own_agreement_id(venue), venue_domain(venue))] = [purpose]
     else:
         return []
     out: list[tuple[str, dict[str, Any]]] = []
     for (partner, domain), purposes in sorted(targets.items()):
         for version, key in sorted(keys.items()):
             command_id = uuid.uuid5(COMMAND_NAMESPACE, f"{event['event_id']}|{partner}|{domain}|{version}")
-            out.append((erasure_topic(partner), {
+            topic = venue_topic(venue, "erasure") if partner == own_agreement_id(venue) else erasure_topic(partner)
+            out.append((topic, {
                 "command_id": str(command_id), "partner": partner, "venue_id": venue,
                 "subject_pseudonym": pseudonym(key, domain, identifier), "pseudonym_key_version": version,
                 "purposes": purposes, "reason": reason, "occurred_at": event["occurred_at"],

@@ -5,7 +5,11 @@
 * postal code -> département (``75``, ``2A``/``2B`` for Corsica, ``971``… overseas);
 * birth date -> age band on the event date (``18-24``, ``25-34``, …);
 * IP address -> network prefix (IPv4 /24, IPv6 /48) or nothing;
-* user agent -> device class (``mobile``, ``tablet``, ``desktop``, ``bot``, ``other``).
+* user agent -> device class (``mobile``, ``tablet``, ``desktop``, ``bot``, ``other``);
+* URL -> its path only (no scheme, host, query string or fragment, where identifiers hide),
+  or its host only (a referrer);
+* city -> the city name, trimmed (the finest place exempt measurement keeps); country -> an
+  ISO 3166-1 alpha-2 code, upper-cased.
 
 Every function returns ``None`` for input it cannot interpret: unknown values are dropped,
 never passed through.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import date
+from urllib.parse import urlsplit
 
 AGE_BANDS = ((0, 17, "0-17"), (18, 24, "18-24"), (25, 34, "25-34"), (35, 49, "35-49"), (50, 64, "50-64"),
              (65, 200, "65+"))
@@ -73,3 +78,41 @@ def device_class(user_agent: str | None) -> str | None:
         if pattern.search(user_agent):
             return label
     return "other"
+
+
+_PATH_MAX = 200
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+
+
+def url_path(url: str | None) -> str | None:
+    """The path of ``url`` (``/saison/tosca``), at most 200 characters; None if not a URL."""
+    if not url:
+        return None
+    try:
+        path = urlsplit(url.strip()).path
+    except ValueError:
+        return None
+    return (path or "/")[:_PATH_MAX]
+
+
+def url_host(url: str | None) -> str | None:
+    """The host of ``url``, lower-cased; None if it has none."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+    return host or None
+
+
+def city(value: str | None) -> str | None:
+    """A city name, trimmed (at most 80 characters); None if empty."""
+    text = (value or "").strip()
+    return text[:80] or None
+
+
+def country(value: str | None) -> str | None:
+    """An ISO 3166-1 alpha-2 country code, upper-cased; None otherwise."""
+    text = (value or "").strip()
+    return text.upper() if _COUNTRY.match(text) else None

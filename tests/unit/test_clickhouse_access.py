@@ -40,7 +40,8 @@ def agreement_partners() -> list[str]:
 
 
 def test_checked_in_file_is_the_generator_output() -> None:
-    assert CHECKED_IN.read_text(encoding="utf-8") == ch.roles_sql(agreement_partners()), (
+    venues = sorted(load_venues(DEFAULT_VENUES))
+    assert CHECKED_IN.read_text(encoding="utf-8") == ch.roles_sql(agreement_partners(), venues), (
         "deploy/clickhouse/partners.sql is stale: run `techne partner sql > deploy/clickhouse/partners.sql`")
 
 
@@ -53,7 +54,13 @@ def test_every_statement_parses() -> None:
 def test_each_role_selects_its_own_database_only() -> None:
     sql = CHECKED_IN.read_text(encoding="utf-8")
     grants = [s for s in statements(sql) if s.upper().startswith("GRANT")]
-    assert len(grants) == len(agreement_partners())
+    venues = sorted(load_venues(DEFAULT_VENUES))
+    assert len(grants) == len(agreement_partners()) + len(venues), "one role per partner and per venue's store"
+    for venue in venues:  # a venue reads its own store, as a partner does
+        store = f"venue:{venue}"
+        mine = [g for g in grants if g.endswith(f" TO {ch.role_name(store)}")]
+        assert mine == [f"GRANT SELECT ON venue_{database_name(venue)}.* TO {ch.role_name(store)}"]
+        assert ch.user_name(store) == f"venue_{database_name(venue)}_reader"
     for partner in agreement_partners():
         mine = [g for g in grants if g.endswith(f" TO {ch.role_name(partner)}")]
         assert mine == [f"GRANT SELECT ON {database_name(partner)}.* TO {ch.role_name(partner)}"]

@@ -71,7 +71,7 @@ def test_an_unknown_constraint_is_refused_with_its_name() -> None:
                                                      if c["leftOperand"] != "dateTime"]), "validity dates required"),
     (lambda p: p["permission"][0].update(action="distribute"), "permission action 'distribute' is not 'use'"),
     (lambda p: p["permission"][0]["duty"].append({"action": "anonymize"}), "duty 'anonymize' cannot be enforced"),
-    (lambda p: p.update(target="urn:techne:asset:opera-lyon:web.page_viewed"), "is not an event type the bus shares"),
+    (lambda p: p.update(target="urn:techne:asset:opera-lyon:web.searched"), "is not an event type the bus shares"),
 ])
 def test_what_the_bus_cannot_enforce_is_refused(change: Any, reason: str) -> None:
     doc = policy()
@@ -103,7 +103,7 @@ def test_narrower_terms_are_kept_and_listed_as_lost() -> None:
 
 
 def test_policies_that_do_not_cover_every_venue_and_type_are_refused() -> None:
-    graph = odrl.document([a for a in AGREEMENTS if a.id == "dsa-observatoire-2026"])["@graph"]
+    graph = odrl.document([a for a in _FROZEN if a.id == "dsa-observatoire-2026"])["@graph"]
     assert "opera-lyon × ticket.order_placed missing" in refusal(graph[1:])
 
 

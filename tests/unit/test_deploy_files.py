@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from core.settings import DEFAULT_VENUES
+from core.venues import load_venues
 from sinks.ddl import database_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -419,6 +421,9 @@ def test_clickhouse_bus_user_has_an_env_password_and_one_grant_per_partner() -> 
     grants = [q.text or "" for q in user.findall("grants/query")]
     for partner in _partners():
         assert any(g.rstrip().endswith(f" ON {database_name(partner)}.*") for g in grants), partner
+    for venue in load_venues(DEFAULT_VENUES):  # each venue's own store
+        assert any(g.rstrip().endswith(f" ON venue_{database_name(venue)}.*") for g in grants), venue
+    assert all("CREATE VIEW" in g for g in grants if " ON audit." not in g), "sinks (re)create ticket_orders_current"
     assert not any(" ON *.*" in g for g in grants), "the bus user is limited to the partner databases"
 
 

@@ -87,8 +87,10 @@ def test_order_shared_only_after_consent() -> None:
     name, record = CATALOGUE.decode(out.value)
     assert name == SHARED_TICKET_ORDER
     assert record["pseudonym_key_version"] == 1
-    audit = [json.loads(o.value) for o in shared.outputs if o.topic == "techne.audit"]
-    assert audit[0]["outcome"] == "shared" and audit[0]["partner"] == "p1"
+    [record] = [o for o in shared.outputs if o.topic == "techne.audit"]
+    lines = audit_lines(record.value)
+    assert lines[0]["outcome"] == "shared" and lines[0]["partner"] == "p1"
+    assert (lines[-1]["outcome"], lines[-1]["reason"], lines[-1]["partner"]) == ("venue_store", "own_use", None)
 
 
 def test_one_audit_record_per_message_with_one_line_per_decision() -> None:
@@ -98,10 +100,11 @@ def test_one_audit_record_per_message_with_one_line_per_decision() -> None:
     [record] = [o for o in result.outputs if o.topic == "techne.audit"]
     assert result.outputs[-1] is record, "the audit record follows the partner records it accounts for"
     lines = [json.loads(line) for line in record.value.split(b"\n")]
-    assert [(d["partner"], d["outcome"]) for d in lines] == [("p1", "shared"), ("p2", "dropped"), ("p3", "shared")]
+    assert [(d["partner"], d["outcome"]) for d in lines] == [("p1", "shared"), ("p2", "dropped"), ("p3", "shared"),
+                                                             (None, "venue_store")]
     assert len({d["event_id"] for d in lines}) == 1 and record.key == lines[0]["event_id"].encode()
     assert audit_lines(record.value) == lines
-    assert [r["partner"] for r in audit.parse_lines(record.value)] == ["p1", "p2", "p3"]
+    assert [r["partner"] for r in audit.parse_lines(record.value)] == ["p1", "p2", "p3", ""]
 
 
 def test_withdrawal_emits_erasure_for_named_partners_and_every_key_version() -> None:
@@ -110,7 +113,7 @@ def test_withdrawal_emits_erasure_for_named_partners_and_every_key_version() -> 
     result = ledger.feed(proc, consent("a@b.fr", "withdrawn", days_ago=2, recipients=[]))
     commands = [CATALOGUE.decode(o.value) for o in result.outputs if o.topic.endswith(".erasure")]
     assert {(c[1]["partner"], c[1]["pseudonym_key_version"]) for c in commands} == {
-        ("p1", 1), ("p1", 2), ("p2", 1), ("p2", 2)}
+        ("p1", 1), ("p1", 2), ("p2", 1), ("p2", 2), ("venue:v1", 1), ("venue:v1", 2)}, "the venue's store too"
     assert all(c[0] == ERASURE_COMMAND and c[1]["purposes"] == ["marketing"] for c in commands)
     # the pseudonym in the command is the one the partner received
     ledger.feed(proc, consent("z@b.fr", "granted", days_ago=3))
@@ -207,7 +210,8 @@ def test_click_shared_as_its_own_schema_only_after_consent() -> None:
     proc, ledger = Processor([with_clicks()], KEYS, 1), Ledger()
     refused = ledger.feed(proc, click("a@b.fr"))
     assert not [o for o in refused.outputs if o.topic.startswith("partner.")]
-    assert json.loads(refused.outputs[0].value)["outcome"] == "dropped"
+    [record] = [o for o in refused.outputs if o.topic == "techne.audit"]
+    assert audit_lines(record.value)[0]["outcome"] == "dropped"
     ledger.feed(proc, consent("a@b.fr", "granted"))
     [out] = [o for o in ledger.feed(proc, click("a@b.fr")).outputs if o.topic.startswith("partner.")]
     name, record = CATALOGUE.decode(out.value)
@@ -220,7 +224,7 @@ def test_click_shared_as_its_own_schema_only_after_consent() -> None:
 def test_valid_events_of_unshareable_types_are_audited_not_dead_lettered() -> None:
     from schemas.examples import example_record
 
-    name = next(n for n in CATALOGUE.names() if n.endswith("PageViewed"))
+    name = next(n for n in CATALOGUE.names() if n.endswith("SiteSearched"))
     value = CATALOGUE.encode(name, example_record(CATALOGUE.entry(name).raw))
     result = Processor([agreement()], KEYS, 1).handle(value, b"k", "raw.v1", lambda _: None)
     assert not result.invalid

@@ -149,7 +149,9 @@ def test_shareable_types() -> None:
 
     assert shareable(TICKET_ORDER, "ticket.order_placed") and shareable(EMAIL_CLICK, "campaign.email_clicked")
     assert not shareable(EMAIL_CLICK, "ticket.order_placed"), "a type must come with its own schema"
-    assert not shareable("org.techne.campaign.EmailOpened", "campaign.email_opened")
+    assert shareable("org.techne.campaign.EmailOpened", "campaign.email_opened"), "every kind is shareable"
+    assert not shareable("org.techne.web.SiteSearched", "web.searched"), "search terms are never shared"
+    assert not shareable("org.techne.ticketing.SubscriptionSold", "subscription.sold")
 
 
 def test_allowed_fields_are_checked_against_the_agreements_event_types() -> None:

@@ -55,8 +55,10 @@ def test_only_projected_columns_plus_the_always_present_ones() -> None:
     always = ("event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id", "purpose",
               "subject_pseudonym", "pseudonym_key_version")
     assert danse[: len(always)] == always and danse[-1] == RETAIN_UNTIL
-    assert set(danse) - set(always) - {RETAIN_UNTIL} == {"production", "performance_id", "performance_at",
-                                                         "discipline", "tariff", "channel", "quantity"}
+    assert set(danse) - set(always) - {RETAIN_UNTIL, "status", "order_ref"} == {
+        "production", "performance_id", "performance_at", "discipline", "tariff", "channel", "quantity",
+        "production_id"}
+    assert {"status", "order_ref"} <= set(danse), "the lifecycle columns, whatever the agreement lists"
     assert "departement" not in danse and "amount_minor" not in danse
     assert {"departement", "age_band", "amount_minor"} <= set(obs)
     assert "postal_code" not in obs and "order_id" not in obs  # never shared raw: no column at all
@@ -212,9 +214,11 @@ def test_email_clicks_table_only_for_partners_sharing_clicks_and_never_the_link_
     assert partner_tables("reseau-danse", agreements).clicks is None
     obs = partner_tables("observatoire", agreements)
     assert obs.clicks is not None
-    assert [t.name for t in obs.all] == ["ticket_orders", EMAIL_CLICKS, "erasures"]
+    assert [t.name for t in obs.all] == ["ticket_orders", EMAIL_CLICKS, "campaign_events", "ticket_scans", "ad_spend",
+                                         "erasures"], "one table per kind its agreement covers, no web or content"
     assert obs.clicks.names == ("event_id", "event_type", "occurred_at", "received_at", "venue_id", "agreement_id",
-                                "purpose", "subject_pseudonym", "pseudonym_key_version", "campaign_id", RETAIN_UNTIL)
+                                "purpose", "subject_pseudonym", "pseudonym_key_version", "campaign_id",
+                                "production_id", RETAIN_UNTIL)
     assert "campaign_id" not in obs.orders.names, "click fields stay in the click table"
     # same sort key, partitions, TTL, indexes and retention default as the orders
     ddl, orders_ddl = create_table_sql(obs.clicks), create_table_sql(obs.orders)
