@@ -8,7 +8,8 @@ last delivery, accepted and refused events, the latest refusals with what to do)
 progress), ``consentements`` (counts per purpose and state, expiries coming, the preference-centre
 link) and ``analyses`` (the shared insights report, small cells suppressed).
 
-Modules: :mod:`~techne.console.app` (Starlette routes and access checks), :mod:`~techne.console.security`
+Modules: :mod:`~techne.console.app` (sign-in, route table), :mod:`~techne.console.web` (shared state, access checks),
+:mod:`~techne.console.pages` and :mod:`~techne.console.imports` (the pages), :mod:`~techne.console.security`
 (signed expiring sessions, CSRF, login rate limit, console settings), :mod:`~techne.console.users`
 (argon2 password hashes, one-time links), :mod:`~techne.console.data` (every read, through the one
 read path :mod:`sinks.reader`), :mod:`~techne.console.uploads` (the import page's files and sends),
