@@ -154,6 +154,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_insights": ("Aucune analyse partagée pour ce lieu : aucun accord ne partage ses données pour les analyses "
                     "inter-lieux.", "No shared insights for this venue: no agreement shares its data for cross-venue "
                     "analytics."),
+    "no_data_yet": ("rien n'a encore été partagé avec ce partenaire.",
+                    "nothing has been shared with this partner yet."),
     "unavailable": ("Données indisponibles pour le moment : {why}", "Data unavailable right now: {why}"),
     "one_time": ("Lien de connexion à usage unique", "One-time sign-in link"),
 }

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from core.errors import TechneError
-from techne.console import data, uploads
+from core.errors import StoreMissing, TechneError
+from techne.console import data, i18n, uploads
 from techne.console.web import (
     INSIGHTS_CACHE_S,
     REPORT_CSP,
@@ -141,6 +141,8 @@ async def insights_page(request: Request) -> Response:
     if partner is not None:
         try:
             release = await _release(c, partner)
+        except StoreMissing:
+            error = i18n.translator(request.state.lang)("no_data_yet")
         except TechneError as exc:
             error = str(exc)[:300]
     return c.render(request, "insights.html", venue=venue, partner=partner, release=release, error=error)
