@@ -3,7 +3,8 @@
 
 Each node is broker and controller (a three-voter quorum survives one node down), listens on
 its own loopback ports and keeps its own storage directory, all formatted with one cluster id.
-Topics get what production sets (see deploy/README.md, "Replicated cluster"):
+Topics get what production sets (deploy/README.md, "Replicated Kafka: the settings the cluster
+fault test proves"):
 
 - ``default.replication.factor=3`` and ``min.insync.replicas=2``: a write acknowledged with
   ``acks=all`` is on at least two nodes; with fewer than two in sync, writes are refused

@@ -56,7 +56,7 @@ def test_leaders_killed_under_load_lose_and_duplicate_nothing(cluster_bus: tuple
     state = cluster.partitions_state(topics)
     assert {len(s["replicas"]) for s in state.values()} == {3}, "every bus topic has three replicas"
     raw, shared = raw_topic(VENUES[0]), partner_topic(PARTNERS[0], "ticketing")
-    plan = make_plan(n_people=60, n_orders=2000, seed=9)
+    plan = make_plan(n_people=60, n_orders=3000, seed=9)  # ~30 s at 100/s: both kills and restarts fit in
     killed: list[tuple[str, int, int]] = []  # (topic, old leader, new leader)
     restarting: list[threading.Thread] = []
 
