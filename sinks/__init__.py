@@ -18,7 +18,7 @@ commands of ``partner.<id>.erasure``; the audit sink (``techne sink --audit``) k
   :class:`sinks.base.Store`; :mod:`sinks.migrate` creates and evolves tables on either;
 - :mod:`sinks.read_server` (each embedded sink serves read-only SQL on its store on loopback) and
   :mod:`sinks.reader` (the one read path of every reader: read server, directory or server);
-- :mod:`sinks.dlq` (dead letters on ``dlq.sink``), :mod:`sinks.metrics`, :mod:`sinks.faults`
+- :mod:`sinks.dlq` (dead letters on ``dlq.sink``), :mod:`sinks.metrics`
   (test-only fault injection), :mod:`bench.sinks`.
 
 chDB caveat, for code and tests alike: chDB runs ONE embedded engine per process, bound to one

@@ -34,7 +34,6 @@ from sinks.base import Backoff, Store
 from sinks.dlq import TOPIC as DLQ_TOPIC
 from sinks.dlq import DeadLetters
 from sinks.erasure import EraseHandler, Tombstones
-from sinks.faults import NO_FAULTS, Faults
 from sinks.framing import SharedFormat
 from sinks.loop import BatchCallback, SinkLoop
 from sinks.metrics import AUDIT_LABEL
@@ -119,7 +118,6 @@ async def run_sink(
     on_batch: BatchCallback | None = None,
     *,
     on_invalid: InvalidHandler | None = None,
-    faults: Faults = NO_FAULTS,
     shared: SharedFormat | None = None,
 ) -> None:
     """Run the sink of ``tables.partner`` into ``store`` until ``stop`` is set (see module doc);
@@ -137,15 +135,15 @@ async def run_sink(
 
     tombstones = Tombstones(store, tables)
     handlers = shared_handlers(store, tables, tombstones, batch_rows=settings.sink_batch_rows,
-                               batch_seconds=settings.sink_batch_seconds, shared=shared, faults=faults)
+                               batch_seconds=settings.sink_batch_seconds, shared=shared)
     erase = EraseHandler(
         store, tables, tombstones, publish, topic=tables.topic("erasure"),
-        batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds), faults=faults,
+        batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds),
     )
     consumer = _consumer(settings, group_for(partner), f"techne-sink-{partner}")
     on_invalid = on_invalid or await _dead_letters(settings, producer, partner)
     loop = SinkLoop(partner, consumer, [*handlers, erase], on_batch=on_batch, on_invalid=on_invalid,
-                    faults=faults, guard=_guard(settings))
+                    guard=_guard(settings))
     consumer.subscribe(loop.topics, listener=loop.listener())
     try:
         await producer.start()

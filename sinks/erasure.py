@@ -44,7 +44,6 @@ from schemas.models import ERASURE_COMMAND
 from sinks import metrics
 from sinks.base import Batch, Params, Store, WriteResult, insert_token
 from sinks.ddl import quote, to_json_each_row
-from sinks.faults import NO_FAULTS, Faults
 from sinks.framing import Details, SharedFormat, SharedRow
 from sinks.tables import PartnerTables
 
@@ -222,12 +221,11 @@ class EraseHandler:
         topic: str,
         batch_rows: int = 500,
         batch_seconds: float = 0.1,
-        faults: Faults = NO_FAULTS,
         now_us: Callable[[], int] = lambda: micros(datetime.now(UTC)),
     ) -> None:
         self.store, self.tables, self.tombstones, self.publish = store, tables, tombstones, publish
         self.topic, self.batch_rows, self.batch_seconds = topic, batch_rows, batch_seconds
-        self.faults, self.now_us = faults, now_us
+        self.now_us = now_us
 
     def decode(self, value: bytes | None) -> ErasureCommand:
         return parse_command(value, self.tables.partner)
@@ -329,7 +327,6 @@ class EraseHandler:
                 outcome.append(1)
         if not fresh:
             return outcome
-        self.faults.hit("after_erase")
         now_us = self.now_us()
         await asyncio.gather(*(self.publish(c.command_id.encode(), audit_value(c, n, now_us)) for c, n in fresh))
         await asyncio.to_thread(self.record, fresh, now_us)

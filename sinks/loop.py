@@ -57,7 +57,6 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from core.dlq import InvalidRateGuard
 from sinks import metrics
 from sinks.base import Batch, WriteResult
-from sinks.faults import FAULT_TABLE, NO_FAULTS, Faults
 from sinks.records import InvalidHandler, MessageRef, log_invalid
 from sinks.steps.batching import GROW_CAP, POLL_MAX_S, WRITER_POLL_S, PartitionBatches
 from sinks.steps.commit import COMMIT_TIMEOUT_S, Commit
@@ -128,14 +127,13 @@ class SinkLoop:
         *,
         on_batch: BatchCallback | None = None,
         on_invalid: InvalidHandler = log_invalid,
-        faults: Faults = NO_FAULTS,
         clock: Callable[[], float] = time.monotonic,
         guard: InvalidRateGuard | None = None,
     ) -> None:
         self.owner, self._consumer, self._clock = owner, consumer, clock
         self._handlers = {h.topic: h for h in handlers}
         self._max_records = max(h.batch_rows for h in handlers)
-        self._on_batch, self._faults = on_batch, faults
+        self._on_batch = on_batch
         self._decode = DecodeStep(owner, on_invalid, guard)
         self._batches: PartitionBatches[Any] = PartitionBatches(owner)
         self._write = RetryingWrite(owner, clock)
@@ -262,8 +260,6 @@ class SinkLoop:
                     key = batch.key_of(rejected.offset) if batch.partition == rejected.partition else None
                     ref = MessageRef(topic, rejected.partition, rejected.offset, rejected.value, key)
                     await self._decode.invalid(handler.table, rejected.error, ref)
-            if handler.table == FAULT_TABLE and any(b.items for b in batches):
-                self._faults.hit("after_insert")
             committed = await self._commit({tp: b.max_offset + 1 for tp, b in zip(tps, batches, strict=True)})
             resume = self._batches.done(tps, self._write.retrying)
             if resume:

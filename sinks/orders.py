@@ -47,7 +47,6 @@ from sinks import metrics
 from sinks.base import Batch, Rejected, Store, WriteResult, batches_token, first_occurrences, insert_token
 from sinks.ddl import Column, TableSpec, row_from_record
 from sinks.erasure import Tombstones
-from sinks.faults import NO_FAULTS, Faults, kill
 from sinks.framing import SharedFormat, SharedRow
 from sinks.recent import RecentIds
 from sinks.tables import RETAIN_UNTIL, PartnerTables, today
@@ -69,7 +68,6 @@ class OrdersHandler:
         batch_rows: int,
         batch_seconds: float,
         shared: SharedFormat | None = None,
-        faults: Faults = NO_FAULTS,
         clock_today: Callable[[], date] = today,
         spec: TableSpec | None = None,
     ) -> None:
@@ -78,7 +76,7 @@ class OrdersHandler:
         self.spec = spec or tables.orders  # the table written (``shared`` must be its schema's format)
         self.table = self.spec.name
         self.shared = shared or SharedFormat()
-        self.faults, self._today = faults, clock_today
+        self._today = clock_today
         self._avro_columns = tuple(c for c in self.spec.columns if c.name != RETAIN_UNTIL)
         self.recent = RecentIds()
 
@@ -95,7 +93,6 @@ class OrdersHandler:
         """Write ``batches`` (distinct partitions of the topic) in one insert per schema version."""
         if not any(b.items for b in batches):
             return [WriteResult() for _ in batches]
-        self.faults.hit("before_insert")
         partner = self.tables.partner
         retained = [self._retained(b.items) if b.items else [] for b in batches]
         everything = [r for rows in retained for r in rows]
@@ -191,9 +188,6 @@ class OrdersHandler:
         rejected: list[Rejected] = []
         for schema_id, group in sorted(groups.items()):
             token = f"{batches_token(batches)}-s{schema_id}"
-            if self.faults.reached("during_insert"):
-                self._insert_group(token, schema_id, group[: len(group) // 2])
-                kill(f"during_insert: {len(group) // 2} of {len(group)} rows inserted")
             try:
                 self._insert_group(token, schema_id, group)
             except StoreUnavailable:
@@ -244,7 +238,6 @@ def shared_handlers(
     batch_rows: int,
     batch_seconds: float,
     shared: SharedFormat | None = None,
-    faults: Faults = NO_FAULTS,
 ) -> list[OrdersHandler]:
     """One handler per table of shared events (:attr:`PartnerTables.streams`: topic -> table),
     ``ticket_orders`` first; ``faults`` apply to that one only. ``shared``: the orders' format,
@@ -254,6 +247,6 @@ def shared_handlers(
     for i, (topic, schema, spec) in enumerate(tables.streams):
         fmt = (shared or SharedFormat(catalogue, schema)) if i == 0 else SharedFormat(catalogue, schema)
         handlers.append(OrdersHandler(store, tables, tombstones, topic=topic, batch_rows=batch_rows,
-                                      batch_seconds=batch_seconds, shared=fmt, faults=faults if i == 0 else NO_FAULTS,
+                                      batch_seconds=batch_seconds, shared=fmt,
                                       spec=spec))
     return handlers

@@ -7,8 +7,9 @@ reports call.
   ``settings.partner_store_dir(partner)`` (a venue's own store, ``venue:<venue>``: under
   ``<data>/venues/``). :func:`run_audit_process` does the same for the
   audit sink (database ``audit``, table ``decisions``; embedded in ``<data_dir>/audit``). Both
-  serve ``/metrics`` on ``settings.metrics_port`` if set, and honour the test-only
-  ``TECHNE_SINK_FAULT`` (:mod:`sinks.faults`). They raise :class:`~core.errors.StoreLocked` when another process
+  serve ``/metrics`` on ``settings.metrics_port`` if set; ``wrap_store`` (tests: fault
+  injection, ``tests/support/faults.py``) wraps the store the sink writes to. They raise
+  :class:`~core.errors.StoreLocked` when another process
   holds the store, :class:`~core.errors.ConfigError` for a partner without agreement.
 - With an embedded store, the sink process also serves read-only queries on its store on
   loopback (:mod:`sinks.read_server`), since a chDB directory is exclusive to its process.
@@ -40,7 +41,6 @@ from sinks.base import Store
 from sinks.chdb import ChdbStore
 from sinks.consumer import run_audit_sink, run_sink
 from sinks.ddl import quote
-from sinks.faults import OutageStore, from_env
 from sinks.metrics import AUDIT_LABEL, declare_sink
 from sinks.migrate import ensure_partner, ensure_table
 from sinks.read_server import ReadServer, start_for_store
@@ -156,19 +156,18 @@ def _serve(name: str, body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-def run_sink_process(settings: Settings, partner_id: str) -> None:
+def run_sink_process(settings: Settings, partner_id: str, wrap_store: Callable[[Store], Store] | None = None) -> None:
     """Run ``partner_id``'s sink until SIGTERM/SIGINT (see module doc)."""
     _setup(settings)
-    faults = from_env()
     tables = tables_for(settings, partner_id)
     declare_sink(partner_id, [t.name for t in tables.all])
     store: Store = _server(settings) or ChdbStore(store_dir(settings, partner_id))
-    if faults.point == "store_down":
-        store = OutageStore(store, faults)
+    if wrap_store is not None:
+        store = wrap_store(store)
     reads = None
     try:
         reads = _read_server(settings, partner_ref(settings, partner_id))
-        _serve(partner_id, lambda stop: run_sink(settings, tables, store, stop, faults=faults))
+        _serve(partner_id, lambda stop: run_sink(settings, tables, store, stop))
     finally:
         if reads is not None:
             reads.close()

@@ -55,6 +55,8 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     services: dict[str, Service] = field(default_factory=dict)
+    module: str = "techne.cli"
+    """What ``python -m`` runs for each child (tests run their fault-injecting entry point instead)."""
 
     def _spawn(self, name: str, args: list[str], metrics_port: int | None = None) -> Service:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,7 @@ class Stack:
         if metrics_port is not None:
             env["TECHNE_METRICS_PORT"] = str(metrics_port)
         with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "techne.cli", *args], stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", self.module, *args], stdout=log,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
         service = Service(name, proc, log_path, metrics_port, args=args)
         self.services[name] = service

@@ -22,7 +22,7 @@ never a secret, a signature or a raw identifier.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,7 @@ class Gateway:
     _ledger: WebhookLedger | None = None
     consent: ConsentSources = field(default_factory=ConsentSources)
     agreements: list[Agreement] = field(default_factory=list)
+    wrap_delivery: Callable[[Delivery], Delivery] | None = None
 
     @property
     def delivery(self) -> Delivery:
@@ -85,6 +86,8 @@ class Gateway:
         spool = Spool(self.state_dir / "spool.sqlite", s.spool_max_events)
         self._delivery = Delivery(self.producer, spool, bootstrap=s.bootstrap, auth=s.kafka_auth(),
                                   deadline=s.spool_deadline_s, batch=s.spool_replay_batch)
+        if self.wrap_delivery is not None:
+            self._delivery = self.wrap_delivery(self._delivery)
         await self._delivery.start()
 
     async def stop(self) -> None:
@@ -94,15 +97,18 @@ class Gateway:
             self._ledger.close()
 
 
-def create_app(settings: Settings, producer: EventProducer | None = None) -> Starlette:
+def create_app(settings: Settings, producer: EventProducer | None = None,
+               wrap_delivery: Callable[[Delivery], Delivery] | None = None) -> Starlette:
     """Build the gateway. ``producer`` defaults to one on ``settings.bootstrap``; state (spool,
-    accepted webhook ids) lives under ``<data_dir>/gateway/``."""
+    accepted webhook ids) lives under ``<data_dir>/gateway/``. ``wrap_delivery`` (tests: fault
+    injection) wraps the delivery every accepted event goes through."""
     venues = load_venues(settings.venues_file)
     use_registry(settings.schema_registry_url)
     gw = Gateway(settings, venues, settings.require_subject_key(), settings.data_dir / "gateway",
                  producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s,
                                            auth=settings.kafka_auth()))
     gw.consent = load_consent_sources(settings.consent_sources_file)
+    gw.wrap_delivery = wrap_delivery
     gw.agreements = load_agreements(settings.agreements_dir, set(venues))
     gw.consent.check_recipients({v: {a.partner for a in gw.agreements if v in a.provider_venues} for v in venues})
     gw.limits = Limits(items=max(LIMITS.items, settings.max_batch_events))

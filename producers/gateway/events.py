@@ -28,8 +28,6 @@ batch item), so a re-delivery keeps its ids even after the replay window.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -71,24 +69,13 @@ def replayed(venue_id: str, earlier: dict[str, Any]) -> JSONResponse:
     return answer(202, {**earlier, "status": "already_accepted"}, venue_id)
 
 
-# TEST-ONLY fault injection: ``TECHNE_GATEWAY_FAULT=after_produce:N`` SIGKILLs the gateway right
-# after the N-th durable delivery, before it answers (tests/faults: the sender must retry).
-_FAULT_EVERY = int(os.environ.get("TECHNE_GATEWAY_FAULT", "after_produce:0").rpartition(":")[2] or 0)
-_delivered = 0
-
-
 async def deliver(gw: Gateway, records: list[Prepared], venue_id: str) -> Response | None:
     """Make ``records`` durable; the 503 answer if there is no room anywhere, else None."""
-    global _delivered
     try:
         await gw.delivery.deliver(records)
     except SpoolFull as exc:
         log.warning("spool full, refusing venue=%s events=%d", venue_id, len(records))
         return problem(503, "spool_full", f"Kafka unavailable and {exc}; retry later", venue_id)
-    _delivered += 1
-    if _FAULT_EVERY and _delivered == _FAULT_EVERY:
-        log.warning("TECHNE_GATEWAY_FAULT: killing the gateway after a delivery, before answering")
-        os.kill(os.getpid(), signal.SIGKILL)
     for r in records:
         metrics.INGEST_EVENTS.labels(venue=venue_id, event_type=r.event_type).inc()
     metrics.LAST_EVENT.labels(venue=venue_id).set_to_current_time()

@@ -135,7 +135,7 @@ def fault_bus(root: Path, **extra_env: str) -> FaultBus:
     kafka = LocalKafka(root / "kafka")
     env = {**generate_secrets(VENUES), "TECHNE_DATA_DIR": str(root / "data"), "TECHNE_SINK_BATCH_SECONDS": "0.3",
            "TECHNE_PRODUCE_TIMEOUT_S": "3", **extra_env}
-    bus = FaultBus(root, kafka, env, Stack(env, root / "logs"))
+    bus = FaultBus(root, kafka, env, Stack(env, root / "logs", module="tests.support.faults"))
     kafka.port = None
     return bus
 

@@ -119,7 +119,7 @@ def test_withdrawal_during_load_then_full_replay_brings_nothing_back(tmp_path: P
 
 def test_gateway_killed_after_producing_before_answering_sender_retries(tmp_path: Path) -> None:
     # every gateway process SIGKILLs itself right after its 120th durable delivery, before answering
-    bus = fault_bus(tmp_path, TECHNE_GATEWAY_FAULT="after_produce:120")
+    bus = fault_bus(tmp_path, TECHNE_TEST_FAULT="after_produce:120")
     bus.start()
     try:
         plan = make_plan(n_people=60, n_orders=500, seed=4)

@@ -84,7 +84,7 @@ def spawn_sink(partner: str, env: dict[str, str], log: Path, *extra_env: tuple[s
     full = {**os.environ, **env, **dict(extra_env), "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as out:
         args = ["sink", "--audit"] if partner == "--audit" else ["sink", "--partner", partner]
-        return subprocess.Popen([sys.executable, "-m", "techne.cli", *args], cwd=REPO, env=full,
+        return subprocess.Popen([sys.executable, "-m", "tests.support.faults", *args], cwd=REPO, env=full,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

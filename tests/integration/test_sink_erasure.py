@@ -108,7 +108,7 @@ def test_a_crash_between_delete_and_commit_re_executes_the_command_once(kafka: L
     asyncio.run(produce(kafka.bootstrap, f"partner.{partner}.ticketing",
                         [shared_value(i, subject=SUBJECT, at=t0 - timedelta(minutes=i + 1)) for i in range(4)]))
     log = tmp_path / "sink.log"
-    sink = spawn_sink(partner, env, log, ("TECHNE_SINK_FAULT", "after_erase:1"))
+    sink = spawn_sink(partner, env, log, ("TECHNE_TEST_FAULT", "after_erase:1"))
     try:
         wait_caught_up(kafka.bootstrap, partner, sink, log)
         command_id = str(uuid.uuid4())

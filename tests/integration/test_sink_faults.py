@@ -1,7 +1,8 @@
 """Each event exactly once in the partner table, on the real broker and chDB, whatever the crash.
 
-A real ``techne sink`` process is SIGKILLed by the test-only fault hook (``TECHNE_SINK_FAULT``,
-see :mod:`sinks.faults`) before an insert, half-way through one (part of the batch landed), and
+A real ``techne sink`` process is SIGKILLed by a store wrapper the test injects
+(:mod:`tests.support.faults`, ``TECHNE_TEST_FAULT``) before an insert, half-way through one (part of
+the batch landed), and
 after one but before its offsets were committed; a fresh process then resumes from the last
 committed offsets. The store must hold ``count() == uniqExact(event_id) ==`` the number of
 records produced. Then the store fails for a while under load: nothing lost, nothing
@@ -69,7 +70,7 @@ def test_sigkill_at_each_point_then_restart_stores_each_event_once(
     asyncio.run(produce(kafka.bootstrap, topic, [shared_value(i) for i in range(N)]))
     log = tmp_path / "sink.log"
 
-    crashing = spawn_sink(partner, env, log, ("TECHNE_SINK_FAULT", f"{point}:2"))
+    crashing = spawn_sink(partner, env, log, ("TECHNE_TEST_FAULT", f"{point}:2"))
     assert crashing.wait(120) == -9, log.read_text()[-3000:]
     (killed,) = re.findall(r"fault injection: SIGKILL (.*)", log.read_text())
     before = partner_counts(settings, partner)
@@ -100,7 +101,7 @@ def test_store_outage_under_load_loses_and_duplicates_nothing(kafka: LocalKafka,
     env, settings = setup(kafka, tmp_path, partner)
     log, port = tmp_path / "sink.log", free_port()
     topic = f"partner.{partner}.ticketing"
-    sink = spawn_sink(partner, env, log, ("TECHNE_SINK_FAULT", "store_down:2:4"), ("TECHNE_METRICS_PORT", str(port)))
+    sink = spawn_sink(partner, env, log, ("TECHNE_TEST_FAULT", "store_down:2:4"), ("TECHNE_METRICS_PORT", str(port)))
     produced = 0
     paused_seen = False
 

@@ -1,0 +1,1 @@
+"""What tests share: builders of agreements, orders and consents, fakes, and fault injection."""
