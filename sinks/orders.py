@@ -240,7 +240,7 @@ def shared_handlers(
     shared: SharedFormat | None = None,
 ) -> list[OrdersHandler]:
     """One handler per table of shared events (:attr:`PartnerTables.streams`: topic -> table),
-    ``ticket_orders`` first; ``faults`` apply to that one only. ``shared``: the orders' format,
+    ``ticket_orders`` first. ``shared``: the orders' format,
     whose catalogue (e.g. an external registry's ids) the other tables' formats reuse."""
     catalogue = shared.catalogue if shared is not None else CATALOGUE
     handlers = []
