@@ -50,11 +50,13 @@ SECRETS: dict[str, Callable[[list[str]], str]] = {
     "TECHNE_CLICKHOUSE_PASSWORD": lambda _: _token(),
     "TECHNE_GRAFANA_CLICKHOUSE_PASSWORD": lambda _: _token(),
     "GRAFANA_ADMIN_PASSWORD": lambda _: _token(),
+    "TECHNE_CONSOLE_SECRET": lambda _: secrets.token_urlsafe(48),
 }
 """Every secret docker-compose.yml interpolates, and how each one is drawn."""
 
 
-def render_env(venues: list[str], public_host: str, registry_host: str, tls: str) -> str:
+def render_env(venues: list[str], public_host: str, registry_host: str, tls: str,
+               console_host: str = "console.localhost") -> str:
     """The text of a new deploy/.env (JSON values single-quoted: literal for compose)."""
     lines = ["# Written by `techne deploy init`: the secrets of this deployment (mode 0600, never commit).",
              "# Back this file up with the stores: without TECHNE_SUBJECT_KEY and TECHNE_PSEUDONYM_KEYS",
@@ -64,7 +66,8 @@ def render_env(venues: list[str], public_host: str, registry_host: str, tls: str
         lines.append(f"{name}='{value}'" if value.startswith("{") else f"{name}={value}")
     lines += ["GRAFANA_ADMIN_USER=admin", "",
               "# The stack's public names and its certificate (see deploy/caddy/Caddyfile).",
-              f"TECHNE_PUBLIC_HOST={public_host}", f"TECHNE_REGISTRY_HOST={registry_host}", f"TECHNE_TLS={tls}", ""]
+              f"TECHNE_PUBLIC_HOST={public_host}", f"TECHNE_REGISTRY_HOST={registry_host}",
+              f"TECHNE_CONSOLE_HOST={console_host}", f"TECHNE_TLS={tls}", ""]
     return "\n".join(lines)
 
 
@@ -76,7 +79,8 @@ def _create(path: Path, text: str) -> None:
         f.write(text)
 
 
-def next_steps(env_file: Path, hook: Path, public_host: str, registry_host: str, tls: str) -> str:
+def next_steps(env_file: Path, hook: Path, public_host: str, registry_host: str, tls: str,
+               console_host: str = "console.localhost") -> str:
     """What the operator must still do after ``deploy init`` (printed, no secret in it)."""
     cert = ("put the chain and key in deploy/caddy/certs/ (cert.pem, key.pem)" if tls.startswith("/certs/")
             else "Caddy's local CA only: venues will not trust it; use an e-mail (ACME) or your certificate"
@@ -84,7 +88,8 @@ def next_steps(env_file: Path, hook: Path, public_host: str, registry_host: str,
     return "\n".join([
         f"wrote {env_file} (mode 0600) with fresh secrets; nothing was printed.",
         "Still to do:",
-        f"  1. DNS: {public_host} and {registry_host} must resolve to this host (TLS: {cert}).",
+        f"  1. DNS: {public_host}, {registry_host} and {console_host} must resolve to this host",
+        f"     (TLS: {cert}).",
         f"  2. Alerts: write the receiver's webhook URL into {hook} (one line; e-mail: see",
         "     deploy/alertmanager/alertmanager.yml).",
         "  3. Hand each venue its own webhook secret (TECHNE_VENUE_SECRETS in the .env) over a secure",
@@ -109,6 +114,8 @@ def deploy_init(
     public_host: Annotated[str, typer.Option(help="Public name of the gateway (venues).")] = "localhost",
     registry_host: Annotated[str, typer.Option(help="Public name of the schema registry (partners).")] =
         "registry.localhost",
+    console_host: Annotated[str, typer.Option(help="Public name of the venues' web console.")] =
+        "console.localhost",
     tls: Annotated[str, typer.Option(help="E-mail (ACME), '/certs/cert.pem /certs/key.pem' or internal.")] =
         "internal",
 ) -> None:
@@ -119,7 +126,7 @@ def deploy_init(
     hook = directory / "alertmanager" / "webhook-url"
     try:
         venues = sorted(load_venues(directory / "venues.yaml"))
-        _create(env_file, render_env(venues, public_host, registry_host, tls))
+        _create(env_file, render_env(venues, public_host, registry_host, tls, console_host))
     except FileExistsError:
         typer.echo(f"{env_file} exists: not overwritten (move it away first to draw new secrets; "
                    "changing TECHNE_SUBJECT_KEY or TECHNE_PSEUDONYM_KEYS breaks existing data)", err=True)
@@ -129,7 +136,7 @@ def deploy_init(
         raise typer.Exit(2) from None
     if not hook.exists():
         _create(hook, "")
-    typer.echo(next_steps(env_file, hook, public_host, registry_host, tls))
+    typer.echo(next_steps(env_file, hook, public_host, registry_host, tls, console_host))
 
 
 def _settings(data_dir: Path | None) -> Any:

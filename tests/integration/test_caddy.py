@@ -10,6 +10,7 @@ port gets no gateway answer.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "caddy" / "Caddyfil
 def proxy(bus: Bus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     caddy = shutil.which("caddy")
     if caddy is None:
+        assert not os.environ.get("CI"), "caddy missing in CI: deploy/local/prereqs.sh installs it"
         pytest.skip("caddy missing: deploy/local/prereqs.sh installs Debian's caddy (as root)")
     home = tmp_path_factory.mktemp("caddy")
     port = free_port()

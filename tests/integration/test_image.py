@@ -11,13 +11,13 @@ What ``docker build`` would do, step by step, under a temporary "image root":
    under the root): nothing else of the checkout is visible, the working directory is the
    image's ``WORKDIR``, and the environment is only the image's plus the service's;
 4. each service of docker-compose.yml built from the Dockerfile runs its compose ``command``
-   with its compose ``environment`` (secrets interpolated from generated values), started in
+   with its compose ``environment`` (secrets from the .env `techne deploy init` writes), started in
    ``depends_on`` order, until its compose health check URL answers 200.
 
 The broker is a dedicated local one with SASL/SCRAM and ACLs, like the stack's (so the
 services keep compose's SASL settings; their consumer groups do not disturb the session's
 bus). Test-only differences, each forced by the machine, not by the image: ports are free
-ones instead of 8080/8081/9100, ``TECHNE_BOOTSTRAP`` and ``TECHNE_KAFKA_PASSWORD`` point at
+ones instead of the fixed ones (8080, 9100...), ``TECHNE_BOOTSTRAP`` and ``TECHNE_KAFKA_PASSWORD`` point at
 that broker, and ``TECHNE_CLICKHOUSE_URL`` is dropped (no ClickHouse server here: the sinks
 write their embedded chDB stores in their volume). A module left out of the image, a data file
 read from the repository, or a command the compose file names but the CLI lacks fails here.
@@ -45,15 +45,23 @@ import pytest
 import yaml
 
 from core.venues import load_venues
+from techne.deploy_cli import render_env
 from techne.local import LocalKafka, free_port
-from techne.stack import generate_secrets
 from tests import dockerctx
+from tests.unit.test_deploy_init import parse_env
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-PORTS = (8080, 8081, 9100)  # the fixed ports of the compose file, replaced by free ones here
+
+
+class FreePorts(dict[int, int]):
+    """The compose file's fixed ports (8080, 9100...), each replaced by a free one on first use."""
+
+    def __missing__(self, port: int) -> int:
+        self[port] = free_port()
+        return self[port]
 
 
 @dataclass
@@ -144,7 +152,7 @@ def image_services() -> dict[str, dict[str, Any]]:
     return {name: ours[name] for name in ordered}
 
 
-def _health_url(service: dict[str, Any], ports: dict[int, int]) -> str:
+def _health_url(service: dict[str, Any], ports: FreePorts) -> str:
     test = service.get("healthcheck", {}).get("test")
     assert test, "every service of the image has a compose health check"
     text = " ".join(test) if isinstance(test, list) else str(test)
@@ -174,7 +182,7 @@ class Running:
 
 def _start(name: str, service: dict[str, Any], image: Image, broker: LocalKafka,
            secrets: dict[str, str]) -> Running:
-    ports = {port: free_port() for port in PORTS}
+    ports = FreePorts()
     env = _environment(service, secrets)
     env["TECHNE_BOOTSTRAP"] = broker.bootstrap
     env.pop("TECHNE_CLICKHOUSE_URL", None)  # no ClickHouse server on this machine: embedded chDB stores
@@ -258,7 +266,9 @@ def test_every_compose_service_of_the_image_starts(image: Image, sasl_broker: Lo
     venues = sorted(load_venues(ROOT / "deploy" / "venues.yaml"))
     password = sasl_broker.admin_auth.password
     assert password is not None
-    secrets = {**generate_secrets(venues), "TECHNE_KAFKA_PASSWORD": password.get_secret_value()}
+    # the deploy/.env `techne deploy init` writes, with the test broker's admin password
+    secrets = {**parse_env(render_env(venues, "localhost", "registry.localhost", "internal")),
+               "TECHNE_KAFKA_PASSWORD": password.get_secret_value()}
     running: list[Running] = []
     try:
         waves: list[list[str]] = []  # services whose image dependencies are healthy start together

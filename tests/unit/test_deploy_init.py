@@ -21,7 +21,7 @@ from techne.deploy_cli import SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-NOT_SECRET = {"GRAFANA_ADMIN_USER", "TECHNE_PUBLIC_HOST", "TECHNE_REGISTRY_HOST", "TECHNE_TLS"}
+NOT_SECRET = {"GRAFANA_ADMIN_USER", "TECHNE_PUBLIC_HOST", "TECHNE_REGISTRY_HOST", "TECHNE_CONSOLE_HOST", "TECHNE_TLS"}
 
 
 def parse_env(text: str) -> dict[str, str]:
@@ -75,7 +75,9 @@ def test_init_writes_every_compose_variable_with_strong_secrets(deploy_dir: Path
 
     hook = deploy_dir / "alertmanager" / "webhook-url"
     assert hook.read_text() == "" and stat.S_IMODE(hook.stat().st_mode) == 0o600
-    for todo in ("DNS: bus.example.org and schemas.example.org", str(hook), "docker compose --env-file"):
+    assert len(values["TECHNE_CONSOLE_SECRET"]) >= 32
+    for todo in ("DNS: bus.example.org, schemas.example.org and console.localhost", str(hook),
+                 "docker compose --env-file"):
         assert todo in result.output
 
 
