@@ -51,9 +51,11 @@ def serve(ctx: typer.Context, host: str = "127.0.0.1", port: int = 8090,
     import uvicorn
 
     from techne.console.app import create_app
+    from techne.console.security import ConsoleSettings
 
-    uvicorn.run(create_app(_settings(data_dir, bootstrap)), host=host, port=port, log_level="warning",
-                access_log=False, proxy_headers=True)
+    console = ConsoleSettings.model_validate({})
+    uvicorn.run(create_app(_settings(data_dir, bootstrap), console), host=host, port=port, log_level="warning",
+                access_log=False, proxy_headers=True, forwarded_allow_ips=console.trusted_proxies)
 
 
 @user_app.command("add")

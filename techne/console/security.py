@@ -9,9 +9,11 @@
 - **CSRF**: every session, anonymous included, carries a random token; every ``POST`` must send
   it back in the form field ``csrf`` (constant-time comparison), the login form too. A new
   token is issued at login and logout.
-- **Rate limit**: :class:`LoginLimiter` allows ``attempts`` failed logins per client address and
-  per login name over ``window_s``; beyond, logins are refused (429) until the oldest failure
-  leaves the window. In memory, per console process.
+- **Rate limit**: :class:`LoginLimiter` allows ``attempts`` failed logins per login name and
+  :data:`ADDRESS_FACTOR` times as many per client address (a venue's team may share one address)
+  over ``window_s``; beyond, logins are refused (429) until enough failures leave the window. In
+  memory, per console process. Behind a proxy the client address comes from ``X-Forwarded-For``,
+  trusted only from ``trusted_proxies``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,12 @@ class ConsoleSettings(BaseSettings):
     session_hours: float = Field(8.0, gt=0, description="A session expires this long after login.")
     secure_cookies: bool = Field(False, description="Send cookies only over HTTPS (true behind the TLS proxy).")
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest file the import page takes.")
-    login_attempts: int = Field(5, ge=1, description="Failed logins allowed per address and per name per window.")
+    login_attempts: int = Field(5, ge=1, description="Failed logins allowed per login name per window "
+                                                     "(four times as many per client address).")
     login_window_s: float = Field(900.0, gt=0, description="Window of the login rate limit, in seconds.")
     public_url: str | None = Field(None, description="Address the console is reached at (printed, used in links).")
+    trusted_proxies: str = Field("127.0.0.1", description="Proxies whose X-Forwarded-For gives the client address "
+                                                         "(compose: '*', the console is reached through caddy only).")
     gateway_url: str = Field("http://127.0.0.1:8080", description="Public address of the gateway, which serves the "
                                                                   "preference centre the links point to.")
 
@@ -104,6 +109,10 @@ def csrf_ok(session: Session | None, sent: object) -> bool:
     return session is not None and isinstance(sent, str) and hmac.compare_digest(sent.encode(), session.csrf.encode())
 
 
+ADDRESS_FACTOR = 4
+"""A client address (keys ``ip:…``) may fail this many times more often than one login name."""
+
+
 class LoginLimiter:
     """Failed-login budget per key (client address, login name); see module doc."""
 
@@ -122,8 +131,12 @@ class LoginLimiter:
         """Seconds until a login may be tried for these keys (0: allowed now)."""
         now = self._clock()
         with self._lock:
-            waits = [f[0] + self.window_s - now for k in keys if len(f := self._recent(k, now)) >= self.attempts]
+            waits = [f[len(f) - budget] + self.window_s - now for k in keys
+                     if len(f := self._recent(k, now)) >= (budget := self._budget(k))]
         return max(waits, default=0.0)
+
+    def _budget(self, key: str) -> int:
+        return self.attempts * (ADDRESS_FACTOR if key.startswith("ip:") else 1)
 
     def failed(self, *keys: str) -> None:
         now = self._clock()

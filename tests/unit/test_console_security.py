@@ -163,7 +163,11 @@ def test_login_is_rate_limited_per_address_and_per_name(settings: Settings, user
     assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
     assert "Trop de tentatives" in right.text and COOKIE in c.cookies
     other = c.post("/connexion", data={"csrf": token, "username": "user-b", "password": PASSWORD})
-    assert other.status_code == 429  # same address
+    assert other.status_code == 303  # a colleague at the same address still signs in
+    for i in range(3 * 4 - 3):  # the address's own budget: four times a name's
+        c.post("/connexion", data={"csrf": csrf_of(c), "username": f"guess-{i}", "password": "wrong-password"})
+    blocked = c.post("/connexion", data={"csrf": csrf_of(c), "username": "ops", "password": PASSWORD})
+    assert blocked.status_code == 429  # every name, from this address
 
 
 def test_limiter_window_and_success_reset() -> None:
@@ -173,6 +177,12 @@ def test_limiter_window_and_success_reset() -> None:
     assert limiter.retry_after("ip:1", "user:a") == 0
     limiter.failed("ip:1", "user:a")
     assert limiter.retry_after("ip:1", "user:a") == pytest.approx(60)
+    assert limiter.retry_after("ip:1") == 0  # an address may fail 4 x 2 times
+    for t in range(6):
+        now[0] = t + 1
+        limiter.failed("ip:1")
+    assert limiter.retry_after("ip:1") == pytest.approx(60 - 6)  # until the oldest of the 8 leaves
+    now[0] = 0
     now[0] = 30
     assert limiter.retry_after("ip:2", "user:a") == pytest.approx(30)  # per name, from another address
     now[0] = 61
