@@ -162,7 +162,7 @@ def declare_worker(shares: Iterable[tuple[str, str]]) -> None:
             ERASURES_ISSUED.labels(partner=partner, reason=reason)
 
 
-def serve(port: int | None, host: str = "127.0.0.1", registry: CollectorRegistry = WORKER) -> None:
+def serve(port: int | None, host: str, registry: CollectorRegistry) -> None:
     """Expose ``registry`` (the calling process's own) on ``host:port``/metrics in a background
     thread (no-op when ``port`` is None)."""
     if port is not None:

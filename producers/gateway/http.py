@@ -147,7 +147,9 @@ class Door:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                if not body.done and (body.asked or not body.expects_continue) and not await drain():
+                # a client still waiting for "100 Continue" is not asked for its body; then, or past
+                # the drain bound, the connection closes after the answer (its rest is unread)
+                if not body.done and not ((body.asked or not body.expects_continue) and await drain()):
                     message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 

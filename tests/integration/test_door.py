@@ -170,3 +170,13 @@ def test_a_matomo_tracker_reaches_its_site_by_numeric_id(bus: Bus) -> None:
     assert resp.status_code == 204, resp.text[:300]
     assert _raw_total(bus) == before + 1
     assert httpx.get(f"{bus.gateway_url}/matomo.php?idsite=8&rec=1", timeout=30).status_code == 404
+
+
+def test_the_gateway_exports_its_5xx_series_from_the_start(bus: Bus) -> None:
+    """``techne_gateway_requests_total`` had no ``status="500"`` series until a first 500, so the
+    5xx alert could not see an isolated one; the gateway now creates them at 0 for every venue."""
+    text = httpx.get(f"{bus.gateway_url}/metrics/", timeout=10).text
+    for venue in [*json.loads(bus.env["TECHNE_VENUE_SECRETS"]), "unknown"]:
+        for status in ("500", "503"):
+            assert f'techne_gateway_requests_total{{status="{status}",venue="{venue}"}}' in text, (venue, status)
+    assert "techne_sink_" not in text and "techne_dlq_total" not in text and "techne_consumer_lag" not in text

@@ -168,3 +168,15 @@ def test_the_schema_registry_api_parses_through_the_door_too() -> None:
             assert "nest deeper" in resp.json()["message"] or "longer than" in resp.json()["message"]
         big = http.post(path, content=b'{"schema": "' + b"x" * 1_100_000 + b'"}')
         assert big.status_code == 413 and big.json()["error_code"] == 41301
+
+
+@given(st.text(alphabet=st.characters(codec=None), max_size=400) | st.builds(
+    lambda n, v: "&".join(f"p{i}={v}" for i in range(n)), st.integers(0, 400), st.sampled_from(["", "%", "%zz", "²"])))
+@settings(max_examples=500)
+def test_no_query_string_raises_anything_but_refused(query: str) -> None:
+    try:
+        params = parse_params(query)
+    except Refused as exc:
+        assert exc.error in ("too_many_params", "param_too_long")
+        return
+    assert len(params) <= LIMITS.params and all(isinstance(v, str) for v in params.values())
