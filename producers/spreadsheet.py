@@ -178,7 +178,7 @@ def _check_merged(cells: list[str], delimiter: str, width: int, first: int, last
         if "\n" not in cell:
             continue
         swallowed = cell.split("\n")[1:]
-        if any(part.count(delimiter) >= max(1, (width - 1) // 2) for part in swallowed):
+        if any(part.count(delimiter) >= max(2, (width - 1) // 2) for part in swallowed):
             raise TableError(
                 f"guillemet non fermé ligne {first} : les lignes {first} à {last} ont été fusionnées en une seule "
                 "(une cellule commence par \" sans guillemet fermant) ; corrigez la ligne et réessayez",

@@ -161,3 +161,10 @@ def test_schema_messages_in_french(en: str, fr: str) -> None:
 def test_cell_text_writes_what_a_french_export_would() -> None:
     assert [cell_text(v) for v in (None, True, 2.0, 45.5, datetime(2026, 1, 2), datetime(2026, 1, 2, 20, 30))] == \
         ["", "oui", "2", "45.5", "02/01/2026", "02/01/2026 20:30:00"]
+
+
+def test_a_small_table_with_a_multiline_note_holding_a_delimiter_is_kept() -> None:
+    data = 'Commande;Note;Montant\nC1;"Merci\nà bientôt; Léa";12,00\nC2;;5,00\n'.encode()
+    table = read_table(data, "notes.csv")
+    assert [line for line, _ in table.rows] == [2, 4]
+    assert table.rows[0][1]["Note"] == "Merci\nà bientôt; Léa"
