@@ -9,9 +9,9 @@ printed: ``repr(settings)`` masks them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -146,3 +146,55 @@ class Settings(BaseSettings):
     def partner_store_dir(self, partner_id: str) -> Path:
         """Directory of a partner's embedded ClickHouse store."""
         return self.data_dir / "partners" / partner_id
+
+
+class GatewaySettings(Settings):
+    """The gateway's (and every producer's) settings: it refuses to start without a subject key
+    (the raw topics' keys and the consent ledger's depend on it)."""
+
+    @model_validator(mode="after")
+    def _subject_key(self) -> Self:
+        if self.subject_key is None or len(self.subject_key.get_secret_value()) < 16:
+            raise ValueError("TECHNE_SUBJECT_KEY is required (at least 16 characters)")
+        return self
+
+
+class WorkerSettings(Settings):
+    """The stream worker's settings: it refuses to start without the pseudonym key of the
+    current version (every shared record is pseudonymized with it)."""
+
+    @model_validator(mode="after")
+    def _pseudonym_key(self) -> Self:
+        if self.pseudonym_key_version not in self.pseudonym_keys:
+            raise ValueError(f"TECHNE_PSEUDONYM_KEYS has no key version {self.pseudonym_key_version} "
+                             "(TECHNE_PSEUDONYM_KEY_VERSION)")
+        return self
+
+
+class SinkSettings(Settings):
+    """A sink's settings: a ClickHouse server, when given, is an http(s) URL (clickhouse-connect)."""
+
+    @model_validator(mode="after")
+    def _server_url(self) -> Self:
+        if self.clickhouse_url and not self.clickhouse_url.startswith(("http://", "https://")):
+            raise ValueError("TECHNE_CLICKHOUSE_URL must be an http:// or https:// URL (ClickHouse's HTTP interface)")
+        return self
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def load_settings(kind: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
+    """``kind`` from the environment and ``overrides``, validated once at the start of a process;
+    a problem is one :class:`~core.errors.ConfigError` line per field, naming its variable."""
+    from core.errors import ConfigError
+
+    try:
+        return kind(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = str(err["loc"][0]).upper() if err["loc"] else ""
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"TECHNE_{where}: {message}" if where and not message.startswith("TECHNE_") else message)
+        raise ConfigError("; ".join(problems)) from None

@@ -55,15 +55,17 @@ def _kafka_errors(bootstrap: str) -> Iterator[None]:
         raise Unavailable(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); check --bootstrap") from None
 
 
-def _settings(data_dir: Path | None = None, bootstrap: str | None = None, **extra: Any) -> Any:
-    from core.settings import Settings
+def _settings(data_dir: Path | None = None, bootstrap: str | None = None, *, kind: Any = None, **extra: Any) -> Any:
+    """This process's settings (``kind``: the process's own class, validated now: a missing secret
+    stops the command here with one line)."""
+    from core.settings import Settings, load_settings
 
     overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if bootstrap is not None:
         overrides["bootstrap"] = bootstrap
-    return Settings(**overrides)
+    return load_settings(kind or Settings, **overrides)
 
 
 @local_app.command("up")
@@ -97,19 +99,21 @@ def local_down(data_dir: DataDir = None) -> None:
 @app.command()
 def gateway(bootstrap: Bootstrap = None, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Run the webhook gateway (HTTP): signed venue events in, Avro on raw topics out."""
+    from core.settings import GatewaySettings
     from producers.gateway import create_app
     from producers.gateway.server import run
 
-    asgi = create_app(_settings(bootstrap=bootstrap))
+    asgi = create_app(_settings(bootstrap=bootstrap, kind=GatewaySettings))
     run(asgi, host, port)
 
 
 @app.command()
 def worker(bootstrap: Bootstrap = None, data_dir: DataDir = None, loglevel: str = "WARN") -> None:
     """Run the stream worker: consent ledger, consent filter, pseudonymization, routing."""
+    from core.settings import WorkerSettings
     from streams.worker import run_worker
 
-    run_worker(_settings(data_dir, bootstrap), loglevel=loglevel)
+    run_worker(_settings(data_dir, bootstrap, kind=WorkerSettings), loglevel=loglevel)
 
 
 @app.command()
@@ -119,15 +123,16 @@ def sink(partner: Annotated[str | None, typer.Option(help="Partner id (its topic
          bootstrap: Bootstrap = None, data_dir: DataDir = None) -> None:
     """Run one partner's ClickHouse sink, a venue's own store's, or the audit sink (chDB under the
     data dir, or TECHNE_CLICKHOUSE_URL)."""
+    from core.settings import SinkSettings
     from sinks.runner import run_audit_process, run_sink_process
     from sinks.tables import VENUE_STORE
 
     if [partner is not None, venue is not None, audit].count(True) != 1:
         raise Refused("give exactly one of --partner P, --venue V or --audit")
     if audit:
-        run_audit_process(_settings(data_dir, bootstrap))
+        run_audit_process(_settings(data_dir, bootstrap, kind=SinkSettings))
     else:
-        run_sink_process(_settings(data_dir, bootstrap), partner or f"{VENUE_STORE}{venue}")
+        run_sink_process(_settings(data_dir, bootstrap, kind=SinkSettings), partner or f"{VENUE_STORE}{venue}")
 
 
 @app.command()
