@@ -46,6 +46,7 @@ from sinks.ddl import quote
 from sinks.runner import partner_rows, tables_for
 from sinks.tables import CLICK_TYPE, EMAIL_CLICKS, VENUE_STORE
 from techne.accounting import collect_audit, wait_sinks_caught_up
+from techne.demo_sources import per_source, print_per_source, send_by_source, source_env, with_sources
 from techne.local import LocalKafka
 from techne.stack import Stack, generate_secrets
 from techne.traffic import Outgoing, SendResult, generate, send_all
@@ -211,6 +212,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     for partner, p in summary["per_partner"].items():
         print(f"{partner:<21}{p['routed']:>9}{p['rows']:>9}{p['distinct_event_ids']:>10}{p['lag']:>5}"
               f"{p['routed_clicks']:>25}{p.get('email_clicks', 0):>6}")
+    if summary.get("per_source"):
+        print_per_source(summary["per_source"])
     w = summary.get("withdrawal")
     if w:
         print(f"\nwithdrawals: {w['withdrawals']}; new events stopped after p50 {w['stop_p50_s']} s / "
@@ -268,13 +271,14 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
          verbose: bool, timeout: float, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
     data_dir = settings.data_dir.resolve()
-    owned = ["partners", "venues", "worker", "logs", "audit"] + ([] if external_bootstrap else ["kafka"])
+    owned = ["partners", "venues", "worker", "logs", "audit", "imports", "connectors"] + (
+        [] if external_bootstrap else ["kafka"])
     for sub in owned:
         shutil.rmtree(data_dir / sub, ignore_errors=True)
     venues = sorted(load_venues(settings.venues_file))
     partner_ids = partners(load_agreements(settings.agreements_dir, set(venues)))
     broker = None if external_bootstrap else LocalKafka(data_dir / "kafka", partitions=settings.partitions)
-    env = {**generate_secrets(venues), "TECHNE_DATA_DIR": str(data_dir)}
+    env = {**generate_secrets(venues), **source_env(), "TECHNE_DATA_DIR": str(data_dir)}
     secrets = {v: s[0] for v, s in json.loads(env["TECHNE_VENUE_SECRETS"]).items()}
     stack = Stack(env, data_dir / "logs")
     try:
@@ -301,7 +305,10 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
             _run_forever(stack, url, secrets, rate, seed, progress)
         batch = generate(events, seed=seed, kinds_share=KINDS_SHARE)
         progress.phase = "sending"
-        results = _send_phased(url, batch, secrets, progress)
+        sourced = send_by_source(with_sources(settings.model_copy(update={"data_dir": data_dir}), env), url, batch,
+                                 secrets)
+        results = [s.result for s in sourced]
+        progress.record(results)
         progress.phase = "accounting"
         accepted = {r.body["event_id"] for r in results if r.status == 202}
         audit = asyncio.run(collect_audit(bootstrap, accepted, timeout))
@@ -313,6 +320,7 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
             stack.stop(f"sink-venue-{v}")
         rows = {p: _stored(settings.model_copy(update={"data_dir": data_dir}), p) for p in stores}
         summary = summarize(results, audit, rows, lags)
+        summary["per_source"] = per_source(sourced, audit)
         for p in partner_ids:  # back up for the withdrawal phase: erasures are executed by the sinks
             stack.start_sink(p)
         for v in venues:

@@ -102,6 +102,15 @@ def _contact(contact: Any) -> dict[str, Any]:
         "postal_code": dig(contact, "zipCode"), "country_code": dig(contact, "countryCode")}.items() if v}
 
 
+def _total(items: list[dict[str, Any]]) -> Any:
+    """Sum of the items' prices in minor units; a price that is not a number is left for schema
+    validation to reject (422 naming ``amount_minor``), never an unhandled error."""
+    try:
+        return _minor(sum(Decimal(str(dig(i, "price", default=0))) for i in items))
+    except InvalidOperation:
+        return "not a number"
+
+
 def _order_closed(order: dict[str, Any]) -> list[SourceEvent]:
     customer = _contact(dig(order, "contact", default={}))
     by_performance: dict[str, list[dict[str, Any]]] = {}
@@ -118,8 +127,7 @@ def _order_closed(order: dict[str, Any]) -> list[SourceEvent]:
                    "performance_id": performance_id, "performance_at": dig(first, "performanceDate"),
                    "hall": dig(first, "hallName"), "discipline": str(dig(first, "genre", default="autre")).lower(),
                    "tariff": tariff, "channel": CHANNELS.get(str(dig(order, "salesChannel", default="")), "other"),
-                   "quantity": len(items), "amount_minor": _minor(sum(Decimal(str(dig(i, "price", default=0)))
-                                                                      for i in items)),
+                   "quantity": len(items), "amount_minor": _total(items),
                    "currency": dig(order, "currency", default="EUR"),
                    "is_invitation": tariff == "invitation"}
         payload = {k: v for k, v in payload.items() if v is not None}
