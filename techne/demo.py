@@ -158,6 +158,7 @@ def summarize(results: list[SendResult], audit: dict[str, list[dict[str, Any]]],
                 routed_clicks[d["partner"]] += d.get("event_type") == CLICK_TYPE
             elif d["outcome"] == "venue_store":
                 routed[f"{VENUE_STORE}{d['venue_id']}"] += 1
+                routed_clicks[f"{VENUE_STORE}{d['venue_id']}"] += d.get("event_type") == CLICK_TYPE
     per_partner = {p: {"routed": routed[p], "routed_clicks": routed_clicks[p], **rows.get(p, {}),
                        "lag": lags.get(p, -1)} for p in rows}
     partners_ok = all(v["rows"] == v["distinct_event_ids"] == v["routed"] and v["lag"] == 0

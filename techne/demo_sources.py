@@ -393,7 +393,7 @@ def per_source(sent: Sequence[Sourced], audit: dict[str, list[dict[str, Any]]]) 
 
 def print_per_source(table: dict[str, dict[str, int]]) -> None:
     print(f"\n{'source':<12}{'venue':<14}{'received':>10}{'accepted':>10}{'shared':>8}{'dropped (consent)':>19}")
-    venue_of = {s: v for v, s in SOURCE_OF_VENUE.items()} | {"matomo": "lieu-unique"}
+    venue_of = {s: v for v, s in SOURCE_OF_VENUE.items()} | {"matomo": "lieu-unique", "canonical": "chaillot+tools"}
     for source, row in table.items():
         print(f"{source:<12}{venue_of.get(source, ''):<14}{row['received']:>10}{row['accepted']:>10}"
               f"{row['shared']:>8}{row['dropped_consent']:>19}")

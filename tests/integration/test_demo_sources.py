@@ -30,7 +30,7 @@ def test_demo_accounts_for_every_source(tmp_path: Path) -> None:
     for source, row in table.items():
         assert row["received"] >= row["accepted"] > 0, source
         assert row["accepted"] >= row["shared"] + row["dropped_consent"], source
-    for source in ("secutix", "csv", "canonical"):  # sources whose orders are ticket.order_placed
+    for source in ("helloasso", "secutix", "billetweb", "csv", "canonical"):  # every ticketing source shares
         assert table[source]["shared"] > 0 and table[source]["dropped_consent"] > 0, source
     assert table["matomo"]["shared"] == 0  # web audience measurement is never shared
     assert sum(row["accepted"] for row in table.values()) == summary["totals"]["accepted"]

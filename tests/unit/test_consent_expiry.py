@@ -31,8 +31,10 @@ def test_lapsed_grant_erases_like_a_withdrawal_and_is_audited() -> None:
     assert record["subject"] == {"email": "a@b.fr"}
     result = ledger.feed(proc, CATALOGUE.encode(CONSENT, record))
     commands = [CATALOGUE.decode(o.value)[1] for o in result.outputs if o.topic.endswith(".erasure")]
-    assert {c["partner"] for c in commands} == {"p1"} and {c["reason"] for c in commands} == {"consent_expired"}
-    assert len(commands) == len(KEYS)  # every key version still in use
+    # the named partner, and the venue's own store (erased like on a withdrawal)
+    assert {c["partner"] for c in commands} == {"p1", "venue:v1"}
+    assert {c["reason"] for c in commands} == {"consent_expired"}
+    assert len([c for c in commands if c["partner"] == "p1"]) == len(KEYS)  # every key version still in use
     lines = audit_of(result)
     assert lines[0]["outcome"] == "consent_expired" and lines[0]["reason"] == "applied"
     assert {line["reason"] for line in lines[1:]} == {"consent_expired"}
@@ -61,6 +63,7 @@ def test_audit_lines_carry_the_source_authentication() -> None:
     ledger["s1"] = granted.ledger_update or {}
     assert {line["auth"] for line in audit_of(granted)} == {"hmac-sha256:x-ha-signature"}
     shared = proc.handle(order("a@b.fr"), b"s1", "raw.v1", ledger.get, "poll:weezevent:api-key+access-token")
-    assert [(line["outcome"], line["auth"]) for line in audit_of(shared)] == [
-        ("shared", "poll:weezevent:api-key+access-token")]
+    lines = audit_of(shared)
+    assert ("shared", "p1") in [(line["outcome"], line["partner"]) for line in lines]
+    assert {line["auth"] for line in lines} == {"poll:weezevent:api-key+access-token"}
     assert "auth" not in audit_of(proc.handle(order("a@b.fr"), b"s1", "raw.v1", ledger.get))[0]
