@@ -415,15 +415,14 @@ def bench_sink(rows: int = 240_000, as_json: Annotated[bool, typer.Option("--jso
 @app.command()
 def registry(host: str = "127.0.0.1", port: int = 8081) -> None:
     """Serve the catalogue read-only through the Confluent Schema Registry REST API."""
-    import uvicorn
-
     from core.venues import load_venues
+    from producers.gateway.server import run
     from schemas.agreements import load_agreements, partners
     from schemas.registry_api import create_app
 
     settings = _settings()
     known = partners(load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file))))
-    uvicorn.run(create_app(partners=known), host=host, port=port, log_level="warning", access_log=False)
+    run(create_app(partners=known), host, port)  # the gateway's server: request heads bounded (431)
 
 
 import_app = typer.Typer(help="Import venue exports through the same validation and producer as webhooks.",
