@@ -23,7 +23,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from aiokafka import AIOKafkaProducer
 
+from core.topics import raw_topic
+from schemas import CATALOGUE
+from schemas.models import SHARED_TICKET_ORDER
 from techne import dashboards
 from techne.local import free_port
 from techne.stack import Stack
@@ -202,12 +206,6 @@ def test_a_single_dead_letter_makes_the_alert_fire(scraped: str, bus: Bus) -> No
     increase: TechneDeadLettersGrowing becomes pending (it fires 5 minutes later: `for: 5m`,
     checked by promtool in deploy/prometheus/tests/first_event_test.yml). Before, the series
     was born at 1 with the letter and the alert never saw it."""
-    from aiokafka import AIOKafkaProducer
-    from streams.topics import raw_topic
-
-    from schemas import CATALOGUE
-    from schemas.models import SHARED_TICKET_ORDER
-
     series = 'techne_dlq_total{job="techne-worker", stage="decode", reason="trailing_bytes"}'
     deadline = time.monotonic() + 30
     while not query(scraped, series):  # Prometheus has scraped the series at its start value
