@@ -70,10 +70,24 @@ def _params(params: Params | None) -> dict[str, Any] | None:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()} if params else None
 
 
+_CLIENTS: dict[tuple[str, str, float], httpx.Client] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(url: str, token: str, timeout_s: float) -> httpx.Client:
+    """One kept-alive client per read server (a new client per read costs a TLS context and a connect)."""
+    key = (url, token, timeout_s)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            client = _CLIENTS[key] = httpx.Client(base_url=url, timeout=timeout_s + 5.0,
+                                                  headers={"Authorization": f"Bearer {token}"})
+        return client
+
+
 class _HttpReader:
     def __init__(self, url: str, token: str, timeout_s: float) -> None:
-        self._client = httpx.Client(base_url=url, timeout=timeout_s + 5.0,
-                                    headers={"Authorization": f"Bearer {token}"})
+        self._client = _client(url, token, timeout_s)
 
     def raw(self, sql: str, params: Params | None, fmt: str) -> bytes:
         try:
@@ -95,9 +109,6 @@ class _HttpReader:
 
     def query_text(self, sql: str, fmt: str = "PrettyCompact") -> str:
         return self.raw(sql, None, fmt).decode(errors="replace")
-
-    def close(self) -> None:
-        self._client.close()
 
 
 class SessionReader:
@@ -174,15 +185,9 @@ def open_reader(settings: Settings, ref: StoreRef) -> Iterator[Reader]:
         try:
             http.query("SELECT 1")
         except _Unreachable:
-            http.close()  # stale endpoint file (the sink died): read the directory ourselves
-        except BaseException:
-            http.close()
-            raise
+            pass  # stale endpoint file (the sink died): read the directory ourselves
         else:
-            try:
-                yield http
-            finally:
-                http.close()
+            yield http
             return
     require_store(settings, ref)
     with _DIRECT:
