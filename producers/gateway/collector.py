@@ -110,7 +110,8 @@ async def matomo(request: Request) -> Response:
     try:
         body = await read_capped(request, gw.settings.max_body_bytes) if request.method == "POST" else b""
     except BodyTooLarge:
-        return problem(413, "body_too_large", f"body exceeds {gw.settings.max_body_bytes} bytes", "unknown")
+        return problem(413, "body_too_large", f"body exceeds {gw.settings.max_body_bytes} bytes", "unknown",
+                       limit="body_bytes", max=gw.settings.max_body_bytes)
     requests: list[dict[str, str]] = []
     try:
         if body.lstrip().startswith(b"{"):
@@ -120,7 +121,7 @@ async def matomo(request: Request) -> Response:
                 return problem(400, "malformed_json", 'bulk body must be {"requests": ["?…", …]}', "unknown")
             if len(listed) > gw.settings.max_batch_events:
                 return problem(413, "batch_too_large", f"more than {gw.settings.max_batch_events} requests",
-                               "unknown")
+                               "unknown", limit="batch_events", max=gw.settings.max_batch_events)
             requests = [parse_params(q, gw.limits) for q in listed]
         else:
             merged = parse_params(request.url.query, gw.limits)
@@ -166,7 +167,7 @@ async def collect(request: Request) -> Response:
     items: list[Any] = payload if isinstance(payload, list) else [payload]
     if len(items) > gw.settings.max_batch_events:
         return problem(413, "batch_too_large", f"more than {gw.settings.max_batch_events} events", venue,
-                       headers=_cors(origin))
+                       headers=_cors(origin), limit="batch_events", max=gw.settings.max_batch_events)
     records, errors = [], []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or not str(item.get("type", "")).startswith("web."):

@@ -137,7 +137,8 @@ async def post_batch(request: Request) -> Response:
         if not items:
             return problem(422, "empty_batch", "the batch holds no event", venue_id)
         if len(items) > gw.settings.max_batch_events:
-            return problem(413, "batch_too_large", f"more than {gw.settings.max_batch_events} events", venue_id)
+            return problem(413, "batch_too_large", f"more than {gw.settings.max_batch_events} events", venue_id,
+                           limit="batch_events", max=gw.settings.max_batch_events)
         records: list[Prepared] = []
         results: list[dict[str, Any]] = []
         for index, item in enumerate(items):

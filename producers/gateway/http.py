@@ -76,7 +76,7 @@ async def read_body(request: Request, media: Sequence[str], cap: int, venue: str
     try:
         return await read_capped(request, cap)
     except BodyTooLarge:
-        return problem(413, "body_too_large", f"body exceeds {cap} bytes", venue)
+        return problem(413, "body_too_large", f"body exceeds {cap} bytes", venue, limit="body_bytes", max=cap)
 
 
 # --- the door middleware: read-then-answer, and every unhandled error a counted 500 -------------

@@ -31,10 +31,15 @@ def _problem(description: str) -> dict[str, Any]:
 
 
 REFUSALS = {
-    "400": _problem("Body is not JSON."),
+    "400": _problem("Body is not JSON (or not UTF-8), or breaks a limit of the parsing door: `error` names it "
+                    "(too_deep, number_too_long, string_too_long, too_many_keys, duplicate_key, non_finite_number, "
+                    "invalid_text), `limit` and `max` give the bound."),
     "401": _problem("Signature rejected: bad, stale or future-dated (5-minute tolerance), or missing headers."),
     "404": _problem("Unknown venue."),
-    "413": _problem("Body over the size cap (or a batch over the event cap)."),
+    "413": _problem("Body over the size cap, a batch over the event cap, or an array over the item cap "
+                    "(`limit`, `max`)."),
+    "414": _problem("Request target over 32 KiB."),
+    "431": _problem("Headers over 32 KiB in all, or more than 100 of them (`limit`, `max`)."),
     "415": _problem("Unsupported content type."),
     "422": _problem("Schema-invalid: `errors` lists field paths and messages (input values are never echoed)."),
     "503": {**_problem("Kafka unavailable and the spool is full: retry after `Retry-After` seconds."),
@@ -65,7 +70,11 @@ def _common_components() -> dict[str, Any]:
         "errors": {"type": "array", "items": error}}}
     return {
         "Problem": {"type": "object", "required": ["error", "detail"], "properties": {
-            "error": {"type": "string"}, "detail": {"type": "string"}, "errors": {"type": "array", "items": error},
+            "error": {"type": "string"}, "detail": {"type": "string"},
+            "limit": {"type": "string", "description": "The limit the request breaks (depth, number_chars, "
+                      "string_chars, keys, items, params, body_bytes, batch_events, header_bytes, headers…)."},
+            "max": {"type": "integer", "description": "That limit's value."},
+            "errors": {"type": "array", "items": error},
             "results": {"type": "array", "items": item}}},
         "Accepted": {"type": "object", "required": ["status"], "properties": {
             "status": {"enum": ["accepted", "already_accepted"]}, "event_id": {"type": "string", "format": "uuid"},

@@ -151,8 +151,8 @@ def test_a_client_writing_its_whole_body_first_reads_the_refusal(bus: Bus) -> No
     g = bus.gateway_url
     big = json.dumps({**order(), "production": "x" * 2_000_000}).encode()
     for _ in range(10):
-        assert _urllib(f"{g}/v1/venues/opera-lyon/events", big, headers=_signed(bus, "opera-lyon", big))[1][
-            "error"] == "body_too_large"
+        problem = _urllib(f"{g}/v1/venues/opera-lyon/events", big, headers=_signed(bus, "opera-lyon", big))[1]
+        assert (problem["error"], problem["limit"], problem["max"]) == ("body_too_large", "body_bytes", 1_048_576)
         assert _urllib(f"{g}/v1/venues/opera-lyon/events", big, "text/csv")[0] == 415
         assert _urllib(f"{g}/v1/venues/nowhere/events", big)[0] == 404
         assert _urllib(f"{g}/v1/collect/{SITE_KEY}", big)[0] == 413
