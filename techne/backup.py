@@ -3,7 +3,8 @@
 A backup is a directory: ``manifest.json`` plus one gzip'd JSON-lines file per table (one row a
 line, as ``JSONCompactEachRow``). The manifest holds, per store and table, the ``CREATE TABLE``
 statement, the column names, the row count and a checksum ``sum(cityHash64(*))`` computed by the
-engine over every column of every row (order-independent). :func:`restore` creates the
+engine over every column of every row (order-independent); and each view's ``CREATE`` statement,
+replayed after the rows. :func:`restore` creates the
 databases and tables from the manifest in an **empty** target, inserts the rows, recomputes
 count and checksum there and raises :class:`BackupMismatch` unless both match the manifest.
 
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, TechneError
+from core.errors import ConfigError, StoreUnavailable, TechneError
 from core.settings import Settings
 from schemas.agreements import load_agreements, partners
 from sinks.base import Store
@@ -86,6 +87,13 @@ def _tables(store: Store, database: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def _views(store: Store, database: str) -> list[tuple[str, str]]:
+    """``(name, CREATE statement)`` of the database's views, recreated after the tables' rows."""
+    rows = store.query("SELECT name, create_table_query FROM system.tables WHERE database = {d:String} "
+                       "AND engine IN ('View', 'MaterializedView') ORDER BY name", {"d": database})
+    return [(str(name), str(ddl)) for name, ddl in rows]
+
+
 def table_state(store: Store, qualified: str) -> TableState:
     """Row count and ``sum(cityHash64(*))`` of a table, computed by the engine."""
     ((rows, checksum),) = store.query(f"SELECT count(), toString(sum(cityHash64(*))) FROM {qualified}")  # noqa: S608
@@ -101,7 +109,8 @@ def backup(settings: Settings, out: Path) -> dict[str, Any]:
         with _open(settings, ref, create=False) as store:
             if store is None:
                 continue  # an embedded store never written: nothing to keep
-            entry: dict[str, Any] = {"name": ref.name, "database": ref.database, "tables": []}
+            entry: dict[str, Any] = {"name": ref.name, "database": ref.database, "tables": [],
+                                     "views": [{"name": n, "ddl": d} for n, d in _views(store, ref.database)]}
             for table in _tables(store, ref.database):
                 qualified = f"{quote(ref.database)}.{quote(table)}"
                 ((ddl,),) = store.query(f"SHOW CREATE TABLE {qualified}")
@@ -122,6 +131,24 @@ def backup(settings: Settings, out: Path) -> dict[str, Any]:
             manifest["stores"].append(entry)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     return manifest
+
+
+def _create_views(store: Store, views: list[dict[str, str]]) -> None:
+    """Create views after the rows (a materialized view would copy them again), in as many passes
+    as their dependencies on each other need."""
+    pending = list(views)
+    while pending:
+        failed: list[dict[str, str]] = []
+        error: StoreUnavailable | None = None
+        for view in pending:
+            try:
+                store.command(view["ddl"])
+            except StoreUnavailable as exc:  # depends on a view not created yet
+                failed.append(view)
+                error = exc
+        if len(failed) == len(pending):
+            raise ConfigError(f"cannot recreate views {[v['name'] for v in failed]}: {error}")
+        pending = failed
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
@@ -169,5 +196,7 @@ def restore(settings: Settings, source: Path) -> dict[str, dict[str, TableState]
                 if state != expected:
                     raise BackupMismatch(f"{ref.name}.{table['name']}: restored {state}, backup recorded {expected}")
                 states[table["name"]] = state
+            have = {name for name, _ in _views(store, ref.database)}
+            _create_views(store, [v for v in entry.get("views", []) if v["name"] not in have])
             restored[ref.name] = states
     return restored

@@ -45,8 +45,14 @@ def value_sql(ch_type: str) -> str:
         return "reinterpretAsUUID(reverse(unhex(hex(cityHash64(number, 1)) || hex(cityHash64(number, 2)))))"
     if ch_type.startswith("DateTime64"):
         return "now64(6, 'UTC') - toIntervalMicrosecond(number * 1234567)"
-    if ch_type == "Date":
-        return "today() + 400 + number % 30"
+    if ch_type in {"Date", "Date32"}:
+        return f"to{ch_type}(today() + 400 + number % 30)"
+    if ch_type.startswith("DateTime"):
+        return "now() - toIntervalSecond(number * 37)"
+    if ch_type in {"Float32", "Float64"}:
+        return f"to{ch_type}(number / 7)"  # not exactly representable: round trip or broken
+    if ch_type == "Bool":
+        return "number % 2 = 0"
     if re.fullmatch(r"U?Int(8|16|32)", ch_type):
         return f"to{ch_type}(number % 100)"
     if re.fullmatch(r"U?Int64", ch_type):
@@ -56,7 +62,8 @@ def value_sql(ch_type: str) -> str:
 
 def fill(store: ChdbStore, database: str) -> dict[str, int]:
     counts = {}
-    for (table,) in store.query("SELECT name FROM system.tables WHERE database = {d:String}", {"d": database}):
+    for (table,) in store.query("SELECT name FROM system.tables WHERE database = {d:String} "
+                                "AND engine LIKE '%MergeTree'", {"d": database}):
         columns = store.query("SELECT name, type FROM system.columns WHERE database = {d:String} "
                               "AND table = {t:String} ORDER BY position", {"d": database, "t": table})
         names = ", ".join(quote(n) for n, _ in columns)
@@ -109,6 +116,13 @@ def test_backup_restores_every_store_with_equal_counts_and_checksums(source: Set
     assert before == after
     assert all(rows == ROWS for rows, _ in before.values()), before
     assert len(before) >= 5
+    views = {s["name"]: {v["name"] for v in s["views"]} for s in manifest["stores"]}
+    assert views["observatoire"], "the partner store's views are in the backup"
+    with ChdbStore(Settings(data_dir=target).partner_store_dir("observatoire")) as store:
+        restored_views = {n for (n,) in store.query("SELECT name FROM system.tables WHERE database = 'observatoire' "
+                                                    "AND engine = 'View'")}
+        assert restored_views == views["observatoire"]
+        assert store.query("SELECT count() FROM observatoire.ticket_orders_current")[0][0] > 0
 
     again = runner.invoke(app, ["backup", "restore", str(out), "--data-dir", str(target)])
     assert again.exit_code == 1 and "already holds rows" in again.output
