@@ -6,8 +6,10 @@ events, ``GET /event/{id}/attendees?last_update=<unix time>`` the attendees (one
 changed since then. Check the fixtures (``tests/fixtures/vendors/billetweb_*.json``) against a
 real account when onboarding a Billetweb venue.
 
-Mapping, per attendee: ``ticket.issued`` (key ``attendee:<id>:issued``) and, once it is marked
-used, ``attendance.ticket_scanned`` (key ``attendee:<id>:scanned``): the key names the object and
+Mapping, per attendee: ``ticket.issued`` (key ``attendee:<id>:issued``), once it is marked used
+``attendance.ticket_scanned`` (key ``attendee:<id>:scanned``), and once it is ``disabled``
+(cancelled and refunded in Billetweb) ``ticket.order_refunded`` for that ticket (key
+``attendee:<id>:refunded``, at its ``last_update``): the key names the object and
 its state, so polling an attendee again yields the same event ids, and only a new state is new.
 
 Opt-ins: the answers to the venue's custom questions, per attendee (``custom``) and per order
@@ -87,16 +89,28 @@ def map_attendee(att: dict[str, Any], event: dict[str, Any], discipline: str = "
                    "source_system": "billetweb", "customer": customer, "ticket_id": attendee_id, "barcode": barcode,
                    "performance_id": event_id, "production_id": event_id, "result": "admitted"}
         out.append(SourceEvent(scanned, f"attendee:{attendee_id}:scanned"))
+    if str(dig(att, "disabled", default="0")) == "1":
+        refunded = {"type": "ticket.order_refunded", "occurred_at": _updated(att), "source_system": "billetweb",
+                    "customer": customer, "order_id": issued["order_id"], "ticket_ids": [attendee_id],
+                    "amount_minor": issued["price_minor"], "currency": "EUR", "refund_method": "original_payment",
+                    "reason": "customer_request"}
+        out.append(SourceEvent(refunded, f"attendee:{attendee_id}:refunded"))
     return out
+
+
+def _updated(att: dict[str, Any]) -> str | None:
+    """The attendee's ``last_update`` (Unix time) as ISO 8601, else its order date."""
+    updated = dig(att, "last_update")
+    if str(updated).isdigit() and int(updated) > 10**9:
+        return datetime.fromtimestamp(int(updated), PARIS).isoformat()
+    return _local(dig(att, "order_date"))
 
 
 def attendee_opt_ins(att: dict[str, Any]) -> list[OptIn]:
     """The opt-in answers of one attendee (pure)."""
     customer = {k: v for k, v in {"email": dig(att, "email") or dig(att, "order_email"),
                                   "first_name": dig(att, "firstname"), "last_name": dig(att, "name")}.items() if v}
-    updated = dig(att, "last_update")
-    at = (datetime.fromtimestamp(int(updated), PARIS).isoformat() if str(updated).isdigit() and int(updated) > 10**9
-          else _local(dig(att, "order_date")))
+    updated, at = dig(att, "last_update"), _updated(att)
     answers: dict[str, Any] = {}
     for block in ("custom_order", "custom"):
         custom = dig(att, block, default={})

@@ -12,6 +12,9 @@ them against a real notification when onboarding a SecuTix venue. Mapping:
   performance; amount in minor units); key ``order:<orderId>:<performanceId>:closed``;
 * ``ACCESS_CONTROL`` -> one ``attendance.ticket_scanned`` per scan; key
   ``scan:<barcode>:<scanDate>:<result>``;
+* ``ORDER_REFUNDED`` (tickets of a closed order refunded: ``order.refundDate``, the refunded
+  ``items``) -> one ``ticket.order_refunded`` per performance, same order id (the partner's
+  current view of the order turns to refunded); key ``order:<orderId>:<performanceId>:refunded``;
 * ``CONTACT_UPDATED`` -> no event of its own: it carries the contact's opt-ins.
 
 Opt-ins (:meth:`SecuTix.opt_ins`): the contact's ``optIns`` (SecuTix's own newsletters and the
@@ -61,11 +64,14 @@ class SecuTix(Adapter):
             return _order_closed(dig(note, "order", default={}))
         if kind == "ACCESS_CONTROL":
             return [_scan(s) for s in dig(note, "scans", default=[])]
+        if kind == "ORDER_REFUNDED":
+            return _order_refunded(dig(note, "order", default={}))
         if kind == "CONTACT_UPDATED":
             if not isinstance(dig(note, "contact"), dict):
                 raise PayloadRejected("CONTACT_UPDATED without a contact")
             return []
-        raise PayloadRejected("notificationType must be ORDER_CLOSED, ACCESS_CONTROL or CONTACT_UPDATED")
+        raise PayloadRejected("notificationType must be ORDER_CLOSED, ORDER_REFUNDED, ACCESS_CONTROL or "
+                              "CONTACT_UPDATED")
 
     def opt_ins(self, body: bytes) -> list[OptIn]:
         note = json.loads(body)
@@ -134,6 +140,25 @@ def _order_closed(order: dict[str, Any]) -> list[SourceEvent]:
         out.append(SourceEvent(payload, f"order:{order_id}:{performance_id}:closed"))
     if not out:
         raise PayloadRejected("order has no items")
+    return out
+
+
+def _order_refunded(order: dict[str, Any]) -> list[SourceEvent]:
+    customer = _contact(dig(order, "contact", default={}))
+    by_performance: dict[str, list[dict[str, Any]]] = {}
+    for item in dig(order, "items", default=[]):
+        by_performance.setdefault(str(dig(item, "performanceId", default="")), []).append(item)
+    order_id = str(dig(order, "orderId", default=""))
+    out = []
+    for performance_id, items in by_performance.items():
+        payload = {"type": "ticket.order_refunded", "occurred_at": dig(order, "refundDate"), "source_system": "secutix",
+                   "customer": customer, "order_id": order_id,
+                   "ticket_ids": [str(dig(i, "ticketId", default="")) for i in items if dig(i, "ticketId")],
+                   "amount_minor": _total(items), "currency": dig(order, "currency", default="EUR"),
+                   "refund_method": "original_payment", "reason": "customer_request"}
+        out.append(SourceEvent(payload, f"order:{order_id}:{performance_id}:refunded"))
+    if not out:
+        raise PayloadRejected("refund has no items")
     return out
 
 

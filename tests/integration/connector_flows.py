@@ -10,6 +10,8 @@ first person's consent through the same source's consent path.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -26,11 +28,15 @@ import httpx
 
 from producers.gateway.preferences import preference_link
 from producers.gateway.signatures import sign
+from producers.ingest import derived_event_id
 from tests.conftest import Bus
-from tests.producer_env import SECUTIX_BASIC
+from tests.producer_env import HELLOASSO_KEY, SECUTIX_BASIC
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vendors"
 PARIS = ZoneInfo("Europe/Paris")
+HA_QUESTION = "J'accepte que mes réservations soient partagées avec l'Observatoire des publics"
+BW_QUESTION = "Partage avec l'Observatoire des publics (statistiques)"
+WZ_QUESTION = "J'accepte le partage avec l'Observatoire des publics"
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -55,8 +61,15 @@ class Flow:
     def grant_and_order(self) -> tuple[list[str], list[str]]:
         raise NotImplementedError
 
+    def refund(self) -> None:
+        """Refund the consenting person's order through the source (before the withdrawal)."""
+        raise NotImplementedError
+
     def withdraw(self) -> None:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop what the flow started (a vendor API simulator)."""
 
 
 class SecuTixFlow(Flow):
@@ -88,6 +101,13 @@ class SecuTixFlow(Flow):
 
     def grant_and_order(self) -> tuple[list[str], list[str]]:
         return self._order(self.person, 1, True), self._order(self.stranger, 2, None)
+
+    def refund(self) -> None:
+        order = fixture("secutix_order_closed_optin.json")["order"]
+        note = {"notificationType": "ORDER_REFUNDED", "order": {
+            "orderId": f"{self.tag}1", "refundDate": iso(self.now - timedelta(minutes=90)), "currency": "EUR",
+            "contact": {"contactNumber": 1, "email": self.person}, "items": order["items"]}}
+        assert len(self._push(note)) == 2  # one refund per performance of the order
 
     def withdraw(self) -> None:
         note = fixture("secutix_contact_updated.json")
@@ -132,6 +152,13 @@ class CsvFlow(Flow):
                  if str(r.get("order_id", "")).startswith(self.tag)}
         return [found[f"{self.tag}-1"]], [found[f"{self.tag}-2"]]
 
+    def refund(self) -> None:
+        local = (self.now - timedelta(minutes=90)).astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+        report = self._import("refunds", "remboursements-fr", "N° commande;Date du remboursement;E-mail;"
+                              f"Montant remboursé;Mode;Motif\r\n{self.tag}-1;{local};{self.person};44,00;Carte;"
+                              "Demande du client\r\n")
+        assert report["sent"] == 1
+
     def withdraw(self) -> None:
         self._consents("consent-withdraw", "Retiré", self.now - timedelta(hours=1))
 
@@ -164,6 +191,11 @@ class CanonicalFlow(Flow):
                     "recipients": ["observatoire"], "recipient_list_version": "2026-09"})
         return [self._order(self.person, 1)], [self._order(self.stranger, 2)]
 
+    def refund(self) -> None:
+        self._send({"type": "ticket.order_refunded", "occurred_at": iso(self.now - timedelta(minutes=90)),
+                    "customer": {"email": self.person}, "order_id": f"{self.tag}-1", "amount_minor": 4400,
+                    "currency": "EUR", "refund_method": "original_payment", "reason": "customer_request"})
+
     def withdraw(self) -> None:
         link = preference_link(self.bus.env["TECHNE_SUBJECT_KEY"].encode(), self.venue, self.person,
                                self.bus.gateway_url)
@@ -176,4 +208,125 @@ class CanonicalFlow(Flow):
         assert resp.status_code == 303, resp.text
 
 
-FLOWS: dict[str, type[Flow]] = {"secutix": SecuTixFlow, "csv": CsvFlow, "canonical": CanonicalFlow}
+class HelloAssoFlow(Flow):
+    """Order notifications whose form carries the opt-in custom field; refund: a ``Payment``
+    notification in state ``Refunded``; withdrawal: a later order answered « Non »."""
+
+    venue, auth = "lieu-unique", "hmac-sha256:x-ha-signature"
+
+    def _push(self, note: dict[str, Any]) -> list[str]:
+        body = json.dumps(note, ensure_ascii=False).encode()
+        signature = hmac.new(HELLOASSO_KEY.encode(), body, hashlib.sha256).hexdigest()
+        resp = httpx.post(f"{self.bus.gateway_url}/v1/venues/{self.venue}/sources/helloasso", content=body,
+                          headers={"content-type": "application/json", "x-ha-signature": signature}, timeout=30)
+        assert resp.status_code == 202, resp.text
+        return [str(e) for e in resp.json()["event_ids"]]
+
+    def _order(self, email: str, n: int, answer: str | None, at: datetime) -> list[str]:
+        note = fixture("helloasso_order_optin.json")
+        data = note["data"]
+        data.update(id=int(f"{int(self.tag, 16) % 10**8}{n}"), date=iso(at))
+        data["payer"]["email"] = email
+        for item in data["items"]:
+            item["customFields"] = [] if answer is None else [
+                {"id": 7101, "name": HA_QUESTION, "type": "YesNo", "answer": answer}]
+        return self._push(note)
+
+    def grant_and_order(self) -> tuple[list[str], list[str]]:
+        consented = self._order(self.person, 1, "Oui", self.now - timedelta(hours=2))[1:]
+        return consented, self._order(self.stranger, 2, None, self.now - timedelta(hours=2))
+
+    def refund(self) -> None:
+        oid = int(f"{int(self.tag, 16) % 10**8}1")
+        note = {"eventType": "Payment", "data": {"id": oid + 7, "state": "Refunded", "amount": 3600,
+                                                 "date": iso(self.now - timedelta(minutes=90)), "order": {"id": oid},
+                                                 "payer": {"email": self.person}}}
+        assert len(self._push(note)) == 1
+
+    def withdraw(self) -> None:
+        self._order(self.person, 3, "Non", self.now - timedelta(hours=1))
+
+
+class PollFlow(Flow):
+    """A polled vendor (Billetweb, Weezevent) served by the local simulator: the opt-in answer on the
+    ticket; refund: the ticket cancelled in the vendor; withdrawal: the answer changed to « Non »."""
+
+    source = ""
+
+    def __init__(self, bus: Bus, tmp: Path) -> None:
+        from techne.vendor_sim import VendorSimulator
+
+        super().__init__(bus, tmp)
+        user, key = json.loads(bus.env["TECHNE_SOURCE_SECRETS"])[self.venue][self.source][0].split(":", 1)
+        self.sim = VendorSimulator(**{self.source: (user, key)}).start()
+        self.ids = {"p": f"{int(self.tag, 16) % 10**7}1", "q": f"{int(self.tag, 16) % 10**7}2"}
+
+    def close(self) -> None:
+        self.sim.stop()
+
+    def poll(self) -> None:
+        url = self.sim.billetweb_url if self.source == "billetweb" else self.sim.weezevent_url
+        proc = subprocess.run([sys.executable, "-m", "techne.cli", "connector", "poll", self.source, "--venue",
+                               self.venue, "--base-url", url, "--once"],
+                              env={**os.environ, **self.bus.env, "TECHNE_DATA_DIR": str(self.tmp)},
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+
+    def ticket(self, who: str, answer: str | None, cancelled: bool = False, at: float | None = None) -> None:
+        raise NotImplementedError
+
+    def grant_and_order(self) -> tuple[list[str], list[str]]:
+        past = time.time() - 600
+        self.ticket("p", "Oui", at=past)
+        self.ticket("q", None, at=past)
+        self.poll()
+        key = "attendee:{}:issued" if self.source == "billetweb" else "participant:{}:issued"
+        return ([str(derived_event_id(self.venue, self.source, key.format(self.ids["p"])))],
+                [str(derived_event_id(self.venue, self.source, key.format(self.ids["q"])))])
+
+    def refund(self) -> None:
+        self.ticket("p", "Oui", cancelled=True, at=time.time() - 2)
+        self.poll()
+
+    def withdraw(self) -> None:
+        self.ticket("p", "Non", cancelled=True, at=time.time())
+        self.poll()
+
+
+class BilletwebFlow(PollFlow):
+    venue, source, auth = "mixt", "billetweb", "poll:billetweb:api-key"
+
+    def ticket(self, who: str, answer: str | None, cancelled: bool = False, at: float | None = None) -> None:
+        event = "bw-" + self.tag
+        if event not in self.sim.billetweb_events:
+            self.sim.billetweb_event(event, "Concert test", "2027-01-20 20:00:00")
+        email = self.person if who == "p" else self.stranger
+        ordered = (self.now - timedelta(hours=2)).astimezone(PARIS).strftime("%Y-%m-%d %H:%M:%S")
+        attendee: dict[str, Any] = {"id": self.ids[who], "barcode": f"BW{self.ids[who]}", "used": "0",
+                                    "email": email, "firstname": "Test", "name": "Test", "ticket": "Tarif plein",
+                                    "category": "Placement libre", "price": "12.00", "order_id": f"o{self.ids[who]}",
+                                    "order_email": email, "order_date": ordered, "disabled": "1" if cancelled else "0"}
+        if answer is not None:
+            attendee["custom_order"] = {BW_QUESTION: answer}
+        self.sim.billetweb_attendee(event, attendee, at=at)
+
+
+class WeezeventFlow(PollFlow):
+    venue, source, auth = "gemeaux", "weezevent", "poll:weezevent:api-key+access-token"
+
+    def ticket(self, who: str, answer: str | None, cancelled: bool = False, at: float | None = None) -> None:
+        event = int(self.ids["p"])
+        if str(event) not in self.sim.weezevent_events:
+            self.sim.weezevent_event(event, "Gala test", "2027-01-20 20:30:00")
+        email = self.person if who == "p" else self.stranger
+        created = (self.now - timedelta(hours=2)).astimezone(PARIS).strftime("%Y-%m-%d %H:%M:%S")
+        participant: dict[str, Any] = {
+            "id_participant": int(self.ids[who]), "barcode": f"WZ{self.ids[who]}", "ticket_name": "Tarif plein",
+            "price": "28.00", "id_transaction": int(self.ids[who]) * 10, "create_date": created, "paid": True,
+            "deleted": cancelled, "owner": {"first_name": "Test", "last_name": "Test", "email": email},
+            "answers": [] if answer is None else [{"label": WZ_QUESTION, "value": answer}]}
+        self.sim.weezevent_participant(event, participant, at=at)
+
+
+FLOWS: dict[str, type[Flow]] = {"helloasso": HelloAssoFlow, "secutix": SecuTixFlow, "billetweb": BilletwebFlow,
+                                "weezevent": WeezeventFlow, "csv": CsvFlow, "canonical": CanonicalFlow}

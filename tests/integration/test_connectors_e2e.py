@@ -3,9 +3,13 @@ collected through the connector's own consent path:
 
 * a consented order reaches the partner's table once;
 * an order of a person who never answered is dropped and audited (``no_record``);
+* a refund through the source changes what the partner sees (``ticket_orders_current``: the
+  order no longer counts);
 * a withdrawal through the same source's consent path erases the shared order at the partner.
 
-Connectors here: SecuTix push (contact opt-ins), CSV imports (consent and order profiles),
+Connectors: HelloAsso push (order-form custom field; Payment refunded), SecuTix push (contact
+opt-ins; ORDER_REFUNDED), Billetweb and Weezevent polls against the local simulator (custom
+questions / form answers; cancelled ticket), CSV imports (consent, order and refund profiles),
 canonical webhook (withdrawal through the preference centre).
 """
 
@@ -24,7 +28,7 @@ from sinks.read_server import endpoint_path
 from sinks.runner import partner_rows
 from techne.accounting import collect_audit
 from tests.conftest import Bus
-from tests.integration.connector_flows import FLOWS
+from tests.integration.connector_flows import FLOWS, Flow
 
 pytestmark = pytest.mark.integration
 PARTNER = "observatoire"
@@ -70,6 +74,27 @@ def test_connector_shares_consented_orders_drops_others_and_erases_on_withdrawal
         sink: Bus, tmp_path: Path, connector: str) -> None:
     bus = sink
     flow = FLOWS[connector](bus, tmp_path)
+    try:
+        run_flow(bus, flow)
+    finally:
+        flow.close()
+
+
+def current_state(bus: Bus, event_id: str) -> tuple[str, int] | None:
+    """The partner's current view (status, counts) of the order an event belongs to."""
+    try:
+        refs = partner_rows(bus.settings, PARTNER, "SELECT order_ref FROM ticket_orders "  # noqa: S608
+                            f"WHERE toString(event_id) = '{event_id}'")
+        if not refs or refs[0][0] is None:
+            return None
+        ((status, counts),) = partner_rows(bus.settings, PARTNER, "SELECT status, toUInt8(counts) FROM "  # noqa: S608
+                                           f"ticket_orders_current WHERE order_key = '{refs[0][0]}'")
+    except (StoreLocked, ValueError):
+        return None
+    return str(status), int(counts)
+
+
+def run_flow(bus: Bus, flow: Flow) -> None:
     consented, unconsented = flow.grant_and_order()
     assert consented and unconsented
 
@@ -85,6 +110,10 @@ def test_connector_shares_consented_orders_drops_others_and_erases_on_withdrawal
     rows = eventually(lambda: len(stored(bus, consented) or []) == len(consented) and stored(bus, consented))
     assert sorted(rows) == sorted(consented), "each consented order stored exactly once"
     assert stored(bus, unconsented) == []
+
+    assert current_state(bus, consented[0]) is not None and current_state(bus, consented[0])[1] == 1
+    flow.refund()
+    assert eventually(lambda: current_state(bus, consented[0]) == ("refunded", 0)), current_state(bus, consented[0])
 
     flow.withdraw()
     assert eventually(lambda: stored(bus, consented) == []), "the withdrawal erased the shared orders"
