@@ -9,7 +9,7 @@ Per Weezevent's API as documented for partners (``https://api.weezevent.com``, e
 deleted, owner: {first_name, last_name, email}, buyer: {acheteur_email, …}, answers: [{label,
 value}], id_transaction, price, id_weez_ticket, ticket_name}]}``). Times are Paris local time.
 Check the fixtures (``tests/fixtures/vendors/weezevent_*.json``) against a real account when
-onboarding a Weezevent venue; ``techne connector simulate weezevent`` serves them locally.
+onboarding a Weezevent venue; ``techne/vendor_sim.py`` serves this API locally (tests, demo).
 
 Mapping, per participant: ``ticket.issued`` (key ``participant:<id>:issued``); once ``deleted``
 (cancelled or refunded in Weezevent), ``ticket.order_refunded`` for that ticket (key
