@@ -21,7 +21,14 @@ Definitions (``s`` a season, ``v`` a venue or ``*`` for all venues of the partne
   tariff ``t``; quantiles of their lead times, *one value per person* (the person's lower median),
   so that one frequent buyer cannot set a cell's figure;
 * ``conversion (v, c, clicked | converted)``: persons who clicked campaign ``c`` of ``v``, and
-  those of them who ordered at ``v`` within :data:`~insights.views.CONVERSION_DAYS` days.
+  those of them who ordered at ``v`` within :data:`~insights.views.CONVERSION_DAYS` days;
+* ``attendance (v, p, holders | attended | no_show)`` (``p`` a performance or ``*`` for all of
+  ``v``'s): persons holding a ticket that still counts (not refunded or cancelled) for ``p``,
+  those of them scanned in (``admitted``), and the others: a partition of the holders;
+* ``campaign_funnel (v, c, sent | delivered | opened | clicked | ordered)``: persons who reached that step
+  of campaign ``c`` of ``v`` and every earlier one (ordered: at ``v`` within
+  :data:`~insights.views.CONVERSION_DAYS` days of a click), so each step is a subset of the
+  previous one and a published step never differs from the next by fewer than k persons.
 """
 
 from __future__ import annotations
@@ -32,11 +39,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from insights.views import FREQUENCY_BUCKETS, UNKNOWN
+from insights.views import FREQUENCY_BUCKETS, FUNNEL_STEPS, UNKNOWN
 
 Key = tuple[str | int, ...]
 CellId = tuple[str, Key]
-INSIGHTS = ("overlap", "loyalty", "geography", "crossover", "lead_time", "conversion")
+INSIGHTS = ("overlap", "loyalty", "geography", "crossover", "lead_time", "conversion", "attendance",
+            "campaign_funnel")
 KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "overlap": ("season", "venue_a", "venue_b"),
     "loyalty": ("season", "venue", "measure"),
@@ -44,6 +52,8 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "crossover": ("season", "discipline_a", "discipline_b"),
     "lead_time": ("discipline", "tariff"),
     "conversion": ("venue", "campaign", "measure"),
+    "attendance": ("venue", "performance", "measure"),
+    "campaign_funnel": ("venue", "campaign", "measure"),
 }
 ALL = "*"
 FREQUENCY = tuple(f"freq_{label}" for label, _, _ in FREQUENCY_BUCKETS)
@@ -176,6 +186,45 @@ def lead_cells(rows: Iterable[Sequence[Any]], person: Persons) -> list[Cell]:
                     ("p75_days", low_quantile(per_person, 0.75)))
         cells.append(Cell("lead_time", key, frozenset(days[key]), measures))
     return cells
+
+
+def attendance_cells(rows: Iterable[Sequence[Any]], person: Persons) -> tuple[list[Cell], list[Partition]]:
+    """No-shows from ``insights_attendance`` rows ``(venue, performance, person, attended)``: per
+    performance and per venue (``*``, persons who missed at least one of its performances count
+    as no-shows there, those who attended all as attended)."""
+    sets: dict[Key, set[int]] = defaultdict(set)
+    missed: dict[str, set[int]] = defaultdict(set)
+    for venue, performance, pseudonym, attended in rows:
+        p, v = person(pseudonym), str(venue)
+        for key in ((v, str(performance)), (v, ALL)):
+            sets[(*key, "holders")].add(p)
+        sets[(v, str(performance), "attended" if int(attended) else "no_show")].add(p)
+        if not int(attended):
+            missed[v].add(p)
+    for cell_key, persons in list(sets.items()):
+        if cell_key[1] == ALL and cell_key[2] == "holders":
+            sets[(cell_key[0], ALL, "no_show")] = set(missed[str(cell_key[0])])
+            sets[(cell_key[0], ALL, "attended")] = persons - missed[str(cell_key[0])]
+    cells = _cells("attendance", dict(sets))
+    ids = {c.id for c in cells}
+    partitions = [Partition(("attendance", (*key[:2], "holders")),
+                            tuple(("attendance", (*key[:2], m)) for m in ("attended", "no_show")
+                                  if ("attendance", (*key[:2], m)) in ids))
+                  for key in sets if key[2] == "holders"]
+    return cells, partitions
+
+
+def funnel_cells(rows: Iterable[Sequence[Any]], person: Persons) -> list[Cell]:
+    """The campaign funnel from ``insights_funnel`` rows ``(venue, campaign, person, sent,
+    delivered, opened, clicked, ordered)`` (see module doc: cumulative steps)."""
+    sets: dict[Key, set[int]] = defaultdict(set)
+    for venue, campaign, pseudonym, *steps in rows:
+        p = person(pseudonym)
+        for name, reached in zip(FUNNEL_STEPS, steps, strict=True):
+            if not int(reached):
+                break
+            sets[(str(venue), str(campaign), name)].add(p)
+    return _cells("campaign_funnel", dict(sets))
 
 
 def click_cells(rows: Iterable[Sequence[Any]], person: Persons) -> list[Cell]:

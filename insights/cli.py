@@ -98,6 +98,8 @@ for _name, _command, _doc in (
     ("crossover", "crossover", "Discipline crossover: persons who attended two disciplines in a season."),
     ("lead_time", "lead-time", "Booking lead time (order to performance) by discipline and tariff."),
     ("conversion", "conversion", "E-mail click followed by an order at the same venue within 7 days."),
+    ("attendance", "attendance", "Ticket holders per performance and venue, those scanned in, the no-shows."),
+    ("campaign_funnel", "funnel", "Campaign funnel: sent, delivered, opened, clicked, ordered within 7 days."),
 ):
     _register(_name, _command, _doc)
 

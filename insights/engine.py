@@ -26,7 +26,17 @@ from typing import Any
 from core.errors import ConfigError
 from core.settings import Settings
 from insights import PURPOSE, views
-from insights.cells import INSIGHTS, Cell, Persons, click_cells, discipline_cells, lead_cells, visits_cells
+from insights.cells import (
+    INSIGHTS,
+    Cell,
+    Persons,
+    attendance_cells,
+    click_cells,
+    discipline_cells,
+    funnel_cells,
+    lead_cells,
+    visits_cells,
+)
 from insights.protect import Protected, protect
 from schemas.agreements import Agreement, load_agreements
 from sinks.base import Store
@@ -117,6 +127,13 @@ def _release(select: Select, available: set[str], partner: str, k: int,
         cells += lead_cells(select("insights_lead", "discipline, tariff, person, lead_days"), person)
     if not unavailable["conversion"]:
         cells += click_cells(select("insights_clicks", "venue_id, campaign_id, person, converted"), person)
+    if not unavailable["campaign_funnel"]:
+        cells += funnel_cells(select("insights_funnel", "venue_id, campaign_id, person, sent, delivered, opened, "
+                                                        "clicked, ordered"), person)
+    if not unavailable["attendance"]:
+        shown, parts = attendance_cells(
+            select("insights_attendance", "venue_id, performance_id, person, attended"), person)
+        cells, partitions = cells + shown, partitions + parts
     if unavailable["geography"]:
         cells = [c for c in cells if c.insight != "geography"]
         partitions = [p for p in partitions if not any(child[0] == "geography" for child in p.children)]

@@ -42,10 +42,21 @@ PANELS: list[tuple[str, str, str, tuple[int, int, int, int]]] = [
      f"SELECT key_a AS lieu, key_b AS campagne, sumIf(value, measure = 'clicked') AS ont_clique, "
      f"sumIf(value, measure = 'converted') AS ont_reserve FROM {RELEASE} WHERE insight = 'conversion' "
      "GROUP BY lieu, campagne ORDER BY lieu, campagne", (12, 20, 12, 10)),
+    ("Fréquentation et absences par représentation", "table",
+     f"SELECT key_a AS lieu, key_b AS representation, sumIf(value, measure = 'holders') AS detenteurs, "
+     f"sumIf(value, measure = 'attended') AS venus, sumIf(value, measure = 'no_show') AS absents "
+     f"FROM {RELEASE} WHERE insight = 'attendance' GROUP BY lieu, representation ORDER BY lieu, representation",
+     (0, 30, 24, 10)),
+    ("Entonnoir des campagnes e-mail (envoi → réservation sous 7 jours)", "table",
+     f"SELECT key_a AS lieu, key_b AS campagne, sumIf(value, measure = 'sent') AS envoyes, "
+     f"sumIf(value, measure = 'delivered') AS remis, sumIf(value, measure = 'opened') AS ouverts, "
+     f"sumIf(value, measure = 'clicked') AS ont_clique, sumIf(value, measure = 'ordered') AS ont_reserve "
+     f"FROM {RELEASE} WHERE insight = 'campaign_funnel' GROUP BY lieu, campagne ORDER BY lieu, campagne",
+     (0, 40, 24, 10)),
     ("Cellules masquées (protection des petits effectifs)", "table",
      f"SELECT key_a AS observation, sumIf(value, measure = 'cells') AS cellules, "
      f"sumIf(value, measure = 'suppressed') AS masquees, any(k) AS k FROM {RELEASE} "
-     "WHERE insight = 'protection' GROUP BY observation ORDER BY observation", (0, 30, 24, 7)),
+     "WHERE insight = 'protection' GROUP BY observation ORDER BY observation", (0, 50, 24, 7)),
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from insights.cells import ALL, FREQUENCY, KEY_FIELDS, Cell
 from insights.engine import Release
 from insights.i18n import season_label, t
-from insights.views import UNKNOWN
+from insights.views import FUNNEL_STEPS, UNKNOWN
 
 LOYALTY_MEASURES = ("spectators", "first_time", "returning", *FREQUENCY, "lapsed")
 LEAD_MEASURES = ("p25_days", "median_days", "p75_days")
@@ -69,17 +69,22 @@ def rows(release: Release, insight: str, lang: str, season: int | None = None,
     """``(header, rows)`` of the insight's table; wide tables pivot the ``measure`` key."""
     cells = published(release, insight, season, venue)
     fields = KEY_FIELDS[insight]
-    if insight in ("loyalty", "conversion"):
-        measures = LOYALTY_MEASURES if insight == "loyalty" else ("clicked", "converted", "rate")
+    if insight in ("loyalty", "conversion", "attendance", "campaign_funnel"):
+        measures = {"loyalty": LOYALTY_MEASURES, "conversion": ("clicked", "converted", "rate"),
+                    "attendance": ("holders", "attended", "no_show", "no_show_rate"),
+                    "campaign_funnel": FUNNEL_STEPS}[insight]
         grouped: dict[tuple[str | int, ...], dict[str, int]] = {}
         for c in cells:
             grouped.setdefault(c.key[:2], {})[str(c.key[2])] = c.size
         for values in grouped.values():
             if insight == "conversion" and "clicked" in values and "converted" in values:
                 values["rate"] = round(100 * values["converted"] / values["clicked"])
+            if insight == "attendance" and "holders" in values and "no_show" in values:
+                values["no_show_rate"] = round(100 * values["no_show"] / values["holders"])
         header = [t(lang, f) for f in fields[:2]] + [t(lang, m) for m in measures]
         body = [[_label(lang, f, v) for f, v in zip(fields[:2], key, strict=True)]
-                + [(f"{values[m]} %" if m == "rate" else str(values[m])) if m in values else "—" for m in measures]
+                + [(f"{values[m]} %" if m.endswith("rate") else str(values[m])) if m in values else "—"
+                   for m in measures]
                 for key, values in sorted(grouped.items(), key=lambda i: (str(i[0][0]), i[0][1] != ALL, str(i[0][1])))]
         return header, body
     header = [t(lang, f) for f in fields] + [t(lang, "persons")]

@@ -5,11 +5,14 @@ Two layers, both plain views (no materialized copy: an erasure or a retention ``
 ``ticket_orders`` is reflected at once, and nothing here outlives the rows it is built from):
 
 * **person-level building blocks** (``insights_orders``, ``insights_visits``,
-  ``insights_disciplines``, ``insights_lead``, ``insights_clicks``): one row per order / per
-  person and season / per click. They are as personal as the table they read and are *not* for
-  publication; :mod:`insights.engine` reads them to build and protect the published cells.
+  ``insights_disciplines``, ``insights_lead``, ``insights_clicks``,
+  ``insights_attendance``, ``insights_funnel``): one row per order / per person and season /
+  per click / per ticket holder and performance / per campaign recipient. They are as personal
+  as the table they read and are *not* for publication; :mod:`insights.engine` reads them to
+  build and protect the published cells.
 * **aggregate views** (``insights_overlap``, ``insights_loyalty``, ``insights_geography``,
-  ``insights_crossover``, ``insights_lead_time``, ``insights_conversion``): counts of distinct
+  ``insights_crossover``, ``insights_lead_time``, ``insights_conversion``, ``insights_no_show``):
+  counts of distinct
   persons per cell, each count replaced by ``NULL`` below the partner's k (threshold only). They
   are the analyst's entry point on the store; what is *published* (CLI, HTML report) comes from
   ``techne insights``, which adds complementary and differencing protection over the whole
@@ -44,6 +47,13 @@ TZ = "Europe/Paris"
 CONVERSION_DAYS = 7
 """An order within this many days after a click counts as a conversion (fixed: a choosable
 window would let two releases be differenced into the orders of one day)."""
+CAMPAIGN_EVENTS = "campaign_events"
+"""The sink's table of campaign sends, deliveries, opens, bounces and unsubscribes."""
+FUNNEL_STEPS = ("sent", "delivered", "opened", "clicked", "ordered")
+"""The campaign funnel: each step counts the persons who reached it *and* every earlier one (an
+open by a machine, the mail client's privacy protection, is no open)."""
+SCANS = "ticket_scans"
+"""The sink's table of entrance scans (:mod:`schemas.kinds`, kind ``attendance``)."""
 CLICKS = EMAIL_CLICKS
 """The sink's e-mail click table (:func:`sinks.tables.partner_tables`, ``clicks``): the one shape
 both the sink writes and these views read."""
@@ -66,6 +76,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "crossover": ("discipline",),
     "lead_time": ("discipline", "tariff", "performance_at"),
     "conversion": (CLICKS,),
+    "attendance": ("performance_id", SCANS),
+    "campaign_funnel": (CAMPAIGN_EVENTS, CLICKS),
 }
 """Columns (or the clicks table) each insight needs beyond the always-present ones."""
 
@@ -106,7 +118,7 @@ def person_views(database: str, available: Collection[str], qualified: bool = Tr
 SELECT order_key AS event_id, venue_id, subject_pseudonym AS person, placed_at AS ordered_at,
        {c['performance_at']} AS performance_at, {_season(attended)} AS season, {performance} AS performance,
        {c['discipline']} AS discipline, {c['tariff']} AS tariff, {c['departement']} AS departement
-FROM {db}.{quote(CURRENT_ORDERS)}
+FROM {ref}{quote(CURRENT_ORDERS)}
 WHERE purpose = {_literal(PURPOSE)} AND counts"""),
         ("insights_visits", f"""
 SELECT season, venue_id, person, uniqExact(performance) AS performances,
@@ -129,6 +141,32 @@ FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudo
       FROM {db}.{quote(CLICKS)} FINAL WHERE purpose = {_literal(PURPOSE)} AND campaign_id IS NOT NULL) AS c
 LEFT JOIN {ref}insights_orders AS o ON o.venue_id = c.venue_id AND o.person = c.person
 GROUP BY c.venue_id, c.campaign_id, c.person"""))
+    if CAMPAIGN_EVENTS in available and CLICKS in available:
+        views.append(("insights_funnel", f"""
+SELECT e.venue_id AS venue_id, e.campaign_id AS campaign_id, e.person AS person,
+       max(e.event_type = 'campaign.email_sent') AS sent, max(e.event_type = 'campaign.email_delivered') AS delivered,
+       max(e.event_type = 'campaign.email_opened' AND NOT ifNull(e.machine_open, false)) AS opened,
+       max(e.clicked) AS clicked, max(e.ordered) AS ordered
+FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudonym AS person, event_type,
+             machine_open, false AS clicked, false AS ordered
+      FROM {db}.{quote(CAMPAIGN_EVENTS)} FINAL WHERE purpose = {_literal(PURPOSE)} AND campaign_id IS NOT NULL
+      UNION ALL
+      SELECT venue_id, campaign_id, person, 'campaign.email_clicked', CAST(NULL AS Nullable(Bool)), true,
+             converted = 1
+      FROM {ref}insights_clicks) AS e
+GROUP BY e.venue_id, e.campaign_id, e.person"""))
+    if SCANS in available and "performance_id" in available:
+        views.append(("insights_attendance", f"""
+SELECT o.venue_id AS venue_id, o.performance_id AS performance_id, o.person AS person,
+       max(s.person != '') AS attended
+FROM (SELECT DISTINCT venue_id, assumeNotNull(performance_id) AS performance_id, subject_pseudonym AS person
+      FROM {ref}{quote(CURRENT_ORDERS)}
+      WHERE purpose = {_literal(PURPOSE)} AND counts AND performance_id IS NOT NULL) AS o
+LEFT JOIN (SELECT DISTINCT venue_id, assumeNotNull(performance_id) AS performance_id, subject_pseudonym AS person
+           FROM {db}.{quote(SCANS)} FINAL
+           WHERE purpose = {_literal(PURPOSE)} AND result = 'admitted' AND performance_id IS NOT NULL) AS s
+  ON s.venue_id = o.venue_id AND s.performance_id = o.performance_id AND s.person = o.person
+GROUP BY o.venue_id, o.performance_id, o.person"""))
     return views
 
 
@@ -195,6 +233,11 @@ GROUP BY discipline, tariff"""),
         views.append(("insights_conversion", f"""
 SELECT venue_id, campaign_id, {_k('count()', k)} AS clicked, {_k('countIf(converted)', k)} AS converted
 FROM {db}.insights_clicks GROUP BY venue_id, campaign_id"""))
+    if SCANS in available and "performance_id" in available:
+        views.append(("insights_no_show", f"""
+SELECT venue_id, performance_id, {_k('count()', k)} AS holders, {_k('countIf(attended)', k)} AS admitted,
+       {_k('countIf(NOT attended)', k)} AS no_show
+FROM {db}.insights_attendance GROUP BY venue_id, performance_id"""))
     return views
 
 
@@ -214,7 +257,9 @@ def view_statements(database: str, available: Collection[str], k: int) -> list[t
 
 def available_columns(store: Store | Reader, database: str) -> set[str]:
     """Columns of ``ticket_orders`` in ``database``, plus :data:`CLICKS` if that table exists with
-    a ``campaign_id`` column (the partner's agreements share e-mail clicks with their campaign)."""
+    a ``campaign_id`` column (the partner's agreements share e-mail clicks with their campaign),
+    plus :data:`SCANS` if ``ticket_scans`` exists with ``performance_id`` and ``result``, plus
+    :data:`CAMPAIGN_EVENTS` if ``campaign_events`` exists with ``campaign_id``."""
     rows = store.query("SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
                        {"d": database, "t": TICKET_ORDERS})
     found = {str(name) for (name,) in rows}
@@ -222,6 +267,14 @@ def available_columns(store: Store | Reader, database: str) -> set[str]:
                                "AND name = 'campaign_id'", {"d": database, "t": CLICKS})
     if int(clicks):
         found.add(CLICKS)
+    ((events,),) = store.query("SELECT count() FROM system.columns WHERE database = {d:String} "
+                               "AND table = {t:String} AND name = 'campaign_id'", {"d": database, "t": CAMPAIGN_EVENTS})
+    if int(events):
+        found.add(CAMPAIGN_EVENTS)
+    ((scans,),) = store.query("SELECT count() FROM system.columns WHERE database = {d:String} AND table = {t:String} "
+                              "AND name IN ('performance_id', 'result')", {"d": database, "t": SCANS})
+    if int(scans) == 2:
+        found.add(SCANS)
     return found
 
 

@@ -218,9 +218,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     w = summary.get("withdrawal")
     if w:
         print(f"\nwithdrawals: {w['withdrawals']}; new events stopped after p50 {w['stop_p50_s']} s / "
-              f"p99 {w['stop_p99_s']} s; partner erasure done for {w['erasures_done']} "
+              f"p99 {w['stop_p99_s']} s; erasure done (partners and venue stores) for {w['erasures_done']} "
               f"(p50 {w['erased_p50_s']} s / p99 {w['erased_p99_s']} s), pending {w['erasures_pending']}")
-    verdict = "every event accounted for" if summary["all_accounted"] else f"{summary['unaccounted']} UNACCOUNTED"
+    verdict = ("every event accounted for" if summary["all_accounted"]
+               else f"{summary['unaccounted']} UNACCOUNTED" if summary["unaccounted"]
+               else "a store does not hold exactly what was routed to it (see the store table)")
     hint = "SELECT venue_id, count() FROM ticket_orders GROUP BY venue_id"
     print(f"\n{verdict}; query a partner: techne query --data-dir {summary['data_dir']} "
           f"--partner observatoire \"{hint}\"")
@@ -326,6 +328,8 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
             stack.start_sink(p)
         for v in venues:
             stack.start_venue_sink(v)
+        for store in stores:  # every sink consuming again before the withdrawals are timed
+            stack.wait_group_stable(f"techne-sink.{store}", bootstrap)
         progress.phase = "withdrawals"
         summary["withdrawal"] = _measure_withdrawals(url, bootstrap, batch, results, secrets, timeout)
         summary.update(data_dir=str(data_dir), bootstrap=bootstrap, elapsed_s=round(time.monotonic() - started, 2))
