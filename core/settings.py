@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     produce_timeout_s: float = Field(10.0, gt=0)
     max_batch_events: int = Field(1000, ge=1, description="Most events in one batch request (413 above).")
+    request_head_timeout_s: float = Field(
+        30.0, gt=0, description="Time a client has to send a request's line and headers (408 after).")
+    request_body_timeout_s: float = Field(
+        30.0, gt=0, description="Time a client has to send a request's body once asked for it (408 after).")
     spool_deadline_s: float = Field(
         5.0, gt=0, description="Kafka acknowledgement deadline; past it accepted events go to the durable spool.")
     spool_max_events: int = Field(

@@ -103,8 +103,8 @@ def gateway(bootstrap: Bootstrap = None, host: str = "127.0.0.1", port: int = 80
     from producers.gateway import create_app
     from producers.gateway.server import run
 
-    asgi = create_app(_settings(bootstrap=bootstrap, kind=GatewaySettings))
-    run(asgi, host, port)
+    settings = _settings(bootstrap=bootstrap, kind=GatewaySettings)
+    run(create_app(settings), host, port, head_timeout=settings.request_head_timeout_s)
 
 
 @app.command()

@@ -32,7 +32,16 @@ from starlette.routing import BaseRoute, Route
 from core.door import Refused, parse_json, parse_params
 from core.errors import ConfigError
 from producers.gateway.events import deliver
-from producers.gateway.http import BodyTooLarge, answer, problem, read_body, read_capped, refusal
+from producers.gateway.http import (
+    BodyTimeout,
+    BodyTooLarge,
+    answer,
+    body_timeout,
+    problem,
+    read_body,
+    read_capped,
+    refusal,
+)
 from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
 from producers.matomo import to_events
 
@@ -109,6 +118,8 @@ async def matomo(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     try:
         body = await read_capped(request, gw.settings.max_body_bytes) if request.method == "POST" else b""
+    except BodyTimeout:
+        return body_timeout(request, "unknown")
     except BodyTooLarge:
         return problem(413, "body_too_large", f"body exceeds {gw.settings.max_body_bytes} bytes", "unknown",
                        limit="body_bytes", max=gw.settings.max_body_bytes)

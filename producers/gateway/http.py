@@ -53,28 +53,46 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+class BodyTimeout(Exception):
+    """The body did not arrive within the gateway's ``request_body_timeout_s`` (a slow client)."""
+
+
 async def read_capped(request: Request, cap: int) -> bytes:
-    """The whole body, or :class:`BodyTooLarge` as soon as it passes ``cap`` bytes (never read past it)."""
+    """The whole body, or :class:`BodyTooLarge` as soon as it passes ``cap`` bytes (never read past
+    it), or :class:`BodyTimeout` when it is not all there ``request_body_timeout_s`` after asking."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(request.app.state.gateway.settings.request_body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > cap:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout from None
     return b"".join(chunks)
+
+
+def body_timeout(request: Request, venue: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The 408 answer to a body that came too slowly (nothing of it is used)."""
+    seconds = request.app.state.gateway.settings.request_body_timeout_s
+    return problem(408, "request_timeout", f"body not received in {seconds:g} s", venue, headers=headers,
+                   limit="body_seconds", max=int(seconds))
 
 
 async def read_body(request: Request, media: Sequence[str], cap: int, venue: str) -> bytes | JSONResponse:
     """The body of a request of one of the ``media`` types, at most ``cap`` bytes; else the
-    refusal: 415 naming the accepted types, or 413 naming the limit."""
+    refusal: 415 naming the accepted types, 413 naming the limit, or 408 for a body too slow."""
     if media_type(request) not in media:
         return problem(415, "unsupported_media_type", f"send {' or '.join(media)}", venue)
     try:
         return await read_capped(request, cap)
+    except BodyTimeout:
+        return body_timeout(request, venue)
     except BodyTooLarge:
         return problem(413, "body_too_large", f"body exceeds {cap} bytes", venue, limit="body_bytes", max=cap)
 
@@ -149,7 +167,8 @@ class Door:
                 started = True
                 # a client still waiting for "100 Continue" is not asked for its body; then, or past
                 # the drain bound, the connection closes after the answer (its rest is unread)
-                if not body.done and not ((body.asked or not body.expects_continue) and await drain()):
+                wait = message["status"] != 408 and (body.asked or not body.expects_continue)  # 408: too slow
+                if not body.done and not (wait and await drain()):
                     message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 

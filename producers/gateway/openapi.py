@@ -38,6 +38,7 @@ REFUSALS = {
     "404": _problem("Unknown venue."),
     "413": _problem("Body over the size cap, a batch over the event cap, or an array over the item cap "
                     "(`limit`, `max`)."),
+    "408": _problem("Request head or body not received in time (30 s by default)."),
     "414": _problem("Request target over 32 KiB."),
     "431": _problem("Headers over 32 KiB in all, or more than 100 of them (`limit`, `max`)."),
     "415": _problem("Unsupported content type."),

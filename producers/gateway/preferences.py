@@ -46,7 +46,7 @@ from starlette.routing import BaseRoute, Route
 
 from core.door import Refused, parse_params
 from producers.gateway.events import deliver
-from producers.gateway.http import BodyTooLarge, media_type, read_capped
+from producers.gateway.http import BodyTimeout, BodyTooLarge, media_type, read_capped
 from producers.ingest import EventRejected, derived_event_id, prepare
 from schemas.agreements import Agreement
 
@@ -229,6 +229,8 @@ async def choose(request: Request) -> Response:
         form = parse_params(body.decode("utf-8", errors="replace"), gw.limits)
     except BodyTooLarge:
         return _refusal(413, bad_form)
+    except BodyTimeout:
+        return _refusal(408, bad_form)
     except Refused as exc:
         return _refusal(exc.status, bad_form)
     try:

@@ -7,7 +7,10 @@ reaches the app, and closes the connection:
 
 * ``414 uri_too_long``: a request target over ``MAX_URL_BYTES``;
 * ``431 headers_too_large``: headers over ``MAX_HEADER_BYTES`` in total, or more than
-  ``MAX_HEADERS`` of them.
+  ``MAX_HEADERS`` of them;
+* ``408 request_timeout``: a request line and headers not complete ``head_timeout`` seconds after
+  the connection opened or the previous answer (a slow-loris client holds no connection forever;
+  uvicorn itself only times out idle keep-alive connections).
 
 Each refusal is a problem answer (``{"error", "detail", "limit", "max"}``) counted in
 ``techne_gateway_requests_total`` (venue ``unknown``: the app never saw the request).
@@ -20,6 +23,7 @@ instead of a connection reset.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -42,7 +46,7 @@ class HeadRefused(Exception):
         self.status, self.error, self.detail, self.limit, self.maximum = status, error, detail, limit, maximum
 
 
-_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
 class BoundedHttpTools(HttpToolsProtocol):
@@ -53,6 +57,42 @@ class BoundedHttpTools(HttpToolsProtocol):
     _headers = 0
     _head_refused: HeadRefused | None = None
     _lingering: int | None = None  # bytes discarded since the refusal
+    _head_timer: asyncio.TimerHandle | None = None
+    head_timeout: float = 30.0
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_head_timer()  # the next request's head has the same time
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return  # closed, or a request is being served (its body has its own timeout)
+        self._head_refused = HeadRefused(408, "request_timeout", f"request head not received in "
+                                         f"{self.head_timeout:g} s", "head_seconds", int(self.head_timeout))
+        self.send_400_response("")
 
     def data_received(self, data: bytes) -> None:
         if self._lingering is None:
@@ -109,8 +149,9 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def run(app: Any, host: str, port: int) -> None:
+def run(app: Any, host: str, port: int, head_timeout: float = 30.0) -> None:
     """Serve ``app`` with uvicorn and the bounded protocol (no access log: it would hold query strings)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, http=BoundedHttpTools, log_level="warning", access_log=False)
+    protocol = type("BoundedHttpTools", (BoundedHttpTools,), {"head_timeout": head_timeout})
+    uvicorn.run(app, host=host, port=port, http=protocol, log_level="warning", access_log=False)

@@ -20,6 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,6 +28,7 @@ import pytest
 
 from core.topics import raw_topic
 from producers.gateway.signatures import sign
+from techne.stack import Stack
 from tests.conftest import Bus
 from tests.integration.gateway_helpers import order
 from tests.integration.kafka_helpers import end_offsets
@@ -180,3 +182,39 @@ def test_the_gateway_exports_its_5xx_series_from_the_start(bus: Bus) -> None:
         for status in ("500", "503"):
             assert f'techne_gateway_requests_total{{status="{status}",venue="{venue}"}}' in text, (venue, status)
     assert "techne_sink_" not in text and "techne_dlq_total" not in text and "techne_consumer_lag" not in text
+
+
+def _recv_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_slow_clients_get_408_and_hold_no_connection(bus: Bus, tmp_path: Path) -> None:
+    """A slow-loris client (a request head, or a body, trickling in) was held forever: uvicorn
+    only times out idle keep-alive connections. A gateway with 1-second bounds answers 408."""
+    stack = Stack({**bus.env, "TECHNE_DATA_DIR": str(tmp_path), "TECHNE_REQUEST_HEAD_TIMEOUT_S": "1",
+                   "TECHNE_REQUEST_BODY_TIMEOUT_S": "1"}, tmp_path / "logs")
+    url = stack.start_gateway()
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/venues/opera-lyon/events HTTP/1.1\r\nhost: x\r\n")  # and no more
+            started = time.monotonic()
+            status, problem = _status(_recv_all(sock))
+        assert (status, problem["error"], problem["limit"]) == (408, "request_timeout", "head_seconds")
+        assert time.monotonic() - started < 5
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/venues/opera-lyon/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json"
+                         b"\r\ncontent-length: 100\r\n\r\n{\"type\":")  # 92 bytes short, forever
+            started = time.monotonic()
+            status, problem = _status(_recv_all(sock))
+        assert (status, problem["error"], problem["limit"]) == (408, "request_timeout", "body_seconds")
+        assert time.monotonic() - started < 5
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
+        metrics = httpx.get(f"{url}/metrics/", timeout=10).text
+        assert 'techne_gateway_requests_total{status="408",venue="opera-lyon"} 1.0' in metrics
+        assert 'techne_gateway_requests_total{status="408",venue="unknown"} 1.0' in metrics
+    finally:
+        stack.stop_all()
