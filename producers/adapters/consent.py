@@ -99,8 +99,11 @@ class ConsentSources(BaseModel):
         return self.venues.get(venue_id, {}).get(source)
 
     def check_recipients(self, partners_of_venue: dict[str, set[str]]) -> None:
-        """:class:`ConfigError` if a mapping names a partner with no agreement with that venue."""
+        """:class:`ConfigError` if a mapping names a partner with no agreement with that venue
+        (``partners_of_venue`` has every known venue; mappings of other venues are not used)."""
         for venue, sources in self.venues.items():
+            if venue not in partners_of_venue:
+                continue
             for source, mapping in sources.items():
                 for question, q in mapping.questions.items():
                     unknown = set(q.recipients) - partners_of_venue.get(venue, set())

@@ -130,5 +130,6 @@ def openapi_paths(venues: tuple[str, ...]) -> dict[str, Any]:
             **{code: {"description": text, **problem_ref} for code, text in [
                 ("401", "Authentication rejected."), ("403", "Client address not allowed."),
                 ("404", "Unknown venue or source."), ("413", "Body too large."), ("415", "Not JSON."),
-                ("422", "Payload not understood, or mapped events invalid."), ("503", "Spool full: retry later.")]},
+                ("422", "Payload not understood, mapped events invalid, or an opt-in question the venue's "
+                        "consent mapping does not know (unmapped_question)."), ("503", "Spool full: retry later.")]},
         }}}}

@@ -119,4 +119,5 @@ def test_mapping_file_is_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="reseau-danse"):
         SOURCES.check_recipients({"gemeaux": {"observatoire"}, "lieu-unique": {"observatoire"},
                                   "opera-lyon": {"observatoire"}, "mixt": {"observatoire"}})
+    SOURCES.check_recipients({"elsewhere": set()})  # a directory without the pilot venues: nothing to check
     assert isinstance(SOURCES.mapping("gemeaux", "weezevent"), SourceMapping)
