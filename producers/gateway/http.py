@@ -123,6 +123,8 @@ class Door:
       the answer (413, 415, 401...) instead of a broken pipe. A body beyond that bound is not
       read: the answer carries ``Connection: close``. A client waiting for ``100 Continue`` is
       answered without being asked for its body.
+    * A body sent with a ``Content-Encoding`` (gzip, br…) is refused, 415: the gateway never
+      inflates client input, so a compressed bomb cannot reach a parser.
     * An exception escaping a route becomes a ``500 internal_error`` problem answer, counted in
       ``techne_gateway_requests_total{status="500"}``; the log line names the route and the
       exception type only (an exception message may quote input).
@@ -138,6 +140,7 @@ class Door:
             return
         body = _Body(scope["headers"])
         started = False
+        encoding = dict(scope["headers"]).get(b"content-encoding", b"identity").strip().lower()
 
         async def tracked_receive() -> Message:
             body.asked = True
@@ -172,6 +175,11 @@ class Door:
                     message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
+        if encoding not in (b"", b"identity"):  # we never inflate what a client compressed (no zip bombs)
+            refused = problem(415, "unsupported_content_encoding", "send the body uncompressed "
+                              "(no Content-Encoding, or identity)", "unknown")
+            await refused(scope, tracked_receive, guarded_send)
+            return
         try:
             await self.app(scope, tracked_receive, guarded_send)
         except Exception as exc:

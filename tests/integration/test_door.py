@@ -104,6 +104,16 @@ def test_matomo_position_that_is_no_small_number_is_not_a_500(bus: Bus, value: s
     assert resp.status_code == 204, resp.text[:300]
 
 
+def test_a_compressed_body_is_refused_not_inflated(bus: Bus) -> None:
+    import gzip
+
+    bomb = gzip.compress(b"[" * 10_000_000)  # 10 MB once inflated, 10 KB on the wire
+    for path in ("/v1/venues/opera-lyon/events", f"/v1/collect/{SITE_KEY}", "/matomo.php"):
+        resp = httpx.post(f"{bus.gateway_url}{path}", content=bomb, timeout=30,
+                          headers={"content-type": "application/json", "content-encoding": "gzip"})
+        assert resp.status_code == 415 and resp.json()["error"] == "unsupported_content_encoding", path
+
+
 def _raw_http(bus: Bus, head: bytes, body: bytes = b"") -> bytes:
     """Send a hand-written request; the whole answer (the server closes after a refusal)."""
     host, port = bus.gateway_url.removeprefix("http://").split(":")
