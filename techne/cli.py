@@ -303,7 +303,7 @@ def lag(bootstrap: Bootstrap = None,
 
     settings = _settings(bootstrap=bootstrap)
     agreements = load_agreements(settings.agreements_dir, set(load_venues(settings.venues_file)))
-    groups = lag_.watched_groups(settings.worker_id, partners(agreements))
+    groups = lag_.watched_groups(settings.worker_id, partners(agreements), sorted(load_venues(settings.venues_file)))
     if not serve:
         typer.echo(lag_.format_table(asyncio.run(lag_.measure_once(settings.bootstrap, settings.kafka_auth(),
                                                                    groups))))

@@ -12,6 +12,7 @@ The groups watched and their topics, derived from the configuration (bounded lab
 
 - the worker (``TECHNE_WORKER_ID``, ``techne-worker``) on every ``raw.*`` topic;
 - the sink of each partner of the agreements (``techne-sink.<partner>``) on ``partner.<partner>.*``;
+- the sink of each venue's own store (``techne-sink.venue:<venue>``) on ``venue.<venue>.*``;
 - the audit sink (``techne-audit-sink``) on ``techne.audit``.
 
 ``techne lag`` prints them once; ``techne lag --serve`` exports them as
@@ -61,9 +62,11 @@ def sink_group(partner: str) -> str:
     return f"techne-sink.{partner}"  # sinks.consumer.group_for
 
 
-def watched_groups(worker_id: str, partners: list[str]) -> dict[str, tuple[str, ...]]:
-    """Consumer group -> prefixes of the topics it consumes."""
+def watched_groups(worker_id: str, partners: list[str], venues: list[str] | tuple[str, ...] = ()
+                   ) -> dict[str, tuple[str, ...]]:
+    """Consumer group -> prefixes of the topics it consumes (``venues``: their own stores' sinks)."""
     return {worker_id: ("raw.",), **{sink_group(p): (f"partner.{p}.",) for p in partners},
+            **{sink_group(f"venue:{v}"): (f"venue.{v}.",) for v in venues},
             AUDIT_SINK_GROUP: ("techne.audit",)}
 
 

@@ -71,7 +71,8 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def _sink_services() -> list[str]:
-    return [f"sink-{p}" for p in _partners()]
+    """One sink per partner and one per venue's own store."""
+    return [f"sink-{p}" for p in _partners()] + [f"sink-venue-{v}" for v in sorted(load_venues(DEFAULT_VENUES))]
 
 
 def _command(service: dict[str, Any]) -> str:
@@ -94,6 +95,8 @@ def test_bus_services_run_the_techne_cli(services: dict[str, dict[str, Any]]) ->
     assert _command(services["worker"]).startswith("techne worker")
     for partner in _partners():
         assert _command(services[f"sink-{partner}"]) == f"techne sink --partner {partner}"
+    for venue in load_venues(DEFAULT_VENUES):
+        assert _command(services[f"sink-venue-{venue}"]) == f"techne sink --venue {venue}"
     for name in (*BUS_SERVICES, *_sink_services()):
         assert "build" in services[name], f"{name} must be built from the repository's Dockerfile"
 

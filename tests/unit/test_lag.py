@@ -15,6 +15,8 @@ def test_watched_groups_and_prefixes() -> None:
     groups = watched_groups("techne-worker", ["a", "b-c"])
     assert groups == {"techne-worker": ("raw.",), "techne-sink.a": ("partner.a.",),
                       "techne-sink.b-c": ("partner.b-c.",), "techne-audit-sink": ("techne.audit",)}
+    with_venues = watched_groups("techne-worker", ["a"], ["v-1"])
+    assert with_venues["techne-sink.venue:v-1"] == ("venue.v-1.",), "a venue's own store's sink is watched too"
 
 
 def test_lag_without_a_commit_counts_from_the_log_start() -> None:
