@@ -30,8 +30,8 @@ from starlette.routing import Route
 from techne.local import free_port
 from tests.conftest import Bus
 from tests.integration.adapters_helpers import records_and_headers, records_with_source
-from tests.integration.test_gateway import raw_offsets
 from tests.producer_env import BILLETWEB, HELLOASSO_KEY, SECUTIX_API_KEY, SECUTIX_BASIC
+from tests.support.kafka import raw_offsets
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vendors"

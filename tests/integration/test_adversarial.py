@@ -28,7 +28,7 @@ from streams import dlq
 from techne.accounting import collect_audit
 from tests.conftest import Bus
 from tests.integration.kafka_helpers import end_offsets
-from tests.integration.test_e2e import order_payload
+from tests.support.events import order_payload
 
 pytestmark = pytest.mark.integration
 FORGED = "whsec_" + "Rk9SR0VERk9SR0VERk9SR0VERk9SR0VE"

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import Bus
 from tests.integration.adapters_helpers import records_with_source
-from tests.integration.test_gateway import raw_offsets
 from tests.producer_env import SITE_KEY, SITE_ORIGIN
+from tests.support.kafka import raw_offsets
 
 pytestmark = pytest.mark.integration
 VENUE = "lieu-unique"

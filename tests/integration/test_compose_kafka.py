@@ -31,7 +31,7 @@ from pydantic import SecretStr
 
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 from techne.local import LOG4J, cache_dir, fetch_jars, free_port, java_bin
-from tests.unit.test_deploy_files import metric_names
+from tests.support.metrics import metric_names
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,7 +27,7 @@ from sinks.consumer import AUDIT_GROUP
 from techne.accounting import collect_audit, group_lag, wait_sinks_caught_up
 from techne.cli import app
 from tests.conftest import Bus
-from tests.integration.test_e2e import send
+from tests.support.events import send
 
 pytestmark = pytest.mark.integration
 VENUE, PARTNER = "chaillot", "reseau-danse"

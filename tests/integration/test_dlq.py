@@ -18,7 +18,7 @@ from techne.accounting import collect_audit
 from techne.stack import Stack
 from tests.conftest import Bus
 from tests.integration.kafka_helpers import end_offsets, read_all
-from tests.integration.test_e2e import order_payload, send
+from tests.support.events import order_payload, send
 
 pytestmark = pytest.mark.integration
 

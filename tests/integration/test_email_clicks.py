@@ -28,7 +28,7 @@ from techne.accounting import collect_audit, wait_sinks_caught_up
 from tests.conftest import Bus
 from tests.integration.kafka_helpers import read_all
 from tests.integration.sink_helpers import produce
-from tests.integration.test_e2e import send
+from tests.support.events import send
 
 pytestmark = pytest.mark.integration
 OBS = "observatoire"

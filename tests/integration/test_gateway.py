@@ -15,7 +15,8 @@ import pytest
 from core.topics import raw_topic
 from producers.gateway.signatures import sign
 from tests.conftest import Bus
-from tests.integration.kafka_helpers import decodable, end_offsets, read_all
+from tests.integration.kafka_helpers import decodable, read_all
+from tests.support.kafka import raw_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +35,6 @@ def post(bus: Bus, body: bytes, *, venue: str = "opera-lyon", secret: str | None
     return httpx.post(f"{bus.gateway_url}/v1/venues/{venue}/events", content=body, headers=headers, timeout=30)
 
 
-def raw_offsets(bus: Bus) -> dict[str, int]:
-    return asyncio.run(end_offsets(bus.bootstrap, [raw_topic(v) for v in json.loads(bus.env["TECHNE_VENUE_SECRETS"])]))
 
 
 def test_accepted_event_is_on_the_raw_topic(bus: Bus) -> None:

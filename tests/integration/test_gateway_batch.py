@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import Bus
 from tests.integration.gateway_helpers import ORDER, order, raw_event_ids, signed_post
-from tests.integration.test_gateway import raw_offsets
+from tests.support.kafka import raw_offsets
 
 pytestmark = pytest.mark.integration
 VENUE = "chaillot"

@@ -48,7 +48,7 @@ from core.venues import load_venues
 from techne.deploy_cli import render_env
 from techne.local import LocalKafka, free_port
 from tests import dockerctx
-from tests.unit.test_deploy_init import parse_env
+from tests.support.deploy import parse_env
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from sinks.read_server import ReadOnlySession
 from sinks.reader import SessionReader
 from sinks.runner import open_store
 from sinks.tables import partner_tables
-from tests.unit.test_insights_protect import check_release
+from tests.support.insights import check_release
 
 pytestmark = pytest.mark.integration
 PARTNER, NO_DEPT = "obs", "obs_nodept"

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from producers.gateway.preferences import preference_link
 from tests.conftest import Bus
 from tests.integration.adapters_helpers import records_with_source
-from tests.integration.test_gateway import raw_offsets
+from tests.support.kafka import raw_offsets
 
 pytestmark = pytest.mark.integration
 VENUE = "chaillot"

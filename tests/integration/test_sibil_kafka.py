@@ -21,7 +21,7 @@ from insights.sibil_source import read_venue_events
 from schemas.codec import CATALOGUE
 from schemas.models import EVENT_SCHEMAS
 from techne.local import LocalKafka
-from tests.unit.test_insights_sibil import event, scenario
+from tests.support.sibil import event, scenario
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from tests.integration.sink_helpers import (
     wait_caught_up,
     write_agreement,
 )
-from tests.integration.test_sink_faults import metric
+from tests.support.metrics import metric
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,6 @@ import contextlib
 import re
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from tests.integration.sink_helpers import (
     wait_caught_up,
     write_agreement,
 )
+from tests.support.metrics import metric
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +52,6 @@ def setup(kafka: LocalKafka, tmp_path: Path, partner: str) -> tuple[dict[str, st
     return env, settings
 
 
-def metric(port: int, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` (with ``labels``) served on ``/metrics``."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    wanted = [f'{k}="{v}"' for k, v in labels.items()]
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") and all(w in line for w in wanted))
 
 
 @pytest.mark.parametrize("point", ["before_insert", "during_insert", "after_insert"])

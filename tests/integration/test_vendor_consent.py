@@ -21,8 +21,8 @@ from techne.vendor_sim import VendorSimulator
 from tests.conftest import Bus
 from tests.integration.adapters_helpers import records_with_source
 from tests.integration.connector_flows import fixture
-from tests.integration.test_gateway import raw_offsets
 from tests.producer_env import BILLETWEB, HELLOASSO_KEY
+from tests.support.kafka import raw_offsets
 
 pytestmark = pytest.mark.integration
 

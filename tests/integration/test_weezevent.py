@@ -20,8 +20,8 @@ import pytest
 from techne.vendor_sim import VendorSimulator
 from tests.conftest import Bus
 from tests.integration.adapters_helpers import records_with_source
-from tests.integration.test_gateway import raw_offsets
 from tests.producer_env import WEEZEVENT
+from tests.support.kafka import raw_offsets
 
 pytestmark = pytest.mark.integration
 VENUE = "gemeaux"

@@ -12,7 +12,7 @@ from schemas import CATALOGUE
 from schemas.models import CONSENT
 from streams.processor import Processor
 from streams.steps.expiry import lapsed
-from tests.unit.test_processor import KEYS, NOW, Ledger, agreement, consent, order
+from tests.support.builders import KEYS, NOW, Ledger, agreement, consent, order
 
 
 def audit_of(result: Any) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from techne import dashboards
-from tests.unit.test_deploy_files import PROMETHEUS_BUILTIN_METRICS, _declared_metrics, metric_names
+from tests.support.metrics import PROMETHEUS_BUILTIN_METRICS, _declared_metrics, metric_names
 
 ROOT = Path(__file__).resolve().parents[2]
 

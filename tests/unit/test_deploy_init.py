@@ -19,21 +19,13 @@ from core.settings import Settings
 from core.venues import load_venues
 from techne.cli import app
 from techne.deploy_cli import SECRETS
+from tests.support.deploy import parse_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 NOT_SECRET = {"GRAFANA_ADMIN_USER", "TECHNE_PUBLIC_HOST", "TECHNE_REGISTRY_HOST", "TECHNE_CONSOLE_HOST", "TECHNE_TLS"}
 
 
-def parse_env(text: str) -> dict[str, str]:
-    """KEY=value lines of an env file (single quotes: literal, as compose reads them)."""
-    values = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition("=")
-        values[key] = value[1:-1] if value.startswith("'") and value.endswith("'") else value
-    return values
 
 
 @pytest.fixture

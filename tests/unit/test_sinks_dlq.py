@@ -15,7 +15,7 @@ from core.metrics import SINK
 from sinks.base import Backoff
 from sinks.dlq import DeadLetters, headers
 from sinks.records import MessageRef
-from tests.unit.test_sinks_consumer import TP0, FakeConsumer, FakeHandler, Record, make
+from tests.support.fakes import TP0, FakeConsumer, FakeHandler, Record, make
 
 
 class Producer:
