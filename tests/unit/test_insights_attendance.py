@@ -21,7 +21,7 @@ from schemas.agreements import Agreement
 from sinks.chdb import ChdbStore
 from sinks.migrate import ensure_partner
 from sinks.tables import partner_tables
-from tests.unit.test_insights_protect import check_release
+from tests.support.insights import check_release
 
 
 def test_holders_split_into_attended_and_no_shows_per_performance_and_venue() -> None:
