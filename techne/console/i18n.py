@@ -66,6 +66,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "missed": ("dépassé", "missed"),
     "pending": ("en attente chez {who}", "pending at {who}"),
     "no_erasure": ("aucune donnée à effacer", "nothing to erase"),
+    "own_store": ("votre propre base", "your own store"),
     "partner_tables": ("Dans les bases des partenaires", "In the partners' stores"),
     "table": ("Table", "Table"),
     "rows": ("Lignes de ce lieu", "Rows of this venue"),

@@ -58,8 +58,15 @@ class Console:
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = request.state.lang
-        context.update(t=i18n.translator(lang), lang=lang, pick=lambda table, key: i18n.pick(table, key, lang),
-                       i18n=i18n, csrf=request.state.session.csrf, user=request.state.user, path=request.url.path,
+        t = i18n.translator(lang)
+
+        def who(stores: Any) -> str:
+            """Partner ids as shown (a venue's own store, ``venue:<id>``, as "your own store")."""
+            names = stores if isinstance(stores, list | tuple) else [stores]
+            return ", ".join(t("own_store") if str(p).startswith("venue:") else str(p) for p in names)
+
+        context.update(t=t, lang=lang, pick=lambda table, key: i18n.pick(table, key, lang), i18n=i18n, who=who,
+                       csrf=request.state.session.csrf, user=request.state.user, path=request.url.path,
                        venues=self.venues)
         return HTMLResponse(self.templates.get_template(name).render(**context), status_code=status)
 

@@ -54,7 +54,8 @@ def console(bus: Bus) -> Iterator[str]:
     """The console's URL, with the worker and the sinks it reads running (sinks stopped at the end)."""
     if "worker" not in bus.stack.services:
         bus.stack.start_worker()
-    started = [s.name for s in (bus.stack.start_sink("observatoire"), bus.stack.start_audit_sink())]
+    started = [s.name for s in (bus.stack.start_sink("observatoire"), bus.stack.start_venue_sink(VENUE),
+                                bus.stack.start_audit_sink())]
     port = free_port()
     own = Stack({**bus.env, "TECHNE_CONSOLE_GATEWAY_URL": bus.gateway_url}, bus.stack.log_dir)
     service = own._spawn("console", ["console", "--port", str(port)])
@@ -217,9 +218,11 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
         row = page.locator("#withdrawals tr", has_text="observatoire")
         if row.count() and "tenu" in row.first.inner_text() and "attente" not in row.first.inner_text():
             break
-        assert time.monotonic() < deadline, f"withdrawal {withdrawal} not shown as erased"
+        assert time.monotonic() < deadline, (f"withdrawal {withdrawal} not shown as erased: "
+                                             f"{page.locator('#withdrawals').inner_text()}")
         time.sleep(1)
-    assert row.first.inner_text().count("tenu") == 2  # stop <= 5 s and erasure <= 60 s
+    assert row.first.inner_text().count("tenu") == 2  # stop <= 5 s and erasure <= 60 s (partner and own store)
+    assert "votre propre base" in row.first.inner_text()
     assert partner_rows(page, url) == before + 2
     shot(page, "07-partage-retrait")
 
