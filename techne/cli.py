@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from core.errors import Refused, TechneError, Unavailable
 from insights import cli as insights_cli
-from techne import dataspace_cli, deploy_cli, known
+from techne import dataspace_cli, deploy_cli, known, preference_cli
 from techne.console import cli as console_cli
 
 
@@ -153,6 +153,7 @@ def query(sql: Annotated[str, typer.Argument(help="SQL to run on the partner's d
 agreements_app = typer.Typer(help="Data-sharing agreements: validate and explain them.", no_args_is_help=True)
 app.add_typer(agreements_app, name="agreements")
 dataspace_cli.register(app, agreements_app)  # agreements export|import, consent receipt
+preference_cli.register(dataspace_cli.consent_app)  # consent link (a person's preference centre)
 app.add_typer(console_cli.console_app, name="console")  # the venue's web console and its users
 deploy_cli.register(app)  # deploy init, backup create|restore
 

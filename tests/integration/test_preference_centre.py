@@ -6,6 +6,9 @@ and records nothing. Screenshots go to tests/artifacts/preference-centre/ (not c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -134,3 +137,12 @@ def test_form_without_its_csrf_token_or_from_another_site_is_refused(bus: Bus, b
     assert offsets(bus) == before and choices(bus, email) == []
     ok = httpx.post(url, data={"purpose": "marketing", "choice": "grant", "csrf": csrf or ""})
     assert ok.status_code == 303 and len(choices(bus, email)) == 1
+
+
+def test_cli_prints_a_working_link(bus: Bus) -> None:
+    proc = subprocess.run([sys.executable, "-m", "techne.cli", "consent", "link", "--venue", VENUE, "--email",
+                           "cli.test@exemple.fr", "--base-url", bus.gateway_url], env={**os.environ, **bus.env},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    page = httpx.get(proc.stdout.strip(), timeout=30)
+    assert page.status_code == 200 and "Chaillot" in page.text and "cli.test" not in proc.stdout
