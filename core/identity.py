@@ -56,6 +56,10 @@ def subject_identifier(subject: Mapping[str, Any], venue_id: str) -> str | None:
     return None
 
 
+ANONYMOUS = "anonymous"
+"""The subject reference of events without any identifier."""
+
+
 def subject_ref(key: bytes, venue_id: str, subject: Mapping[str, Any]) -> str:
     """Internal reference of a person at a venue: the raw-topic key and the consent-ledger key.
 
@@ -64,5 +68,5 @@ def subject_ref(key: bytes, venue_id: str, subject: Mapping[str, Any]) -> str:
     """
     ident = subject_identifier(subject, venue_id)
     if ident is None:
-        return "anonymous"
+        return ANONYMOUS
     return keyed_digest(key, "subject-ref:" + venue_id, ident)

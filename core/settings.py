@@ -62,6 +62,28 @@ class Settings(BaseSettings):
     )
     pseudonym_key_version: int = Field(1, description="Key version used for new pseudonyms.")
 
+    datakey_master_keys: dict[int, SecretStr] = Field(
+        default_factory=dict, description="Versioned master keys wrapping the per-person data keys that encrypt "
+                                          "direct identifiers before Kafka (crypto-shredding; docs/privacy.md).")
+    datakey_master_version: int = Field(1, description="Master key version that wraps new data keys.")
+    datakey_cache_seconds: float = Field(
+        300.0, gt=0, le=86_400, description="A producer seals a person's events with one data key for at most this "
+                                            "long, then makes a new one (bounds a shredded key's life in memory).")
+    seal_identifiers: bool = Field(
+        True, description="Encrypt direct identifiers and free text before Kafka. Off only to measure its cost.")
+    raw_retention_hours: float = Field(
+        168.0, gt=0, description="Retention the bus sets on raw.<venue> topics, and the most it accepts (7 days).")
+    dlq_retention_hours: float = Field(
+        168.0, gt=0, description="Retention the bus sets on dlq.* topics, and the most it accepts (7 days).")
+    keys_compaction_hours: float = Field(
+        1.0, gt=0, description="techne.keys: segment.ms and max.compaction.lag.ms, so a shredded key's record "
+                               "leaves the log within about twice this (docs/privacy.md).")
+    keys_tombstone_hours: float = Field(
+        24.0, gt=0, description="techne.keys: delete.retention.ms, how long a shredding tombstone stays readable.")
+    kafka_topics_owned: bool = Field(
+        True, description="The bus owns the cluster's topics: a topic retaining longer than the bounds stops the "
+                          "start. False (an external cluster): a loud warning instead.")
+
     worker_id: str = Field("techne-worker", description="Faust app id: the worker group and its table topics.")
     consent_ttl_days: dict[str, int] = Field(
         default_factory=dict, description="Consent lifetime per purpose in days (default 395, i.e. 13 months).")
@@ -121,6 +143,14 @@ class Settings(BaseSettings):
         for version, key in v.items():
             if len(key.get_secret_value()) < 16:
                 raise ValueError(f"pseudonym key version {version} is shorter than 16 characters")
+        return v
+
+    @field_validator("datakey_master_keys")
+    @classmethod
+    def _master_keys_long(cls, v: dict[int, SecretStr]) -> dict[int, SecretStr]:
+        for version, key in v.items():
+            if len(key.get_secret_value()) < 16:
+                raise ValueError(f"data-key master key version {version} is shorter than 16 characters")
         return v
 
     def require_subject_key(self) -> bytes:

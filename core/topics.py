@@ -5,18 +5,38 @@ ticketing alike), keyed by subject reference: Kafka orders records per partition
 person's consent change and their later orders are processed in the order they were
 accepted (two topics would give no such order). Raw topics share one partition count, so
 they are co-partitioned with the consent ledger.
+
+Lifetimes. Topics that hold direct identifiers (sealed, see schemas/sealing.py) are created with
+a bounded retention (:class:`TopicPolicy`, from the settings): ``raw.*`` and ``dlq.*`` delete
+records after ``TECHNE_RAW_RETENTION_HOURS`` / ``TECHNE_DLQ_RETENTION_HOURS``; the data-key topic
+``techne.keys`` is compacted, rolls and compacts its segments within ``TECHNE_KEYS_COMPACTION_HOURS``
+and keeps a shredding tombstone ``TECHNE_KEYS_TOMBSTONE_HOURS``. :func:`check_topics` reads the
+configuration of existing topics back and lists every topic that keeps data longer than those
+bounds; :func:`ensure_bus_topics` creates, checks and refuses to start on any excess (or only
+warns, loudly, on a cluster the bus does not own: ``TECHNE_KAFKA_TOPICS_OWNED=false``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from core.errors import ConfigError
 from core.kafka_auth import env_kwargs
 
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+log = logging.getLogger("techne.topics")
 AUDIT = "techne.audit"
+KEYS = "techne.keys"
+"""Data keys of crypto-shredding (compacted): ``<subject>/<kid>`` -> wrapped key; tombstone = shredded."""
 DLQ_STAGES = ("decode", "route", "sink")  # the worker's two steps, and the sinks (sinks.dlq)
 
 
@@ -57,13 +77,76 @@ def erasure_topic(partner: str) -> str:
 
 def bus_topics(venues: list[str], partners: list[str], streams: tuple[str, ...] = PARTNER_STREAMS) -> list[str]:
     """Every topic the bus needs for these venues and partners."""
-    return [*(raw_topic(v) for v in venues), AUDIT, *(dlq_topic(s) for s in DLQ_STAGES),
+    return [*(raw_topic(v) for v in venues), AUDIT, KEYS, *(dlq_topic(s) for s in DLQ_STAGES),
             *(partner_topic(p, s) for p in partners for s in streams),
             *(venue_topic(v, s) for v in venues for s in (*VENUE_STREAMS, "erasure"))]
 
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1) -> list[str]:
-    """Create the missing topics among ``names``; return those created."""
+_HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class TopicPolicy:
+    """The lifetimes the bus sets on the topics holding identifiers, and the most it accepts."""
+
+    raw_hours: float = 168.0
+    dlq_hours: float = 168.0
+    keys_compaction_hours: float = 1.0
+    keys_tombstone_hours: float = 24.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TopicPolicy:
+        return cls(settings.raw_retention_hours, settings.dlq_retention_hours, settings.keys_compaction_hours,
+                   settings.keys_tombstone_hours)
+
+    def configs(self, name: str) -> dict[str, str]:
+        """Topic configuration the bus creates ``name`` with (empty: the broker's defaults)."""
+        if name.startswith("raw."):
+            return {"cleanup.policy": "delete", "retention.ms": str(int(self.raw_hours * _HOUR_MS))}
+        if name.startswith("dlq."):
+            return {"cleanup.policy": "delete", "retention.ms": str(int(self.dlq_hours * _HOUR_MS))}
+        if name == KEYS:
+            lag = str(int(self.keys_compaction_hours * _HOUR_MS))
+            return {"cleanup.policy": "compact", "segment.ms": lag, "max.compaction.lag.ms": lag,
+                    "min.compaction.lag.ms": "0", "min.cleanable.dirty.ratio": "0.01",
+                    "delete.retention.ms": str(int(self.keys_tombstone_hours * _HOUR_MS))}
+        return {}
+
+    def problems(self, name: str, actual: dict[str, str]) -> list[str]:
+        """Why the configuration ``actual`` of topic ``name`` keeps data longer than this policy allows."""
+        wanted = self.configs(name)
+        out: list[str] = []
+        if name == KEYS:
+            if actual.get("cleanup.policy") != "compact":
+                out.append(f"{name}: cleanup.policy={actual.get('cleanup.policy')}, the data-key topic must be "
+                           "'compact' (shredding tombstones)")
+            for conf in ("segment.ms", "max.compaction.lag.ms", "delete.retention.ms"):
+                if _longer(actual.get(conf), wanted[conf]):
+                    out.append(f"{name}: {conf}={actual.get(conf)} exceeds the bound {wanted[conf]} ms")
+            return out
+        if "retention.ms" in wanted:
+            if "delete" not in str(actual.get("cleanup.policy", "delete")):
+                out.append(f"{name}: cleanup.policy={actual.get('cleanup.policy')} never deletes records")
+            elif _longer(actual.get("retention.ms"), wanted["retention.ms"]):
+                days = int(wanted["retention.ms"]) / 86_400_000
+                out.append(f"{name}: retention.ms={actual.get('retention.ms')} exceeds the bound "
+                           f"{wanted['retention.ms']} ms ({days:g} days) for a topic holding identifiers")
+        return out
+
+
+def _longer(actual: str | None, bound: str) -> bool:
+    """``actual`` (ms, -1 = forever, None = unknown) is longer than ``bound``."""
+    if actual is None:
+        return True
+    value = int(actual)
+    return value < 0 or value > int(bound)
+
+
+async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1,
+                        policy: TopicPolicy | None = None) -> list[str]:
+    """Create the missing topics among ``names`` with the lifetimes of ``policy`` (the default
+    bounds when None); return those created."""
+    policy = policy or TopicPolicy()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
     await admin.start()
     try:
@@ -71,10 +154,51 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, repli
         missing = [n for n in names if n not in existing]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently by another process
-                await admin.create_topics([NewTopic(n, partitions, replication) for n in missing])
+                await admin.create_topics([NewTopic(n, partitions, replication, topic_configs=policy.configs(n) or None)
+                                           for n in missing])
         return missing
     finally:
         await admin.close()
+
+
+async def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:
+    """The effective configuration of each existing topic among ``names``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+        out: dict[str, dict[str, str]] = {}
+        for response in responses:
+            for resource in response.resources:
+                error_code, _, _, resource_name, entries = resource[:5]
+                if error_code == 0:
+                    out[resource_name] = {e[0]: e[1] for e in entries}
+        return out
+    finally:
+        await admin.close()
+
+
+async def check_topics(bootstrap: str, names: list[str], policy: TopicPolicy) -> list[str]:
+    """Every topic among ``names`` whose configuration keeps identifiers longer than ``policy``."""
+    checked = [n for n in names if policy.configs(n)]
+    configs = await topic_configs(bootstrap, checked)
+    return [line for n in checked if n in configs for line in policy.problems(n, configs[n])]
+
+
+async def ensure_bus_topics(settings: Settings, names: list[str]) -> list[str]:
+    """Create the missing topics with the settings' lifetimes, then check every one of them:
+    ``ConfigError`` listing each excess when the bus owns the cluster, a loud warning otherwise."""
+    policy = TopicPolicy.from_settings(settings)
+    created = await ensure_topics(settings.bootstrap, names, settings.partitions, policy=policy)
+    problems = await check_topics(settings.bootstrap, names, policy)
+    if problems and settings.kafka_topics_owned:
+        raise ConfigError("topics keep personal data longer than the configured bounds:\n  " + "\n  ".join(problems)
+                          + "\nlower them (kafka-configs.sh --alter --entity-type topics --add-config ...) or raise "
+                            "TECHNE_RAW_RETENTION_HOURS / TECHNE_DLQ_RETENTION_HOURS knowingly (docs/privacy.md)")
+    for line in problems:
+        log.warning("RETENTION ABOVE THE BOUND on a cluster the bus does not own (TECHNE_KAFKA_TOPICS_OWNED=false): "
+                    "%s", line)
+    return created
 
 
 async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, list[int]]:

@@ -33,8 +33,8 @@ from typing import Any
 from core.errors import ConfigError, TechneError
 from core.settings import Settings
 from producers.csv_profiles import Profile, build_event
-from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
-from producers.kafka import EventProducer, ProduceFailed
+from producers.ingest import EventRejected, Prepared, configure, derived_event_id, prepare
+from producers.kafka import EventProducer
 from producers.row_messages import french
 from producers.spreadsheet import Table, TableError, delimiter_name, read_table
 
@@ -182,13 +182,6 @@ def prepare_rows(table: Table, profile: Profile, venue_id: str, subject_key: byt
                                  for e in exc.errors)
 
 
-async def _send(producer: EventProducer, records: list[Prepared]) -> None:
-    futures = [await producer.enqueue(r.topic, r.key, r.value, r.headers) for r in records]
-    done, pending = await asyncio.wait(futures, timeout=producer.timeout * 3)
-    if pending or any(f.exception() is not None for f in done):
-        raise ProduceFailed(f"Kafka did not acknowledge {len(pending)} of {len(records)} records")
-
-
 async def run_import(settings: Settings, table: Table, venue_id: str, profile: Profile, *, dry_run: bool = False,
                      batch: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import ``table`` (:func:`read_profile_table`) for ``venue_id``; ``progress(n)`` is told of each n rows done."""
@@ -196,6 +189,7 @@ async def run_import(settings: Settings, table: Table, venue_id: str, profile: P
 
     if venue_id not in load_venues(settings.venues_file):
         raise ConfigError(f"unknown venue '{venue_id}'")
+    configure(settings)
     report = ImportReport()
     ledger = ImportLedger(settings.data_dir / "imports" / f"{venue_id}.sqlite")
     producer = EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s, auth=settings.kafka_auth(),
@@ -216,7 +210,7 @@ async def run_import(settings: Settings, table: Table, venue_id: str, profile: P
             fresh = [r for r in pending if r.event_id not in known]
             report.already_imported += len(pending) - len(fresh)
             if fresh and not dry_run:
-                await _send(producer, fresh)
+                await producer.send_batch(fresh)
                 ledger.add([r.event_id for r in fresh])
             report.sent += len(fresh)
             if progress is not None:

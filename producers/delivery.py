@@ -11,6 +11,12 @@ the replayer first waits for those acknowledgements (an acknowledged one leaves 
 reconciles what is still in flight against the topic (spool.py), then replays the rest in
 ``seq`` order, ``batch`` records at a time, deleting them once acknowledged.
 
+Data keys first. A record sealed with a data key new to Kafka carries that key's key-topic record
+(``Prepared.keys``, see producers/keyring.py). Every write here sends the key records first and
+waits for their acknowledgement before handing over the events (:meth:`_send_all`); spooled, the
+key records are appended ahead of their events and replayed in that order. Once durable either
+way, the keyring stops attaching them (:func:`producers.ingest.confirm_keys`).
+
 The replayer also (re)starts the producer when Kafka was unreachable at start-up. :meth:`stop`
 lets the batch being replayed finish (up to ``grace`` seconds); anything left stays spooled for
 the next start.
@@ -31,7 +37,7 @@ from aiokafka.errors import KafkaError
 
 from core import metrics
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
-from producers.ingest import Prepared
+from producers.ingest import Prepared, confirm_keys, split_keys
 from producers.kafka import EventProducer, ProduceFailed
 from producers.spool import Entry, Spool, SpoolFull, Watermarks
 
@@ -86,16 +92,27 @@ class Delivery:
             self.spool.release(len(records))
 
     def _spool(self, records: Sequence[Prepared], *, in_flight: bool = False) -> list[int]:
-        seqs = self.spool.append(records, in_flight=in_flight, watermarks=self._acked if in_flight else None)
-        metrics.SPOOLED.inc(len(records))
+        keys, events = split_keys(records)
+        seqs = self.spool.append([*keys, *events], in_flight=in_flight,
+                                 watermarks=self._acked if in_flight else None)
+        confirm_keys(keys)
+        metrics.SPOOLED.inc(len(events))
         self._wake.set()
         return seqs
 
     async def _send_all(self, records: Sequence[Prepared]) -> None:
-        """Hand ``records`` to the client in order, then wait for every acknowledgement.
+        """Write the key records of ``records`` and wait for them, then hand the other records to
+        the client in order and wait for every acknowledgement.
 
         Never abandons a record it handed over: it returns (or raises :class:`ProduceFailed`) only
         once every handed record's future settled, so nothing is still on its way to Kafka after."""
+        keys, events = split_keys(records)
+        if keys:
+            await self._send_phase(keys)
+            confirm_keys(keys)
+        await self._send_phase(events)
+
+    async def _send_phase(self, records: Sequence[Prepared]) -> None:
         futures: list[asyncio.Future[Any]] = []
         error: Exception | None = None
         for r in records:

@@ -14,23 +14,36 @@ Contract:
 * Headers: ``event_id`` (lets the spool check what already reached Kafka without decoding)
   and ``auth`` (how the authenticity of the event was verified, e.g. ``standard-webhooks``,
   ``hmac-sha256:x-ha-signature``, ``basic``, ``site-key``, ``csv-import``).
+* Sealing: the direct identifiers and free text of the event are encrypted with its subject's
+  data key (:mod:`schemas.sealing`, :mod:`producers.keyring`) before encoding. When that key is
+  new, ``Prepared.keys`` holds its key-topic record, which every sender writes (acknowledged)
+  before the event: :func:`split_keys` and :func:`confirm_keys` are the senders' side of it.
+  A process must call :func:`configure` once before :func:`prepare` (``ConfigError`` otherwise),
+  so no door can produce unsealed identifiers by forgetting it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from core.datakeys import MasterKeys
+from core.errors import ConfigError, InvalidMessage
 from core.errors import EventRejected as EventRejected  # defined with the whole tree
-from core.errors import InvalidMessage
 from core.identity import subject_ref
-from core.topics import raw_topic
+from core.topics import KEYS, raw_topic
+from producers.keyring import Keyring
 from schemas import CATALOGUE, Catalogue
 from schemas.models import INCOMING, to_record
+from schemas.sealing import SEALER
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c63e4-5a8e-4d1e-9d0b-0b8e7f2a9c11")
 """uuid5 namespace of derived event ids (kept from the first gateway: ids stay stable)."""
@@ -52,6 +65,8 @@ class Prepared:
     event_type: str
     venue_id: str
     auth: str
+    keys: tuple[Prepared, ...] = ()
+    """Key-topic records that must be durable before this record is written (see module doc)."""
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
@@ -70,6 +85,44 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 
 _catalogue: Catalogue = CATALOGUE
+_keyring: Keyring | None = None
+_configured = False  # configure() / use_keyring() called (a None keyring then means: sealing off)
+
+
+def configure(settings: Settings) -> None:
+    """Set up this producer process from its settings: schema ids (:func:`use_registry`) and the
+    keyring that seals identifiers (off only with ``TECHNE_SEAL_IDENTIFIERS=false``)."""
+    use_registry(settings.schema_registry_url)
+    use_keyring(Keyring(MasterKeys.from_settings(settings), settings.datakey_cache_seconds)
+                if settings.seal_identifiers else None)
+
+
+def use_keyring(keyring: Keyring | None) -> None:
+    """Seal with ``keyring`` (``None``: do not seal; benchmarks and tests of the unsealed path)."""
+    global _keyring, _configured
+    _keyring, _configured = keyring, True
+
+
+def split_keys(records: Sequence[Prepared]) -> tuple[list[Prepared], list[Prepared]]:
+    """``(key-topic records, the other records)``: what a sender must write first (deduplicated,
+    from ``Prepared.keys`` and from key-topic records already flattened, e.g. by the spool), then
+    the records themselves, in order."""
+    keys: dict[bytes, Prepared] = {}
+    events: list[Prepared] = []
+    for r in records:
+        if r.topic == KEYS:
+            keys.setdefault(r.key, r)
+            continue
+        for k in r.keys:
+            keys.setdefault(k.key, k)
+        events.append(r)
+    return list(keys.values()), events
+
+
+def confirm_keys(key_records: Sequence[Prepared]) -> None:
+    """Tell the keyring these key-topic records are durable (Kafka acknowledged or spooled)."""
+    if key_records and _keyring is not None:
+        _keyring.confirm(r.key for r in key_records)
 
 
 def use_registry(registry_url: str | None) -> None:
@@ -88,12 +141,21 @@ def prepare(payload: Any, *, venue_id: str, subject_key: bytes, fallback_id: uui
         event = INCOMING.validate_python(payload)
     except ValidationError as exc:
         raise EventRejected(field_errors(exc)) from None
+    if not _configured:
+        raise ConfigError("producer not configured: call producers.ingest.configure(settings) at start")
     name, record = to_record(event, venue_id=venue_id, received_at=received_at or datetime.now(UTC),
                              fallback_id=fallback_id)
+    ref = subject_ref(subject_key, venue_id, record.get("subject") or {})
+    keys: tuple[Prepared, ...] = ()
+    if _keyring is not None:
+        data_key, new = _keyring.key_for(ref)
+        SEALER.seal(name, record, data_key)
+        if new is not None:
+            keys = (Prepared(new[0], new[1], new[2], "key:" + data_key.kid.hex(), "datakey", venue_id, "keyring"),)
     try:
         value = _catalogue.encode(name, record)
     except InvalidMessage as exc:
         raise EventRejected([{"field": "(body)", "message": exc.detail.split(":", 1)[0] + ": does not fit schema"}]
                             ) from None
-    key = subject_ref(subject_key, venue_id, record.get("subject") or {}).encode()
-    return Prepared(raw_topic(venue_id), key, value, record["event_id"], record["event_type"], venue_id, auth)
+    return Prepared(raw_topic(venue_id), ref.encode(), value, record["event_id"], record["event_type"], venue_id,
+                    auth, keys)

@@ -12,6 +12,7 @@ its caller's deadline may still succeed later (the spool relies on that, see spo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -19,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from core.errors import ProduceFailed as ProduceFailed  # defined with the whole tree
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
+from producers.ingest import Prepared, confirm_keys, split_keys
 
 
 class EventProducer:
@@ -73,6 +75,21 @@ class EventProducer:
         except KafkaError as exc:
             raise ProduceFailed(f"{topic}: {type(exc).__name__}") from exc
         return fut
+
+    async def send_batch(self, records: Sequence[Prepared], timeout: float | None = None) -> None:
+        """Write ``records`` and wait for every acknowledgement (``ProduceFailed`` otherwise): their
+        data keys' key-topic records first (acknowledged before any event is handed over, so a
+        reader never meets an event whose key is not yet on Kafka), then the records in order."""
+        keys, events = split_keys(records)
+        for phase in (keys, events):
+            futures = [await self.enqueue(r.topic, r.key, r.value, r.headers) for r in phase]
+            if not futures:
+                continue
+            done, pending = await asyncio.wait(futures, timeout=timeout or self.timeout * 3)
+            if pending or any(f.exception() is not None for f in done):
+                raise ProduceFailed(f"Kafka did not acknowledge {len(pending)} of {len(phase)} records")
+            if phase is keys:
+                confirm_keys(keys)
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
         """Write one record and wait for the broker's acknowledgement."""

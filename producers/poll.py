@@ -22,7 +22,7 @@ from producers.adapters import POLL
 from producers.adapters.billetweb import Billetweb
 from producers.adapters.consent import UnmappedQuestion, load_consent_sources
 from producers.adapters.weezevent import Weezevent
-from producers.ingest import EventRejected, Prepared, derived_event_id, prepare
+from producers.ingest import EventRejected, Prepared, configure, derived_event_id, prepare
 from producers.kafka import EventProducer, ProduceFailed
 
 log = logging.getLogger("techne.poll")
@@ -75,11 +75,10 @@ async def poll_once(settings: Settings, venue_id: str, source: str, base_url: st
         except EventRejected as exc:
             report.rejected.append({"key": ev.key, "errors": exc.errors})
             metrics.INGEST_REJECTED.labels(venue=venue_id, reason=f"{source}_unmappable").inc()
-    futures = [await producer.enqueue(r.topic, r.key, r.value, r.headers) for r in records]
-    if futures:
-        done, pending = await asyncio.wait(futures, timeout=producer.timeout * 3)
-        if pending or any(f.exception() is not None for f in done):
-            raise ProduceFailed(f"Kafka did not acknowledge the round ({len(pending)} pending); cursor kept")
+    try:
+        await producer.send_batch(records)
+    except ProduceFailed as exc:
+        raise ProduceFailed(f"Kafka did not acknowledge the round ({exc}); cursor kept") from exc
     connector.save_cursor(new_cursor)
     report.sent = len(records)
     for r in records:
@@ -90,6 +89,7 @@ async def poll_once(settings: Settings, venue_id: str, source: str, base_url: st
 async def run(settings: Settings, venue_id: str, source: str, base_url: str, *, interval: float,
               once: bool) -> list[PollReport]:
     """Poll every ``interval`` seconds (one round with ``once``); a failed round is retried next time."""
+    configure(settings)
     producer = EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s, auth=settings.kafka_auth(),
                              client_id=f"techne-poll-{source}")
     await producer.start()

@@ -13,6 +13,12 @@ when the entry was marked) to their end and drops the entries whose ``event_id``
 already there. Watermarks are stored in the same transaction as the mark, so they hold across
 restarts.
 
+Purged once delivered. Entries hold sealed events (identifiers encrypted, producers/keyring.py)
+and the key-topic records of their data keys (wrapped by the master key). A delivered entry is
+deleted with ``secure_delete`` (its bytes overwritten in the database file), and when the spool
+becomes empty the write-ahead log is checkpointed and truncated, so nothing delivered lingers in
+the spool's files.
+
 Capacity is ``max_events`` entries; :meth:`Spool.reserve` / :meth:`Spool.release` let a caller
 hold room for a request before writing anything, so a request is either wholly accepted or
 wholly refused (:class:`SpoolFull`).
@@ -62,6 +68,7 @@ class Spool:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
         self._depth = int(self._db.execute("SELECT count(*) FROM spool").fetchone()[0])
         self._reserved = 0
@@ -129,6 +136,8 @@ class Spool:
             self._db.executemany("DELETE FROM spool WHERE seq = ?", params)
             removed = self._db.total_changes - before
         self._depth -= removed
+        if self._depth == 0 and removed:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def watermarks(self) -> Watermarks:
         return {(t, p): o for t, p, o in self._db.execute("SELECT topic, partition, next_offset FROM watermarks")}

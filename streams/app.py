@@ -9,16 +9,26 @@ Delivery: at least once. Faust commits a source offset only after flushing the p
 (``Consumer._commit_offsets``), so every output of a committed message is on Kafka; a
 replay after a crash re-emits the same records, which sinks deduplicate by ``event_id`` /
 ``command_id``. A flood of invalid messages stops the worker (:class:`PoisonFlood`).
+
+Sealed identifiers are opened with the worker's :class:`~streams.keystore.KeyStore` (every data
+key of ``techne.keys``, read at start and tailed). A key not in memory yet makes the agent catch
+up with the key topic and handle the message again; still missing, it was shredded. After an
+erasure request the agent waits for the acknowledgement of its outputs (erasure commands, audit),
+then writes the tombstones of the subject's data keys (:meth:`KeyStore.shred`) and, once they are
+acknowledged, the audit line ``keys_shredded``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import faust
 
+from core.datakeys import MasterKeys
 from core.dlq import InvalidRateGuard, PoisonFlood
 from core.errors import ConfigError
 from core.kafka_auth import faust_credentials
@@ -29,7 +39,8 @@ from schemas.agreements import Agreement, load_agreements
 from schemas.models import CONSENT, Purpose
 from schemas.registry_client import catalogue_for
 from streams.faust_config import faust_settings
-from streams.processor import Processor
+from streams.keystore import KeyPending, KeyStore
+from streams.processor import Processor, Result, Shred
 from streams.steps.expiry import AUTH as EXPIRY_AUTH
 from streams.steps.expiry import lapsed
 
@@ -66,6 +77,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     processor = build_processor(settings, agreements)
     now = clock or (lambda: datetime.now(UTC))
     guard = InvalidRateGuard(settings.poison_window, settings.poison_threshold)
+    keystore = KeyStore(settings.bootstrap, MasterKeys.from_settings(settings), settings.kafka_auth())
     app = faust.App(
         settings.worker_id,
         **faust_settings(settings.bootstrap, settings.replication_factor),
@@ -75,26 +87,53 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
         broker_commit_interval=0.5,
         processing_guarantee="at_least_once",  # exactly_once does not cover our outputs: docs/privacy.md
     )
+    started = asyncio.Lock()
     raw = app.topic(*(raw_topic(v) for v in venues), key_serializer="raw", value_serializer="raw")
     ledger = app.Table("consent-ledger", default=None, partitions=settings.partitions,
                        key_type=str)  # values: JSON (the app default serializer)
 
+    def handle(message: Any, keys: Any) -> Result:
+        return processor.handle(message.value, message.key, message.topic, ledger.get,
+                                header_value(message.headers, "auth"), keys)
+
+    async def send(topic: str, key: bytes | None, value: bytes | None, headers: Any = None) -> Any:
+        """Straight to Faust's producer (flushed by Faust before each commit); the ack's future."""
+        return await app.producer.send(topic, key, value, None, None, headers or None)
+
+    async def shred(order: Shred, sent: list[Any]) -> None:
+        """The subject's outputs (erasure commands, audit) acknowledged first: a crash cannot lose
+        them; then the tombstones, acknowledged; then the audit line of the shredding."""
+        await asyncio.gather(*sent)
+        count = await keystore.shred(order.subject, lambda topic, key, value: send(topic, key, value))
+        await send(order.audit.topic, order.audit.key, order.audit.value)
+        log.info("erasure request: %d data keys shredded", count)
+
     @app.agent(raw)  # type: ignore[untyped-decorator]
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            result = processor.handle(message.value, message.key, message.topic, ledger.get,
-                                      header_value(message.headers, "auth"))
-            if result.ledger_update is not None:
-                ledger[message.key.decode()] = result.ledger_update
-            for out in result.outputs:  # straight to Faust's producer, flushed by Faust before each commit
-                await app.producer.send(out.topic, out.key, out.value, None, None, out.headers or None)
-            try:
-                guard.record(result.invalid)
-            except PoisonFlood as exc:
-                log.critical("%s", exc)
-                await app.crash(exc)
-                return
+        async with started:
+            if not keystore.consumer_started:
+                await keystore.start()
+        try:
+            async for event in stream.events():
+                message = event.message
+                try:
+                    result = handle(message, keystore.lookup_pending)
+                except KeyPending:  # keys are written before their events: caught up, a missing key was shredded
+                    await keystore.catch_up()
+                    result = handle(message, keystore.lookup)
+                if result.ledger_update is not None:
+                    ledger[message.key.decode()] = result.ledger_update
+                sent = [await send(out.topic, out.key, out.value, out.headers) for out in result.outputs]
+                if result.shred is not None:
+                    await shred(result.shred, sent)
+                try:
+                    guard.record(result.invalid)
+                except PoisonFlood as exc:
+                    log.critical("%s", exc)
+                    await app.crash(exc)
+                    return
+        finally:  # the agent stops (shutdown, rebalance): a restart reads the key topic again
+            await keystore.stop()
 
     @app.timer(interval=settings.consent_expiry_scan_s)  # type: ignore[untyped-decorator]
     async def expire_consents() -> None:

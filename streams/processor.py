@@ -13,6 +13,15 @@ be processed becomes a dead letter on ``dlq.<stage>`` carrying the original byte
 in headers. Shared records are keyed by their pseudonym (by their event id when it is empty:
 ad spend, an anonymous scan).
 
+Sealed identifiers (schemas/sealing.py) are opened right after decoding with ``keys(subject,
+kid)`` (the worker's key store). An event whose data key was shredded (an erasure request) is
+audited ``subject_erased`` and produces nothing else; a consent-type event of such a subject
+still updates the ledger (it carries no identifier the ledger needs). An erasure request sets
+:attr:`Result.shred`: once its outputs are acknowledged, the agent deletes the subject's data
+keys (streams/keystore.py) and, once the tombstones are acknowledged, sends the audit line
+``keys_shredded``. Without ``keys`` every sealed field stays
+closed (fail closed: nothing of a sealed event is shared).
+
 Every valid message yields exactly one ``techne.audit`` record holding all its decision lines
 (NDJSON, see :func:`audit_record`): one send per message instead of one per decision, which
 measurably cheapens the worker (``techne bench streams``).
@@ -29,10 +38,12 @@ from typing import Any
 from core import metrics
 from core.dlq import letter_headers
 from core.errors import InvalidMessage
+from core.identity import ANONYMOUS
 from core.topics import AUDIT, dlq_topic
 from schemas import CATALOGUE, Catalogue
 from schemas.agreements import Agreement
 from schemas.models import ERASURE_COMMAND
+from schemas.sealing import SEALER
 from streams.steps.consent import ERASURE_REQUEST_TYPES, LedgerEntry, apply_consent
 from streams.steps.erasure import erasure_commands
 from streams.steps.route import Decision, own_store, route, shareable
@@ -53,6 +64,23 @@ class Result:
     outputs: list[Output] = field(default_factory=list)
     ledger_update: LedgerEntry | None = None
     invalid: bool = False
+    shred: Shred | None = None
+
+
+@dataclass(frozen=True)
+class Shred:
+    """Delete ``subject``'s data keys once the outputs are acknowledged, then send ``audit``."""
+
+    subject: str
+    audit: Output
+
+
+KeysLookup = Callable[[str, bytes], Any]
+"""(subject, kid) -> the cipher of that data key, or None when it was shredded."""
+
+
+def _no_keys(subject: str, kid: bytes) -> None:
+    return None
 
 
 def decision(record: Mapping[str, Any], outcome: str, reason: str, *, agreement_id: str | None = None,
@@ -113,16 +141,23 @@ class Processor:
         self.ttls = dict(ttls or {})
 
     def handle(self, value: bytes, key: bytes | None, source_topic: str,
-               ledger_get: Callable[[str], LedgerEntry | None], auth: str | None = None) -> Result:
+               ledger_get: Callable[[str], LedgerEntry | None], auth: str | None = None,
+               keys: KeysLookup = _no_keys) -> Result:
         subject = key.decode() if isinstance(key, bytes) else str(key)
         try:
             name, record = self.catalogue.decode(value)
+            shredded = SEALER.open(name, record, lambda kid: keys(subject, kid))
         except InvalidMessage as exc:
             return Result([dead_letter(value, key, source_topic, exc)], invalid=True)
         event_type = str(record.get("event_type", ""))
         metrics.STREAM_EVENTS.labels(event_type=event_type).inc()
         if event_type.startswith("consent.") or event_type in ERASURE_REQUEST_TYPES:
-            return self._consent(record, subject, ledger_get, auth)
+            result = self._consent(record, subject, ledger_get, auth)
+            if event_type in ERASURE_REQUEST_TYPES and subject != ANONYMOUS and not shredded:
+                result.shred = Shred(subject, audit_line(record, "keys_shredded", "erasure_request"))
+            return result
+        if shredded:
+            return Result([audit_line(record, "subject_erased", "data_key_shredded")])
         if not shareable(name, event_type):
             # a valid event of a type no agreement can share (web, most campaign events, …): not a
             # failure, so not a dead letter (it must not count towards the poison-flood guard)

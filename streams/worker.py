@@ -23,7 +23,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from core import metrics
 from core.kafka_auth import env_kwargs
 from core.settings import Settings
-from core.topics import bus_topics, ensure_topics
+from core.topics import LEDGER_CHANGELOG, TopicPolicy, bus_topics, ensure_bus_topics
 from core.venues import load_venues
 from schemas.agreements import load_agreements, partners
 from streams.app import create_app
@@ -32,14 +32,14 @@ from streams.faust_config import quiet_logging
 
 async def ensure_ledger_changelog(settings: Settings) -> None:
     """Create the consent ledger's compacted changelog topic if it is missing (module doc)."""
-    name = f"{settings.worker_id}-consent-ledger-changelog"
+    name = f"{settings.worker_id}-{LEDGER_CHANGELOG}"
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **env_kwargs())
     await admin.start()
     try:
         if name not in set(await admin.list_topics()):
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor,
-                                                    topic_configs={"cleanup.policy": "compact"})])
+                                                    topic_configs=TopicPolicy.from_settings(settings).configs(name))])
         deadline = time.monotonic() + LEADER_WAIT_S
         while time.monotonic() < deadline:
             (described,) = await admin.describe_topics([name])
@@ -58,9 +58,9 @@ def run_worker(settings: Settings, loglevel: str = "WARN", clock: Callable[[], d
     """Blocks until the worker is stopped (SIGTERM / Ctrl-C); ``clock``: see :func:`create_app`."""
     venues = sorted(load_venues(settings.venues_file))
     agreements = load_agreements(settings.agreements_dir, set(venues))
-    asyncio.run(ensure_topics(settings.bootstrap, bus_topics(venues, partners(agreements)), settings.partitions,
-                              settings.replication_factor))
-    asyncio.run(ensure_ledger_changelog(settings))
+    asyncio.run(ensure_ledger_changelog(settings))  # compacted within the bound: holds identifiers while granted
+    asyncio.run(ensure_bus_topics(settings, bus_topics(venues, partners(agreements)),  # refuses retention > bounds
+                                  also_check=[f"{settings.worker_id}-{LEDGER_CHANGELOG}"]))
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     asyncio.set_event_loop(asyncio.new_event_loop())
     app = create_app(settings, agreements, venues, clock)

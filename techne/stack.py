@@ -34,6 +34,7 @@ def generate_secrets(venue_ids: list[str]) -> dict[str, str]:
         "TECHNE_SUBJECT_KEY": secrets.token_urlsafe(32),
         "TECHNE_PSEUDONYM_KEYS": json.dumps({"1": secrets.token_urlsafe(32)}),
         "TECHNE_PSEUDONYM_KEY_VERSION": "1",
+        "TECHNE_DATAKEY_MASTER_KEYS": json.dumps({"1": secrets.token_urlsafe(32)}),
     }
 
 

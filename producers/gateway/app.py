@@ -44,7 +44,7 @@ from producers.adapters.consent import ConsentSources, load_consent_sources
 from producers.delivery import Delivery
 from producers.gateway import collector, events, openapi, preferences, sources
 from producers.gateway.http import Door
-from producers.ingest import use_registry
+from producers.ingest import configure
 from producers.kafka import EventProducer
 from producers.ledger import WebhookLedger
 from producers.spool import Spool
@@ -103,7 +103,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None,
     accepted webhook ids) lives under ``<data_dir>/gateway/``. ``wrap_delivery`` (tests: fault
     injection) wraps the delivery every accepted event goes through."""
     venues = load_venues(settings.venues_file)
-    use_registry(settings.schema_registry_url)
+    configure(settings)  # schema ids, and the keyring sealing identifiers
     gw = Gateway(settings, venues, settings.require_subject_key(), settings.data_dir / "gateway",
                  producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s,
                                            auth=settings.kafka_auth()))

@@ -1,0 +1,168 @@
+"""The reading side of crypto-shredding: every data key of the key topic, in memory, and shredding.
+
+:class:`KeyStore` reads ``techne.keys`` (compacted; :mod:`core.datakeys` for the record format)
+from its beginning with a plain consumer (no group: every worker holds every key), then tails it.
+
+* :meth:`KeyStore.lookup` answers from memory: the cipher of ``(subject, kid)``, or ``None``.
+* Read your writes: producers write a key's record, acknowledged, *before* any event sealed with
+  it, so a key missing when an event is read is either not read yet or shredded.
+  :meth:`KeyStore.catch_up` reads up to the key topic's current end offsets; a key still missing
+  after it was shredded. The worker agent calls it when :meth:`lookup_pending` raised
+  :class:`KeyPending`, then handles the message again with :meth:`lookup` (missing = shredded).
+* :meth:`KeyStore.shred` catches up, then writes a tombstone for every key of a subject through
+  the caller's producer and forgets them at once; other readers drop them when they read the
+  tombstones.
+
+A deleted key is gone from this process's memory when its tombstone is read (at once in the
+worker that shreds it). How long its wrapped copy can remain in the key topic's log is bounded
+by the topic's compaction settings (:func:`core.topics.topic_configs`, docs/privacy.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core.datakeys import MasterKeys, parse_record_key, record_key
+from core.errors import InvalidMessage, TechneError
+from core.kafka_auth import KafkaAuth, aiokafka_kwargs
+from core.topics import KEYS
+
+log = logging.getLogger("techne.keystore")
+
+
+class KeyPending(TechneError):
+    """A data key is not in memory yet: catch up with the key topic, then look again."""
+
+
+class KeyStore:
+    """Every data key of the key topic, by subject and kid."""
+
+    def __init__(self, bootstrap: str, masters: MasterKeys, auth: KafkaAuth | None = None) -> None:
+        self.masters = masters
+        self._bootstrap, self._auth = bootstrap, auth or KafkaAuth()
+        self._keys: dict[str, dict[bytes, AESGCM]] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tps: list[TopicPartition] = []
+        self._tail: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.invalid = 0  # key records that could not be opened (logged, never fatal)
+
+    @property
+    def consumer_started(self) -> bool:
+        return self._consumer is not None
+
+    def __len__(self) -> int:
+        return sum(len(k) for k in self._keys.values())
+
+    def lookup(self, subject: str, kid: bytes) -> AESGCM | None:
+        keys = self._keys.get(subject)
+        return keys.get(kid) if keys else None
+
+    def lookup_pending(self, subject: str, kid: bytes) -> AESGCM:
+        """Like :meth:`lookup`, but a missing key raises :class:`KeyPending`."""
+        found = self.lookup(subject, kid)
+        if found is None:
+            raise KeyPending(subject)
+        return found
+
+    def kids(self, subject: str) -> list[bytes]:
+        return sorted(self._keys.get(subject, {}))
+
+    async def start(self, *, tail: bool = True) -> None:
+        """Read the key topic to its current end; with ``tail``, keep reading it in the background."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=10_000,
+                                    **aiokafka_kwargs(self._auth))
+        await admin.start()
+        try:
+            described = await admin.describe_topics([KEYS])
+        finally:
+            await admin.close()
+        parts = {p["partition"] for d in described if d["topic"] == KEYS and not d["error_code"]
+                 for p in d["partitions"]}
+        if not parts:
+            raise TechneError(f"topic {KEYS} not found: create the bus topics first (`techne worker` does)")
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", request_timeout_ms=10_000,
+                                    **aiokafka_kwargs(self._auth))
+        await consumer.start()
+        self._consumer = consumer
+        self._tps = [TopicPartition(KEYS, p) for p in sorted(parts)]
+        consumer.assign(self._tps)
+        # no seek_to_beginning(): with auto_offset_reset="earliest" a fresh assignment starts at the log start
+        await self.catch_up()
+        if tail:
+            self._tail = asyncio.create_task(self._tail_loop(), name="keystore-tail")
+
+    async def stop(self) -> None:
+        if self._tail is not None:
+            self._tail.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tail
+            self._tail = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    async def catch_up(self) -> None:
+        """Read until every partition of the key topic reaches its end offset as of now."""
+        assert self._consumer is not None, "key store not started"
+        async with self._lock:
+            ends = await self._consumer.end_offsets(self._tps)
+            while [tp for tp in self._tps if await self._consumer.position(tp) < ends[tp]]:
+                await self._read(500)
+
+    async def shred(self, subject: str, send: Callable[[str, bytes, None], Awaitable[Awaitable[object]]]) -> int:
+        """Tombstone every data key of ``subject`` with ``send(topic, key, None)`` (which returns the
+        future of the acknowledgement), wait for the acknowledgements, forget the keys; return how
+        many there were."""
+        await self.catch_up()
+        kids = self.kids(subject)
+        acks = [await send(KEYS, record_key(subject, kid), None) for kid in kids]
+        self._keys.pop(subject, None)
+        await asyncio.gather(*acks)
+        return len(kids)
+
+    async def _tail_loop(self) -> None:
+        while True:
+            try:
+                async with self._lock:
+                    await self._read(1000)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep tailing; catch_up() surfaces persistent failures
+                log.warning("key topic read failed: %s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    async def _read(self, timeout_ms: int) -> None:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(*self._tps, timeout_ms=timeout_ms)
+        for batch in batches.values():
+            for msg in batch:
+                self.apply(msg.key, msg.value)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Fold one key-topic record into memory (a tombstone removes the key)."""
+        if key is None:
+            return
+        try:
+            if value is None:
+                subject, kid = parse_record_key(key)
+                keys = self._keys.get(subject)
+                if keys is not None:
+                    keys.pop(kid, None)
+                    if not keys:
+                        del self._keys[subject]
+                return
+            data_key = self.masters.unwrap(key, value)
+        except InvalidMessage as exc:
+            self.invalid += 1
+            log.warning("key record skipped: %s", exc.reason)
+            return
+        self._keys.setdefault(data_key.subject, {})[data_key.kid] = data_key.aead
