@@ -32,7 +32,7 @@ from bench.procstat import cpu_seconds, peak_rss_mib
 from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
 from core.topics import bus_topics, ensure_topics, raw_topic
 from core.venues import load_venues
-from producers.ingest import prepare
+from producers.ingest import prepare, use_keyring
 from schemas.agreements import load_agreements, partners
 from techne.accounting import group_lag, wait_sinks_caught_up
 from techne.local import LocalKafka
@@ -125,6 +125,7 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             secret = json.loads(env["TECHNE_VENUE_SECRETS"])[VENUE][0]
             orders = _orders(events, VENUE)
             key = env["TECHNE_SUBJECT_KEY"].encode()
+            use_keyring(None)  # pre-encoded for the baseline only (the gateway seals what it receives)
             pre = [prepare(o, venue_id=VENUE, subject_key=key, auth="bench", fallback_id=uuid.uuid4()) for o in orders]
             baseline = asyncio.run(_baseline(bootstrap, [(r.key, r.value) for r in pre]))
 

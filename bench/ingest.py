@@ -16,7 +16,9 @@ bench). ``gateway_single_requests_per_cpu_s`` divides the single requests by the
 gateway process used meanwhile (from ``/proc``): its rate on one dedicated core, since on a small
 machine the gateway shares the cores with the broker and the load generator. The gateway's peak
 RSS is its ``VmHWM`` from ``/proc``. ``ratio_vs_aiokafka_producer`` is
-batch events/s over the baseline's.
+batch events/s over the baseline's. Both gateway phases then run again on a gateway with
+``TECHNE_SEAL_IDENTIFIERS=false``: the ``unsealed_*`` figures and ``ratio_vs_unsealed_*`` give
+what sealing identifiers (crypto-shredding) costs, per event in CPU µs and in rate.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from aiokafka import AIOKafkaProducer
 
 from bench.procstat import cpu_seconds, peak_rss_mib
 from core.settings import DEFAULT_VENUES
-from core.topics import ensure_topics, raw_topic
+from core.topics import KEYS, ensure_topics, raw_topic
 from core.venues import load_venues
 from producers.gateway.signatures import sign
-from producers.ingest import derived_event_id, prepare
+from producers.ingest import derived_event_id, prepare, use_keyring
 from techne.local import LocalKafka
 from techne.stack import Stack, generate_secrets
 from techne.traffic import generate
@@ -105,55 +107,77 @@ def _signed(port: int, path: str, body: bytes, secret: str, content_type: str = 
     return _request(port, path, body, headers)
 
 
+def _gateway(env: dict[str, str], log_dir: Path, secrets: dict[str, str], events: int, singles: int,
+             concurrency: int) -> dict[str, float]:
+    """One gateway (``env``): batches then single requests; rates, CPU per single request, peak RSS."""
+    stack = Stack(env, log_dir)
+    try:
+        port = int(stack.start_gateway().rsplit(":", 1)[1])
+        gateway_pid = stack.services["gateway"].proc.pid
+        warm = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(), secrets[SINGLE_VENUE])
+                for p in _orders(200, SINGLE_VENUE)]
+        asyncio.run(_fire(port, warm, concurrency))  # connections, imports, producer metadata
+        orders = _orders(events, BATCH_VENUE)
+        batches = [_signed(port, f"/v1/venues/{BATCH_VENUE}/events/batch",
+                           json.dumps(orders[i:i + BATCH]).encode(), secrets[BATCH_VENUE])
+                   for i in range(0, len(orders), BATCH)]
+        batch_cpu = cpu_seconds(gateway_pid)
+        batch_s, batch_status = asyncio.run(_fire(port, batches, min(concurrency, 8)))
+        batch_cpu = cpu_seconds(gateway_pid) - batch_cpu
+        single = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(),
+                          secrets[SINGLE_VENUE]) for p in _orders(singles, SINGLE_VENUE)]
+        cpu_before = cpu_seconds(gateway_pid)
+        single_s, single_status = asyncio.run(_fire(port, single, concurrency))
+        single_cpu = cpu_seconds(gateway_pid) - cpu_before
+        rss = peak_rss_mib(gateway_pid)
+    finally:
+        stack.stop_all()
+    if set(batch_status) != {202} or set(single_status) != {202}:
+        raise RuntimeError(f"unexpected answers: batch {batch_status}, single {single_status}")
+    return {"batch_eps": len(orders) / batch_s, "batch_cpu_us": batch_cpu / len(orders) * 1e6,
+            "single_rps": len(single) / single_s, "single_per_cpu_s": len(single) / max(single_cpu, 1e-9),
+            "single_cpu_us": single_cpu / len(single) * 1e6, "rss": rss, "events": len(orders),
+            "singles": len(single)}
+
+
 def run(events: int, singles: int, concurrency: int) -> dict[str, Any]:
     venues = sorted(load_venues(DEFAULT_VENUES))
     with tempfile.TemporaryDirectory(prefix="techne-bench-ingest-") as tmp:
         root = Path(tmp)
         broker = LocalKafka(root / "kafka")
         broker.start()
-        stack: Stack | None = None
         try:
-            asyncio.run(ensure_topics(broker.bootstrap, [raw_topic(v) for v in venues], 3))
+            asyncio.run(ensure_topics(broker.bootstrap, [*(raw_topic(v) for v in venues), KEYS], 3))
             env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": broker.bootstrap,
                    "TECHNE_DATA_DIR": str(root / "data")}
             secrets = {v: s[0] for v, s in json.loads(env["TECHNE_VENUE_SECRETS"]).items()}
             key = env["TECHNE_SUBJECT_KEY"].encode()
+            use_keyring(None)  # the baseline sends pre-encoded records: encoding is not what it measures
             base = [prepare(p, venue_id=BASELINE_VENUE, subject_key=key, auth="bench",
                             fallback_id=derived_event_id(BASELINE_VENUE, str(i)))
                     for i, p in enumerate(_orders(events, BASELINE_VENUE))]
             baseline_eps = asyncio.run(baseline(broker.bootstrap, [(r.topic, r.key, r.value) for r in base]))
-
-            stack = Stack(env, root / "logs")
-            port = int(stack.start_gateway().rsplit(":", 1)[1])
-            gateway_pid = stack.services["gateway"].proc.pid
-            warm = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(), secrets[SINGLE_VENUE])
-                    for p in _orders(200, SINGLE_VENUE)]
-            asyncio.run(_fire(port, warm, concurrency))  # connections, imports, producer metadata
-
-            orders = _orders(events, BATCH_VENUE)
-            batches = [_signed(port, f"/v1/venues/{BATCH_VENUE}/events/batch",
-                               json.dumps(orders[i:i + BATCH]).encode(), secrets[BATCH_VENUE])
-                       for i in range(0, len(orders), BATCH)]
-            batch_s, batch_status = asyncio.run(_fire(port, batches, min(concurrency, 8)))
-            single = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(),
-                              secrets[SINGLE_VENUE]) for p in _orders(singles, SINGLE_VENUE)]
-            cpu_before = cpu_seconds(gateway_pid)
-            single_s, single_status = asyncio.run(_fire(port, single, concurrency))
-            single_cpu = cpu_seconds(gateway_pid) - cpu_before
-            rss = peak_rss_mib(gateway_pid)
+            sealed = _gateway(env, root / "logs", secrets, events, singles, concurrency)
+            plain = _gateway({**env, "TECHNE_SEAL_IDENTIFIERS": "false", "TECHNE_DATA_DIR": str(root / "data-plain")},
+                             root / "logs-plain", secrets, events, singles, concurrency)
         finally:
-            if stack is not None:
-                stack.stop_all()
             broker.stop()
-    if set(batch_status) != {202} or set(single_status) != {202}:
-        raise RuntimeError(f"unexpected answers: batch {batch_status}, single {single_status}")
-    batch_eps = len(orders) / batch_s
-    return {"events": len(orders), "batch_size": BATCH, "single_requests": len(single), "concurrency": concurrency,
-            "aiokafka_producer_events_per_s": round(baseline_eps), "gateway_batch_events_per_s": round(batch_eps),
-            "gateway_single_requests_per_s": round(len(single) / single_s),
-            "gateway_single_requests_per_cpu_s": round(len(single) / max(single_cpu, 1e-9)),
-            "ratio_vs_aiokafka_producer": round(batch_eps / baseline_eps, 3),
-            "gateway_peak_rss_mib": round(rss, 1), "cpus": os.cpu_count()}
+    return {"events": sealed["events"], "batch_size": BATCH, "single_requests": sealed["singles"],
+            "concurrency": concurrency, "aiokafka_producer_events_per_s": round(baseline_eps),
+            "gateway_batch_events_per_s": round(sealed["batch_eps"]),
+            "gateway_single_requests_per_s": round(sealed["single_rps"]),
+            "gateway_single_requests_per_cpu_s": round(sealed["single_per_cpu_s"]),
+            "ratio_vs_aiokafka_producer": round(sealed["batch_eps"] / baseline_eps, 3),
+            "gateway_peak_rss_mib": round(sealed["rss"], 1), "cpus": os.cpu_count(),
+            "unsealed_gateway_batch_events_per_s": round(plain["batch_eps"]),
+            "unsealed_gateway_single_requests_per_s": round(plain["single_rps"]),
+            "unsealed_gateway_single_requests_per_cpu_s": round(plain["single_per_cpu_s"]),
+            "batch_cpu_us_per_event": round(sealed["batch_cpu_us"], 1),
+            "unsealed_batch_cpu_us_per_event": round(plain["batch_cpu_us"], 1),
+            "single_cpu_us_per_request": round(sealed["single_cpu_us"], 1),
+            "unsealed_single_cpu_us_per_request": round(plain["single_cpu_us"], 1),
+            "ratio_vs_unsealed_batch": round(sealed["batch_eps"] / plain["batch_eps"], 3),
+            "ratio_vs_unsealed_single_per_cpu_s": round(sealed["single_per_cpu_s"] / plain["single_per_cpu_s"], 3)}
 
 
 def main(events: int, singles: int, concurrency: int, as_json: bool) -> None:

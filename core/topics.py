@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("techne.topics")
 AUDIT = "techne.audit"
+LEDGER_CHANGELOG = "consent-ledger-changelog"
+"""Suffix of the worker's consent-ledger changelog (``<worker id>-consent-ledger-changelog``)."""
 KEYS = "techne.keys"
 """Data keys of crypto-shredding (compacted): ``<subject>/<kid>`` -> wrapped key; tombstone = shredded."""
 DLQ_STAGES = ("decode", "route", "sink")  # the worker's two steps, and the sinks (sinks.dlq)
@@ -105,7 +108,7 @@ class TopicPolicy:
             return {"cleanup.policy": "delete", "retention.ms": str(int(self.raw_hours * _HOUR_MS))}
         if name.startswith("dlq."):
             return {"cleanup.policy": "delete", "retention.ms": str(int(self.dlq_hours * _HOUR_MS))}
-        if name == KEYS:
+        if name == KEYS or name.endswith(LEDGER_CHANGELOG):
             lag = str(int(self.keys_compaction_hours * _HOUR_MS))
             return {"cleanup.policy": "compact", "segment.ms": lag, "max.compaction.lag.ms": lag,
                     "min.compaction.lag.ms": "0", "min.cleanable.dirty.ratio": "0.01",
@@ -116,10 +119,9 @@ class TopicPolicy:
         """Why the configuration ``actual`` of topic ``name`` keeps data longer than this policy allows."""
         wanted = self.configs(name)
         out: list[str] = []
-        if name == KEYS:
+        if name == KEYS or name.endswith(LEDGER_CHANGELOG):
             if actual.get("cleanup.policy") != "compact":
-                out.append(f"{name}: cleanup.policy={actual.get('cleanup.policy')}, the data-key topic must be "
-                           "'compact' (shredding tombstones)")
+                out.append(f"{name}: cleanup.policy={actual.get('cleanup.policy')}, must be 'compact'")
             for conf in ("segment.ms", "max.compaction.lag.ms", "delete.retention.ms"):
                 if _longer(actual.get(conf), wanted[conf]):
                     out.append(f"{name}: {conf}={actual.get(conf)} exceeds the bound {wanted[conf]} ms")
@@ -185,12 +187,13 @@ async def check_topics(bootstrap: str, names: list[str], policy: TopicPolicy) ->
     return [line for n in checked if n in configs for line in policy.problems(n, configs[n])]
 
 
-async def ensure_bus_topics(settings: Settings, names: list[str]) -> list[str]:
-    """Create the missing topics with the settings' lifetimes, then check every one of them:
-    ``ConfigError`` listing each excess when the bus owns the cluster, a loud warning otherwise."""
+async def ensure_bus_topics(settings: Settings, names: list[str], also_check: Sequence[str] = ()) -> list[str]:
+    """Create the missing topics among ``names`` with the settings' lifetimes, then check them and
+    ``also_check`` (topics others create, e.g. Faust's changelog): ``ConfigError`` listing each
+    excess when the bus owns the cluster, a loud warning otherwise."""
     policy = TopicPolicy.from_settings(settings)
     created = await ensure_topics(settings.bootstrap, names, settings.partitions, policy=policy)
-    problems = await check_topics(settings.bootstrap, names, policy)
+    problems = await check_topics(settings.bootstrap, [*names, *also_check], policy)
     if problems and settings.kafka_topics_owned:
         raise ConfigError("topics keep personal data longer than the configured bounds:\n  " + "\n  ".join(problems)
                           + "\nlower them (kafka-configs.sh --alter --entity-type topics --add-config ...) or raise "

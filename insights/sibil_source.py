@@ -12,8 +12,15 @@ cannot disturb the worker), decodes each record with the catalogue, keeps ticket
 and drops the subject block at once (:func:`insights.sibil.strip`). :class:`Coverage` says what
 the read could see: when the topic's retention has already deleted events (first offset > 0) or
 the first event is later than the quarter's start, the summary warns that figures may be
-incomplete. Raw topics keep Kafka's default retention (7 days) unless configured otherwise:
-declaring a past quarter needs ``retention.ms`` of at least ~100 days on ``raw.*``.
+incomplete.
+
+Dependency on raw retention (explicit). The bus creates ``raw.*`` with a short, enforced lifetime
+(``TECHNE_RAW_RETENTION_HOURS``, 7 days by default; docs/privacy.md): a raw topic is not a
+quarter-long store. Declaring a past quarter from here needs that bound raised knowingly to about
+100 days (2400 hours) — the direct identifiers on ``raw.*`` are sealed and an erasure still
+reaches them by crypto-shredding, but they then live that long. The quarter-scale read belongs on
+the venue's own pseudonymized store (the venue-store issue); until it exists this module is the
+one reader that needs long raw retention.
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ class Coverage:
         fr = lang == "fr"
         out = []
         if self.truncated:
-            out.append("la rétention du topic a déjà supprimé des événements : chiffres peut-être incomplets"
-                       if fr else "the topic's retention already deleted events: figures may be incomplete")
+            out.append("la rétention du topic a déjà supprimé des événements : chiffres peut-être incomplets "
+                       "(TECHNE_RAW_RETENTION_HOURS, docs/privacy.md)" if fr else
+                       "the topic's retention already deleted events: figures may be incomplete "
+                       "(TECHNE_RAW_RETENTION_HOURS, docs/privacy.md)")
         start = datetime.combine(quarter.first_day, datetime.min.time(), tzinfo=PARIS)
         if self.first_event is not None and self.first_event > start:
             first = self.first_event.astimezone(PARIS).strftime("%d/%m/%Y")

@@ -14,8 +14,9 @@ reconciles what is still in flight against the topic (spool.py), then replays th
 Data keys first. A record sealed with a data key new to Kafka carries that key's key-topic record
 (``Prepared.keys``, see producers/keyring.py). Every write here sends the key records first and
 waits for their acknowledgement before handing over the events (:meth:`_send_all`); spooled, the
-key records are appended ahead of their events and replayed in that order. Once durable either
-way, the keyring stops attaching them (:func:`producers.ingest.confirm_keys`).
+key records are kept with their events and replayed ahead of them. Once durable either
+way, the keyring stops attaching them (:func:`producers.ingest.confirm_keys`). A spooled entry
+keeps the key records it carries (spool.py).
 
 The replayer also (re)starts the producer when Kafka was unreachable at start-up. :meth:`stop`
 lets the batch being replayed finish (up to ``grace`` seconds); anything left stays spooled for
@@ -92,11 +93,9 @@ class Delivery:
             self.spool.release(len(records))
 
     def _spool(self, records: Sequence[Prepared], *, in_flight: bool = False) -> list[int]:
-        keys, events = split_keys(records)
-        seqs = self.spool.append([*keys, *events], in_flight=in_flight,
-                                 watermarks=self._acked if in_flight else None)
-        confirm_keys(keys)
-        metrics.SPOOLED.inc(len(events))
+        seqs = self.spool.append(records, in_flight=in_flight, watermarks=self._acked if in_flight else None)
+        confirm_keys(split_keys(records)[0])  # spooled with their events, replayed ahead of them
+        metrics.SPOOLED.inc(len(records))
         self._wake.set()
         return seqs
 

@@ -142,7 +142,8 @@ def prepare(payload: Any, *, venue_id: str, subject_key: bytes, fallback_id: uui
     except ValidationError as exc:
         raise EventRejected(field_errors(exc)) from None
     if not _configured:
-        raise ConfigError("producer not configured: call producers.ingest.configure(settings) at start")
+        raise ConfigError("producer not configured to seal identifiers (TECHNE_DATAKEY_MASTER_KEYS; "
+                          "producers.ingest.configure(settings) at start)")
     name, record = to_record(event, venue_id=venue_id, received_at=received_at or datetime.now(UTC),
                              fallback_id=fallback_id)
     ref = subject_ref(subject_key, venue_id, record.get("subject") or {})

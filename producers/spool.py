@@ -14,7 +14,8 @@ already there. Watermarks are stored in the same transaction as the mark, so the
 restarts.
 
 Purged once delivered. Entries hold sealed events (identifiers encrypted, producers/keyring.py)
-and the key-topic records of their data keys (wrapped by the master key). A delivered entry is
+and, while not yet known durable, the key-topic records of their data keys (wrapped by the master
+key; replayed before the event). A delivered entry is
 deleted with ``secure_delete`` (its bytes overwritten in the database file), and when the spool
 becomes empty the write-ahead log is checkpointed and truncated, so nothing delivered lingers in
 the spool's files.
@@ -26,6 +27,7 @@ wholly refused (:class:`SpoolFull`).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import SpoolFull as SpoolFull  # defined with the whole tree
+from core.topics import KEYS
 from producers.ingest import Prepared
 
 Watermarks = dict[tuple[str, int], int]
@@ -70,6 +73,8 @@ class Spool:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(_SCHEMA)
+        if "keys" not in {row[1] for row in self._db.execute("PRAGMA table_info(spool)")}:
+            self._db.execute("ALTER TABLE spool ADD COLUMN keys TEXT")  # spools written before sealing
         self._depth = int(self._db.execute("SELECT count(*) FROM spool").fetchone()[0])
         self._reserved = 0
 
@@ -105,9 +110,10 @@ class Spool:
             if watermarks:
                 self._save_watermarks(watermarks)
             seqs = [int(self._db.execute(
-                "INSERT INTO spool (topic, key, value, event_id, event_type, venue, auth, spooled_at, in_flight)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-                (r.topic, r.key, r.value, r.event_id, r.event_type, r.venue_id, r.auth, now, int(in_flight)),
+                "INSERT INTO spool (topic, key, value, event_id, event_type, venue, auth, spooled_at, in_flight, keys)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                (r.topic, r.key, r.value, r.event_id, r.event_type, r.venue_id, r.auth, now, int(in_flight),
+                 _dump_keys(r.keys)),
             ).fetchone()[0]) for r in rows]
         self._depth += len(rows)
         return seqs
@@ -115,10 +121,11 @@ class Spool:
     def head(self, n: int) -> list[Entry]:
         """The ``n`` oldest entries, in acceptance order."""
         cur = self._db.execute(
-            "SELECT seq, topic, key, value, event_id, event_type, venue, auth, spooled_at, in_flight"
+            "SELECT seq, topic, key, value, event_id, event_type, venue, auth, spooled_at, in_flight, keys"
             " FROM spool ORDER BY seq LIMIT ?", (n,))
-        return [Entry(seq, Prepared(topic, key, value, event_id, event_type, venue, auth), at, bool(fl))
-                for seq, topic, key, value, event_id, event_type, venue, auth, at, fl in cur]
+        return [Entry(seq, Prepared(topic, key, value, event_id, event_type, venue, auth, _load_keys(keys, venue)),
+                      at, bool(fl))
+                for seq, topic, key, value, event_id, event_type, venue, auth, at, fl, keys in cur]
 
     def mark_in_flight(self, seqs: list[int], watermarks: Mapping[tuple[str, int], int]) -> None:
         """Record that ``seqs`` are about to be sent, with the watermarks to check them against."""
@@ -153,6 +160,20 @@ class Spool:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _dump_keys(keys: tuple[Prepared, ...]) -> str | None:
+    """The key-topic records an entry carries (its data key, not yet known durable), as JSON."""
+    if not keys:
+        return None
+    return json.dumps([{"key": k.key.decode(), "value": k.value.decode(), "event_id": k.event_id} for k in keys])
+
+
+def _load_keys(text: str | None, venue: str) -> tuple[Prepared, ...]:
+    if not text:
+        return ()
+    return tuple(Prepared(KEYS, k["key"].encode(), k["value"].encode(), k["event_id"], "datakey", venue, "keyring")
+                 for k in json.loads(text))
 
 
 class _Transaction:

@@ -5,7 +5,7 @@ latest version of a schema, e.g. ``subject.email``, ``subject.phone``, ``barcode
 The Avro schemas do not change: a sealed field (a string, or each value of a map of strings)
 holds a *token* string in place of its value::
 
-    "$tk1$" + base64url(kid (16 bytes) | nonce (12) | AES-256-GCM ciphertext and tag)
+    "$tk1$" + base64(kid (16 bytes) | nonce (12) | AES-256-GCM ciphertext and tag)
 
 under the subject's data key (:class:`core.datakeys.DataKey`), with the AAD
 ``<event_id>|<field path>``: a token cannot be moved to another event or field unnoticed.
@@ -23,10 +23,9 @@ Contract:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -52,24 +51,30 @@ def sealed_paths(schema_name: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(p.split(".")) for p, tag in privacy_tags(schema_name).items() if tag in SEALED_TAGS)
 
 
+@cache
+def _plan(schema_name: str) -> tuple[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], ...]:
+    """The sealed fields grouped by the record that holds them: ``((parent path, ((field, dotted
+    path), ...)), ...)``, so a record is walked once per parent, not once per field."""
+    groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for path in sealed_paths(schema_name):
+        groups.setdefault(path[:-1], []).append((path[-1], ".".join(path)))
+    return tuple((parent, tuple(fields)) for parent, fields in groups.items())
+
+
 def is_token(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def _each(container: Any, path: tuple[str, ...], fn: Callable[[dict[str, Any], str], None]) -> None:
-    """Apply ``fn(parent, field)`` to every place ``path`` reaches (through nested records and arrays)."""
+def _parents(container: Any, path: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Every record ``path`` leads to from ``container`` (through nested records and arrays)."""
     if isinstance(container, list):
         for item in container:
-            _each(item, path, fn)
-        return
-    if not isinstance(container, dict):
-        return
-    head = path[0]
-    if len(path) == 1:
-        if container.get(head) is not None:
-            fn(container, head)
-        return
-    _each(container.get(head), path[1:], fn)
+            yield from _parents(item, path)
+    elif isinstance(container, dict):
+        if not path:
+            yield container
+        else:
+            yield from _parents(container.get(path[0]), path[1:])
 
 
 class Sealer:
@@ -77,52 +82,51 @@ class Sealer:
 
     def seal(self, name: str, record: dict[str, Any], key: DataKey) -> None:
         """Encrypt every non-null sealed field of ``record`` (schema ``name``) in place with ``key``."""
-        event_id = str(record.get("event_id", ""))
-        for path in sealed_paths(name):
-            dotted = ".".join(path)
-
-            def seal_one(parent: dict[str, Any], field: str, dotted: str = dotted) -> None:
-                value = parent[field]
-                if isinstance(value, dict):  # a map of strings: each value sealed, its keys kept
-                    parent[field] = {k: self._seal(key, v, f"{event_id}|{dotted}.{k}") for k, v in value.items()}
-                else:
-                    parent[field] = self._seal(key, value, f"{event_id}|{dotted}")
-
-            _each(record, path, seal_one)
-
-    @staticmethod
-    def _seal(key: DataKey, value: Any, aad: str) -> Any:
-        if value is None or is_token(value):
-            return value
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = key.aead.encrypt(nonce, str(value).encode(), aad.encode())
-        return PREFIX + base64.urlsafe_b64encode(key.kid + nonce + sealed).decode()
+        prefix = f"{record.get('event_id', '')}|"
+        encrypt, kid = key.aead.encrypt, key.kid
+        for parent_path, fields in _plan(name):
+            for parent in _parents(record, parent_path):
+                for field, dotted in fields:
+                    value = parent.get(field)
+                    if value is None:
+                        continue
+                    if isinstance(value, dict):  # a map of strings: each value sealed, its keys kept
+                        parent[field] = {k: _seal(encrypt, kid, v, f"{prefix}{dotted}.{k}") for k, v in value.items()}
+                    else:
+                        parent[field] = _seal(encrypt, kid, value, prefix + dotted)
 
     def open(self, name: str, record: dict[str, Any], lookup: KeyLookup) -> bool:
         """Decrypt the sealed fields of ``record`` in place; ``True`` if a key was missing (shredded)."""
-        event_id = str(record.get("event_id", ""))
+        prefix = f"{record.get('event_id', '')}|"
         missing: list[bool] = []
-        for path in sealed_paths(name):
-            dotted = ".".join(path)
-
-            def open_one(parent: dict[str, Any], field: str, dotted: str = dotted) -> None:
-                value = parent[field]
-                if isinstance(value, dict):
-                    parent[field] = {k: _open(name, f"{dotted}.{k}", event_id, v, lookup, missing)
-                                     for k, v in value.items()}
-                else:
-                    parent[field] = _open(name, dotted, event_id, value, lookup, missing)
-
-            _each(record, path, open_one)
+        for parent_path, fields in _plan(name):
+            for parent in _parents(record, parent_path):
+                for field, dotted in fields:
+                    value = parent.get(field)
+                    if value is None:
+                        continue
+                    if isinstance(value, dict):
+                        parent[field] = {k: _open(name, f"{dotted}.{k}", prefix, v, lookup, missing)
+                                         for k, v in value.items()}
+                    else:
+                        parent[field] = _open(name, dotted, prefix, value, lookup, missing)
         return bool(missing)
 
 
-def _open(name: str, dotted: str, event_id: str, value: Any, lookup: KeyLookup, missing: list[bool]) -> Any:
+def _seal(encrypt: Callable[[bytes, bytes, bytes], bytes], kid: bytes, value: Any, aad: str) -> Any:
+    if value is None or is_token(value):
+        return value
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = encrypt(nonce, str(value).encode(), aad.encode())
+    return PREFIX + binascii.b2a_base64(kid + nonce + sealed, newline=False).decode()
+
+
+def _open(name: str, dotted: str, prefix: str, value: Any, lookup: KeyLookup, missing: list[bool]) -> Any:
     """The clear value of one token (``None`` and a mark in ``missing`` when its key is gone)."""
     if not is_token(value):
         return value
     try:
-        raw = base64.urlsafe_b64decode(value[len(PREFIX):])
+        raw = binascii.a2b_base64(value[len(PREFIX):])
     except (binascii.Error, ValueError):
         raise InvalidMessage("decode", "bad_seal", f"{name}.{dotted}: token is not base64") from None
     if len(raw) <= _HEAD:
@@ -132,7 +136,7 @@ def _open(name: str, dotted: str, event_id: str, value: Any, lookup: KeyLookup, 
         missing.append(True)
         return None
     try:
-        return aead.decrypt(raw[KID_BYTES:_HEAD], raw[_HEAD:], f"{event_id}|{dotted}".encode()).decode()
+        return aead.decrypt(raw[KID_BYTES:_HEAD], raw[_HEAD:], (prefix + dotted).encode()).decode()
     except (InvalidTag, UnicodeDecodeError):
         raise InvalidMessage("decode", "bad_seal", f"{name}.{dotted}: token does not authenticate") from None
 

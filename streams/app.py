@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,11 +34,12 @@ from core.dlq import InvalidRateGuard, PoisonFlood
 from core.errors import ConfigError
 from core.kafka_auth import faust_credentials
 from core.settings import Settings
-from core.topics import raw_topic
+from core.topics import KEYS, LEDGER_CHANGELOG, TopicPolicy, raw_topic
 from core.venues import load_venues
 from schemas.agreements import Agreement, load_agreements
 from schemas.models import CONSENT, Purpose
 from schemas.registry_client import catalogue_for
+from schemas.sealing import SEALER
 from streams.faust_config import faust_settings
 from streams.keystore import KeyPending, KeyStore
 from streams.processor import Processor, Result, Shred
@@ -67,6 +69,13 @@ def build_processor(settings: Settings, agreements: list[Agreement]) -> Processo
     return Processor(agreements, keys, version, ttls, catalogue_for(settings.schema_registry_url))
 
 
+def key_max_age(settings: Settings) -> float:
+    """Seconds after its creation a data key can still be needed: used for new events during the
+    producers' cache time, which stay on raw or dead-letter topics for their retention (+ 1 h)."""
+    return settings.datakey_cache_seconds + 3600 * (max(settings.raw_retention_hours,
+                                                        settings.dlq_retention_hours) + 1)
+
+
 def create_app(settings: Settings, agreements: list[Agreement] | None = None,
                venues: list[str] | None = None, clock: Callable[[], datetime] | None = None) -> faust.App:
     """Build the worker app from validated settings, agreements and the venue list; ``clock``
@@ -89,8 +98,10 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     )
     started = asyncio.Lock()
     raw = app.topic(*(raw_topic(v) for v in venues), key_serializer="raw", value_serializer="raw")
-    ledger = app.Table("consent-ledger", default=None, partitions=settings.partitions,
-                       key_type=str)  # values: JSON (the app default serializer)
+    # values: JSON (the app default serializer). While a grant stands its state holds the person's
+    # identifier (for the expiry erasure): the changelog compacts within the key topic's bound.
+    ledger = app.Table("consent-ledger", default=None, partitions=settings.partitions, key_type=str,
+                       extra_topic_configs=TopicPolicy.from_settings(settings).configs(LEDGER_CHANGELOG))
 
     def handle(message: Any, keys: Any) -> Result:
         return processor.handle(message.value, message.key, message.topic, ledger.get,
@@ -108,11 +119,14 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
         await send(order.audit.topic, order.audit.key, order.audit.value)
         log.info("erasure request: %d data keys shredded", count)
 
-    @app.agent(raw)  # type: ignore[untyped-decorator]
-    async def process(stream: faust.StreamT[bytes]) -> None:
+    async def keys_ready() -> None:
         async with started:
             if not keystore.consumer_started:
                 await keystore.start()
+
+    @app.agent(raw)  # type: ignore[untyped-decorator]
+    async def process(stream: faust.StreamT[bytes]) -> None:
+        await keys_ready()
         try:
             async for event in stream.events():
                 message = event.message
@@ -135,12 +149,21 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
         finally:  # the agent stops (shutdown, rebalance): a restart reads the key topic again
             await keystore.stop()
 
+    @app.timer(interval=3600.0)  # type: ignore[untyped-decorator]
+    async def expire_keys() -> None:
+        """Tombstone the data keys no retained event can need any more (docs/privacy.md)."""
+        await keys_ready()
+        for rkey in keystore.expired(time.time(), key_max_age(settings)):
+            await send(KEYS, rkey, None)
+
     @app.timer(interval=settings.consent_expiry_scan_s)  # type: ignore[untyped-decorator]
     async def expire_consents() -> None:
         """Feed lapsed grants back as ``consent.expired`` events (streams/steps/expiry.py)."""
         at = now()
+        await keys_ready()
         for key, entry in list(ledger.items()):
             for venue, record in lapsed(str(key), entry or {}, at, processor.ttls):
+                SEALER.seal(CONSENT, record, await keystore.key_for(str(key), send))  # sealed like any producer's
                 headers = [("event_id", record["event_id"].encode()), ("auth", EXPIRY_AUTH.encode())]
                 await app.producer.send(raw_topic(venue), str(key).encode(),
                                         processor.catalogue.encode(CONSENT, record), None, None, headers)

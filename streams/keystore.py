@@ -9,6 +9,10 @@ from its beginning with a plain consumer (no group: every worker holds every key
   :meth:`KeyStore.catch_up` reads up to the key topic's current end offsets; a key still missing
   after it was shredded. The worker agent calls it when :meth:`lookup_pending` raised
   :class:`KeyPending`, then handles the message again with :meth:`lookup` (missing = shredded).
+* :meth:`KeyStore.key_for` gives the worker a key to seal the events it writes to a raw topic
+  itself (lapsed consents fed back, streams/steps/expiry.py).
+* :meth:`KeyStore.expired`: keys older than the longest a sealed event can stay on a topic are
+  forgotten and tombstoned by the worker (``key_max_age``), so no data key outlives its events.
 * :meth:`KeyStore.shred` catches up, then writes a tombstone for every key of a subject through
   the caller's producer and forgets them at once; other readers drop them when they read the
   tombstones.
@@ -23,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.datakeys import MasterKeys, parse_record_key, record_key
+from core.datakeys import DataKey, MasterKeys, parse_record_key, record_key
 from core.errors import InvalidMessage, TechneError
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 from core.topics import KEYS
@@ -47,7 +52,7 @@ class KeyStore:
     def __init__(self, bootstrap: str, masters: MasterKeys, auth: KafkaAuth | None = None) -> None:
         self.masters = masters
         self._bootstrap, self._auth = bootstrap, auth or KafkaAuth()
-        self._keys: dict[str, dict[bytes, AESGCM]] = {}
+        self._keys: dict[str, dict[bytes, DataKey]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
         self._tail: asyncio.Task[None] | None = None
@@ -63,7 +68,16 @@ class KeyStore:
 
     def lookup(self, subject: str, kid: bytes) -> AESGCM | None:
         keys = self._keys.get(subject)
-        return keys.get(kid) if keys else None
+        found = keys.get(kid) if keys else None
+        return found.aead if found is not None else None
+
+    def lookup_kid(self, kid: bytes) -> AESGCM | None:
+        """The cipher of data key ``kid`` whatever its subject (for tools that read records
+        without their Kafka key); a scan of every subject."""
+        for keys in self._keys.values():
+            if kid in keys:
+                return keys[kid].aead
+        return None
 
     def lookup_pending(self, subject: str, kid: bytes) -> AESGCM:
         """Like :meth:`lookup`, but a missing key raises :class:`KeyPending`."""
@@ -129,6 +143,31 @@ class KeyStore:
         await asyncio.gather(*acks)
         return len(kids)
 
+    def expired(self, now: float, max_age: float) -> list[bytes]:
+        """Forget every key created more than ``max_age`` seconds before ``now`` (no event still on
+        a topic can need it); return their record keys, for the caller to tombstone."""
+        out: list[bytes] = []
+        for subject, keys in list(self._keys.items()):
+            for kid, key in list(keys.items()):
+                if now - key.created_at > max_age:
+                    del keys[kid]
+                    out.append(key.record_key)
+            if not keys:
+                del self._keys[subject]
+        return out
+
+    async def key_for(self, subject: str, send: Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]) -> DataKey:
+        """A data key to seal an event of ``subject`` written by the worker itself (a lapsed
+        consent fed back): its newest key, else a new one written (acknowledged) with ``send``."""
+        keys = self._keys.get(subject)
+        newest = max(keys.values(), key=lambda k: k.created_at) if keys else None
+        if newest is not None and time.time() - newest.created_at < 3600:
+            return newest
+        key = DataKey.generate(subject)
+        await (await send(KEYS, key.record_key, self.masters.wrap(key)))
+        self._keys.setdefault(subject, {})[key.kid] = key
+        return key
+
     async def _tail_loop(self) -> None:
         while True:
             try:
@@ -165,4 +204,4 @@ class KeyStore:
             self.invalid += 1
             log.warning("key record skipped: %s", exc.reason)
             return
-        self._keys.setdefault(data_key.subject, {})[data_key.kid] = data_key.aead
+        self._keys.setdefault(data_key.subject, {})[data_key.kid] = data_key

@@ -18,6 +18,20 @@ from techne.local import LocalKafka
 from techne.stack import Stack, generate_secrets
 from tests.producer_env import PRODUCER_ENV
 
+TEST_MASTER_KEY = "test-master-key-not-secret-0123456789"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sealing_keyring() -> Iterator[None]:
+    """In-process producers (prepare() called by a test) seal like every producer process: a
+    keyring on a test master key. Processes the tests start get their own from their env."""
+    from core.datakeys import MasterKeys
+    from producers import ingest
+    from producers.keyring import Keyring
+
+    ingest.use_keyring(Keyring(MasterKeys({1: TEST_MASTER_KEY}, 1)))
+    yield
+
 
 @dataclass
 class Bus:
@@ -59,7 +73,8 @@ def bus(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     data_dir: Path = tmp_path_factory.mktemp("techne-data")
     venues = sorted(load_venues(DEFAULT_VENUES))
     partner_ids = partners(load_agreements(DEFAULT_AGREEMENTS, set(venues)))
-    env = {**generate_secrets(venues), "TECHNE_BOOTSTRAP": kafka.bootstrap, "TECHNE_DATA_DIR": str(data_dir),
+    env = {**generate_secrets(venues), "TECHNE_DATAKEY_MASTER_KEYS": json.dumps({"1": TEST_MASTER_KEY}),
+           "TECHNE_BOOTSTRAP": kafka.bootstrap, "TECHNE_DATA_DIR": str(data_dir),
            "TECHNE_SINK_BATCH_SECONDS": "0.3", **PRODUCER_ENV}
     settings = Settings(data_dir=data_dir, bootstrap=kafka.bootstrap)
     asyncio.run(ensure_topics(kafka.bootstrap, bus_topics(venues, partner_ids), settings.partitions))

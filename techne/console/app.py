@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from core.settings import Settings
+from producers.ingest import configure
 from techne.console import i18n
 from techne.console.imports import import_page, import_upload, upload_errors, upload_page, upload_send, upload_state
 from techne.console.pages import (
@@ -179,6 +180,8 @@ def routes() -> list[Route | Mount]:
 def create_app(settings: Settings, console: ConsoleSettings | None = None, users: UserStore | None = None) -> Starlette:
     """The console for ``settings`` (users in ``<data_dir>/console/console.sqlite`` unless given)."""
     console = console or ConsoleSettings.model_validate({})
+    if settings.datakey_master_keys:  # imports seal identifiers like every producer (else refused when sent)
+        configure(settings)
     users = users or UserStore(settings.data_dir / "console" / "console.sqlite")
     state = Console(settings, console, users)
     app = Starlette(routes=routes(), middleware=[Middleware(SessionMiddleware, console=state)],

@@ -10,13 +10,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from core.errors import InvalidMessage
 from core.topics import partitions_of, raw_topic
 from schemas import CATALOGUE
+from schemas.sealing import SEALER
 from tests.conftest import Bus
+from tests.integration.kafka_helpers import key_store
 
 
 async def records_and_headers(bootstrap: str, venue: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
     topic = raw_topic(venue)
     parts = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    store = await key_store(bootstrap)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in parts[topic]]
@@ -27,7 +30,8 @@ async def records_and_headers(bootstrap: str, venue: str) -> list[tuple[dict[str
             for batch in (await consumer.getmany(timeout_ms=500)).values():
                 for m in batch:
                     try:  # other tests put poison on the shared raw topics
-                        record = CATALOGUE.decode(m.value or b"")[1]
+                        name, record = CATALOGUE.decode(m.value or b"")
+                        SEALER.open(name, record, store.lookup_kid)  # the bus's own decoder
                     except InvalidMessage:
                         continue
                     out.append((record, {k: v.decode() for k, v in m.headers}))

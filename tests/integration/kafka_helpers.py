@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from core.datakeys import MasterKeys
 from core.topics import partitions_of
+from streams.keystore import KeyStore
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
@@ -44,15 +49,32 @@ async def read_all(bootstrap: str, topic: str, isolation_level: str = "read_unco
         await consumer.stop()
 
 
-def decodable(values: list[bytes]) -> list[dict[str, object]]:
-    """The records among ``values`` that decode; other tests put poison on shared raw topics."""
+def decodable(values: list[bytes], bootstrap: str | None = None) -> list[dict[str, Any]]:
+    """The records among ``values`` that decode; other tests put poison on shared raw topics.
+    With ``bootstrap``, their sealed identifiers are opened with the session's data keys (the
+    bus's own decoder: catalogue, key store, sealer); without, they stay tokens."""
     from core.errors import InvalidMessage
     from schemas import CATALOGUE
+    from schemas.sealing import SEALER
 
+    store = asyncio.run(key_store(bootstrap)) if bootstrap else None
     out = []
     for value in values:
         try:
-            out.append(CATALOGUE.decode(value)[1])
+            name, record = CATALOGUE.decode(value)
+            if store is not None:
+                SEALER.open(name, record, store.lookup_kid)
+            out.append(record)
         except InvalidMessage:
             continue
     return out
+
+
+async def key_store(bootstrap: str) -> KeyStore:
+    """Every data key of the session's key topic (wrapped by the tests' master key), read once."""
+    from tests.conftest import TEST_MASTER_KEY
+
+    store = KeyStore(bootstrap, MasterKeys({1: TEST_MASTER_KEY}, 1))
+    await store.start(tail=False)
+    await store.stop()
+    return store

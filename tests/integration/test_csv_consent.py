@@ -48,7 +48,8 @@ def test_consent_csv_rows_errors_and_idempotence(bus: Bus, tmp_path: Path) -> No
     assert all("Espionnage" not in e["reason"] and "hier" not in e["reason"] for e in report["errors"])
 
     values = asyncio.run(read_all(bus.bootstrap, raw_topic(VENUE)))
-    mine = [r for r in decodable(values) if str(r.get("subject", {}).get("email", "")).endswith(f".{tag}@exemple.fr")]
+    mine = [r for r in decodable(values, bus.bootstrap)
+            if str(r.get("subject", {}).get("email", "")).endswith(f".{tag}@exemple.fr")]
     got = sorted((r["event_type"], r["purpose"], tuple(r["recipients"]), r["recipient_list_version"],
                   r["collection_point"], r["collection_method"]) for r in mine)
     assert got == [("consent.granted", "cross_venue_analytics", ("observatoire",), "2026-09", "guichet", "import"),

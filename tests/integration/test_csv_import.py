@@ -59,7 +59,7 @@ def test_import_reports_bad_rows_and_reimport_sends_nothing(bus: Bus, tmp_path: 
     assert {(4, "Date de commande"), (5, "Tarif"), (5, "Nb places"), (6, "customer")} <= errors, report["errors"]
     assert all("pas une date" not in e["reason"] and "deux" not in e["reason"] for e in report["errors"])
 
-    records = decodable(asyncio_read(bus))
+    records = decodable(asyncio_read(bus), bus.bootstrap)
     mine = {r["order_id"]: r for r in records if str(r.get("order_id", "")).startswith(tag)}
     assert set(mine) == {f"{tag}-1", f"{tag}-2", f"{tag}-6"}
     assert mine[f"{tag}-2"]["amount_minor"] == 123450

@@ -58,7 +58,8 @@ def test_topics_get_the_configured_retention_and_longer_ones_are_refused(bus: Bu
     raw, dlq = raw_topic(f"retention-{tag}"), f"dlq.retention-{tag}"
     settings = Settings(bootstrap=kafka.bootstrap, raw_retention_hours=2, dlq_retention_hours=3)
     assert sorted(asyncio.run(ensure_bus_topics(settings, [raw, dlq]))) == sorted([raw, dlq])
-    configs = asyncio.run(topic_configs(kafka.bootstrap, [raw, dlq, KEYS]))
+    configs = _wait(lambda: (c := asyncio.run(topic_configs(kafka.bootstrap, [raw, dlq, KEYS]))).keys() >= {raw, dlq}
+                    and c, "the new topics' metadata", 30)
     assert configs[raw]["retention.ms"] == str(2 * 3_600_000) and configs[dlq]["retention.ms"] == str(3 * 3_600_000)
     assert configs[KEYS]["cleanup.policy"] == "compact"  # created by the session's bus like this
 

@@ -43,6 +43,7 @@ SECRET_SCOPES = {
     "TECHNE_CLICKHOUSE_PASSWORD": {"clickhouse", "sink-*", "console"},
     "TECHNE_KAFKA_PASSWORD": {"kafka", "gateway", "worker", "sink-*", "lag-exporter", "kafka-exporter", "console"},
     "TECHNE_CONSOLE_SECRET": {"console"},
+    "TECHNE_DATAKEY_MASTER_KEYS": {"gateway", "worker", "console"},
     "TECHNE_KAFKA_CONTROLLER_PASSWORD": {"kafka"},
     "TECHNE_GRAFANA_CLICKHOUSE_PASSWORD": {"clickhouse", "grafana"},
 }

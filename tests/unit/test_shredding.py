@@ -190,7 +190,7 @@ def test_processor_opens_shares_then_shreds_on_erasure(keyring: Keyring, masters
     store.feed(events)
 
     def run(p: Prepared) -> Any:
-        result = processor.handle(p.value, p.key, "raw.v1", ledger.get, store.inner.lookup)
+        result = processor.handle(p.value, p.key, "raw.v1", ledger.get, keys=store.inner.lookup)
         if result.ledger_update is not None:
             ledger[p.key.decode()] = result.ledger_update
         return result
@@ -224,3 +224,30 @@ def test_topic_policy_sets_and_checks_lifetimes() -> None:
     assert policy.problems("raw.v1", {"cleanup.policy": "compact", "retention.ms": "1"})
     assert policy.problems(KEYS, {"cleanup.policy": "delete", "segment.ms": "1", "max.compaction.lag.ms": "1",
                                   "delete.retention.ms": "1"})
+
+
+def test_keys_older_than_their_events_can_live_are_forgotten(masters: MasterKeys) -> None:
+    store = KeyStore("unused:9092", masters)
+    old, new = DataKey("s", b"o" * 16, b"k" * 32, created_at=1000.0), DataKey("s", b"n" * 16, b"k" * 32, 5000.0)
+    for key in (old, new):
+        store.apply(key.record_key, masters.wrap(key))
+    assert store.expired(now=5100.0, max_age=3600.0) == [old.record_key]
+    assert store.lookup("s", old.kid) is None and store.lookup("s", new.kid) is not None
+
+
+def test_spool_keeps_an_events_key_records_and_purges_delivered_entries(keyring: Keyring, tmp_path: Any) -> None:
+    from producers.spool import Spool
+
+    spool = Spool(tmp_path / "spool.sqlite")
+    first, second = prep(order()), prep(order())
+    assert first.keys and first.keys == second.keys
+    spool.append([first, second])
+    entries = spool.head(10)
+    assert [e.record.keys for e in entries] == [first.keys, second.keys]
+    keys, events = split_keys([e.record for e in entries])
+    assert [k.key for k in keys] == [first.keys[0].key] and [e.event_id for e in events] == [first.event_id,
+                                                                                            second.event_id]
+    spool.delete([e.seq for e in entries])
+    assert spool.depth == 0
+    spool.close()
+    assert first.value not in (tmp_path / "spool.sqlite").read_bytes()  # secure_delete, WAL truncated
