@@ -192,7 +192,8 @@ async def ensure_bus_topics(settings: Settings, names: list[str], also_check: Se
     ``also_check`` (topics others create, e.g. Faust's changelog): ``ConfigError`` listing each
     excess when the bus owns the cluster, a loud warning otherwise."""
     policy = TopicPolicy.from_settings(settings)
-    created = await ensure_topics(settings.bootstrap, names, settings.partitions, policy=policy)
+    created = await ensure_topics(settings.bootstrap, names, settings.partitions, settings.replication_factor,
+                                  policy=policy)
     problems = await check_topics(settings.bootstrap, [*names, *also_check], policy)
     if problems and settings.kafka_topics_owned:
         raise ConfigError("topics keep personal data longer than the configured bounds:\n  " + "\n  ".join(problems)
