@@ -45,6 +45,7 @@ SECRETS: dict[str, Callable[[list[str]], str]] = {
     "TECHNE_SUBJECT_KEY": lambda _: _token(),
     "TECHNE_VENUE_SECRETS": _webhook_secrets,
     "TECHNE_PSEUDONYM_KEYS": lambda _: json.dumps({"1": _token()}),
+    "TECHNE_DATAKEY_MASTER_KEYS": lambda _: json.dumps({"1": _token()}),
     "TECHNE_KAFKA_PASSWORD": lambda _: _token(),
     "TECHNE_KAFKA_CONTROLLER_PASSWORD": lambda _: _token(),
     "TECHNE_CLICKHOUSE_PASSWORD": lambda _: _token(),
@@ -60,7 +61,8 @@ def render_env(venues: list[str], public_host: str, registry_host: str, tls: str
     """The text of a new deploy/.env (JSON values single-quoted: literal for compose)."""
     lines = ["# Written by `techne deploy init`: the secrets of this deployment (mode 0600, never commit).",
              "# Back this file up with the stores: without TECHNE_SUBJECT_KEY and TECHNE_PSEUDONYM_KEYS",
-             "# the bus cannot keep the keys (and pseudonyms) of the data it already holds.", ""]
+             "# the bus cannot keep the keys (and pseudonyms) of the data it already holds; without",
+             "# TECHNE_DATAKEY_MASTER_KEYS it cannot read the identifiers sealed on its topics.", ""]
     for name, draw in SECRETS.items():
         value = draw(venues)
         lines.append(f"{name}='{value}'" if value.startswith("{") else f"{name}={value}")

@@ -128,7 +128,7 @@ def test_numeric_site_ids_are_checked() -> None:
 
 def test_an_exception_in_a_route_is_a_counted_500_without_input_in_the_log(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(Settings(data_dir=tmp_path, subject_key="k" * 32))
+    app = create_app(Settings(data_dir=tmp_path, subject_key="k" * 32, datakey_master_keys={1: "m" * 32}))
 
     async def broken(request: Request) -> None:
         raise ValueError("invalid literal: lea.martin@exemple.fr")
