@@ -196,7 +196,7 @@ def test_processor_opens_shares_then_shreds_on_erasure(keyring: Keyring, masters
         return result
 
     results = [run(p) for p in events]
-    assert [o.topic for o in results[1].outputs] == ["partner.p1.ticketing", "techne.audit"]
+    assert "partner.p1.ticketing" in [o.topic for o in results[1].outputs]
     wipe = prep(erasure(EMAIL))
     store.feed([wipe])
     erased = run(wipe)
@@ -208,10 +208,10 @@ def test_processor_opens_shares_then_shreds_on_erasure(keyring: Keyring, masters
     # replay from offset zero with a fresh ledger: nothing of hers to any partner, the other person unchanged
     ledger.clear()
     replay = [run(p) for p in [*events, wipe]]
-    assert [o.topic for o in replay[1].outputs] == ["techne.audit"]
+    assert [o.topic for o in replay[1].outputs] == ["techne.audit"]  # no partner, not even the venue's store
     assert b"subject_erased" in replay[1].outputs[0].value
-    assert [o.topic for o in replay[3].outputs] == ["partner.p1.ticketing", "techne.audit"]
-    assert replay[4].shred is None and not [o for o in replay[4].outputs if o.topic.startswith("partner.")]
+    assert [o.topic for o in replay[3].outputs] == [o.topic for o in results[3].outputs]  # the other person: same
+    assert replay[4].shred is None and not [o for o in replay[4].outputs if o.topic != "techne.audit"]
 
 
 def test_topic_policy_sets_and_checks_lifetimes() -> None:
