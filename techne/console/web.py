@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
@@ -65,7 +66,12 @@ class Console:
             names = stores if isinstance(stores, list | tuple) else [stores]
             return ", ".join(t("own_store") if str(p).startswith("venue:") else str(p) for p in names)
 
+        def lang_url(code: str) -> str:
+            """This page in language ``code``, its other parameters (the period) kept."""
+            return f"{request.url.path}?{urlencode({**request.query_params, 'lang': code})}"
+
         context.update(t=t, lang=lang, pick=lambda table, key: i18n.pick(table, key, lang), i18n=i18n, who=who,
+                       lang_url=lang_url,
                        csrf=request.state.session.csrf, user=request.state.user, path=request.url.path,
                        venues=self.venues)
         return HTMLResponse(self.templates.get_template(name).render(**context), status_code=status)

@@ -262,8 +262,11 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     expect(frame.locator("body")).to_have_attribute("data-rendered", "ok")
     shot(page, "11-analyses")
 
-    page.goto(f"{url}/lieux/{VENUE}/partage?lang=en")
+    page.goto(f"{url}/lieux/{VENUE}/partage?depuis=2026-01-01")
+    page.click("header .langs >> text=EN")  # English, the chosen period kept
+    expect(page).to_have_url(re.compile(r"depuis=2026-01-01.*lang=en"))
     expect(page.locator("h1")).to_have_text("What I share")
+    expect(page.locator('input[name="depuis"]')).to_have_value("2026-01-01")
     page.goto(f"{url}/lieux/{OTHER}/partage?lang=fr")  # another venue's page, from the browser
     expect(page.locator("[role=alert]")).to_contain_text("Accès refusé")
     page.close()
