@@ -15,8 +15,8 @@ own agreement) into validated agreements (:func:`build`).
 target and assignee are the event's venue, asset and partner, the event's UTC date is within the
 bounds, and one listed purpose is consented (``Request.consented``) — or the asset describes no
 person (ad spend: :data:`schemas.kinds.KIND_OF_TYPE`), which the agreement alone covers, for its
-first purpose; it names the fields the partner may then receive. It reads the JSON policy, not the agreement it came from, so tests can
-check that the exported policy says what the routing does.
+first purpose; it names the fields the partner may then receive. It reads the JSON policy, not
+the agreement it came from, so tests can check that the exported policy says what the routing does.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def evaluate(policy: Mapping[str, Any], request: Request) -> Verdict:
     day = request.at.astimezone(UTC).date()
     if not p.valid_from <= day <= p.valid_until:
         return Verdict(False)
-    if not KIND_OF_TYPE[p.event_type].personal:  # describes no one: no consent to hold
+    if p.event_type in KIND_OF_TYPE and not KIND_OF_TYPE[p.event_type].personal:  # describes no one: no consent to hold
         return Verdict(bool(p.purposes), tuple(p.purposes), frozenset(p.fields or ()))
     purposes = tuple(x for x in p.purposes if x in request.consented)
     return Verdict(bool(purposes), purposes, frozenset(p.fields or ()))
