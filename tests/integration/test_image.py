@@ -279,8 +279,10 @@ def test_every_compose_service_of_the_image_starts(image: Image, sasl_broker: Lo
             waves.append(wave)
             pending = [n for n in pending if n not in wave]
         for wave in waves:
-            started = [_start(n, services[n], image, sasl_broker, secrets) for n in wave]
-            running.extend(started)
+            started = []
+            for n in wave:  # each kept as soon as it runs, so a later failure still stops it
+                started.append(_start(n, services[n], image, sasl_broker, secrets))
+                running.append(started[-1])
             for r in started:
                 _wait_healthy(r)
             done.update(wave)
