@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from core import metrics
-from core.kafka_auth import env_kwargs
+from core.kafka_auth import aiokafka_kwargs
 from core.settings import Settings
 from core.topics import LEDGER_CHANGELOG, TopicPolicy, bus_topics, ensure_bus_topics
 from core.venues import load_venues
@@ -33,7 +33,7 @@ from streams.faust_config import quiet_logging
 async def ensure_ledger_changelog(settings: Settings) -> None:
     """Create the consent ledger's compacted changelog topic if it is missing (module doc)."""
     name = f"{settings.worker_id}-{LEDGER_CHANGELOG}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **env_kwargs())
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **aiokafka_kwargs(settings.kafka_auth()))
     await admin.start()
     try:
         if name not in set(await admin.list_topics()):
