@@ -123,6 +123,11 @@ TEXT: dict[str, tuple[str, str]] = {
              "Sent: {sent} new row(s), {already} already sent, {bad} refused."),
     "send_failed": ("L'envoi a échoué : {why}. Réessayez : ce qui est parti ne repartira pas.",
                     "Sending failed: {why}. Try again: what left will not leave twice."),
+    "file_gone": ("Le fichier lui-même a été supprimé (après son envoi, ou 24 h après son dépôt) : il contient des "
+                  "données personnelles. Seul le bilan est gardé ; déposez-le à nouveau pour le relire.",
+                  "The file itself was deleted (once sent, or 24 h after its upload): it holds personal data. Only "
+                  "the result is kept; upload it again to read it again."),
+    "row_errors_sent": ("Lignes non envoyées ({n})", "Rows not sent ({n})"),
     "recent_uploads": ("Derniers fichiers", "Recent files"),
     "errors_csv": ("Télécharger les erreurs (CSV)", "Download the errors (CSV)"),
     "state": ("État", "State"),

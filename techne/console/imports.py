@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from core.errors import ConfigError
-from producers.csv_import import read_profile_table
+from producers.csv_import import RowError, read_profile_table
 from producers.csv_profiles import load_profile
 from producers.spreadsheet import TableError
 from techne.console import i18n, uploads
@@ -69,9 +69,12 @@ def _upload(request: Request) -> tuple[Console, str, str, dict[str, Any]]:
 
 
 async def _analysis(request: Request) -> tuple[Console, str, str, dict[str, Any], Any]:
-    """The upload of the path analysed (dry run); a file that cannot be read gives ``None``."""
+    """The upload of the path analysed (dry run); the reading error's text if the file cannot be
+    read; ``None`` if it was deleted (sent, or too old)."""
     c, venue, upload_id, meta = _upload(request)
-    raw = uploads.data(c.settings, venue, upload_id) or b""
+    raw = uploads.data(c.settings, venue, upload_id)
+    if raw is None:
+        return c, venue, upload_id, meta, None
     try:
         profile = load_profile(meta["profile"])
         analysis = await asyncio.to_thread(uploads.analyse, c.settings, venue, raw, meta["filename"], profile)
@@ -89,13 +92,16 @@ async def upload_page(request: Request) -> Response:
         return c.render(request, "upload.html", 400, venue=venue, upload_id=upload_id, meta=meta, analysis=None,
                         error=t("unreadable", why=analysis[:300]), progress=None)
     return c.render(request, "upload.html", venue=venue, upload_id=upload_id, meta=meta, analysis=analysis,
-                    error=None, progress=c.sender.progress(venue, upload_id))
+                    error=None, progress=c.sender.progress(venue, upload_id), gone=analysis is None,
+                    kept_errors=[RowError(**e) for e in (meta.get("result") or {}).get("errors", [])])
 
 
 async def upload_send(request: Request) -> Response:
     _upload(request)  # access first, then the form's token
     await checked_form(request)
     c, venue, upload_id, _, analysis = await _analysis(request)
+    if analysis is None:
+        raise HTTPException(404)  # the file is gone: upload it again
     if isinstance(analysis, str):
         raise HTTPException(400)
     c.sender.start(venue, upload_id, analysis.table, analysis.profile)
@@ -117,11 +123,13 @@ async def upload_errors(request: Request) -> Response:
     _, _, _, meta, analysis = await _analysis(request)
     if isinstance(analysis, str):
         raise HTTPException(404)
+    errors = analysis.errors if analysis is not None else [
+        RowError(**e) for e in (meta.get("result") or {}).get("errors", [])]
     lang = request.state.lang
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
     writer.writerow(["ligne", "colonne", "raison"] if lang == "fr" else ["line", "column", "reason"])
-    writer.writerows((e.line, e.column, e.message(lang)) for e in analysis.errors)
+    writer.writerows((e.line, e.column, e.message(lang)) for e in errors)
     name = urlquote(f"erreurs-{Path(meta['filename']).stem}.csv")
     return Response(("\ufeff" + out.getvalue()).encode(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})

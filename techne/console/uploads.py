@@ -1,7 +1,9 @@
 """The import page's files: keep an upload, read it as the bus will, send it with progress.
 
 An upload lives in ``<data_dir>/console/uploads/<venue>/<id>/`` (``data``: the file's bytes;
-``meta.json``: name, size, profile, who, when, and the send's result). ``<id>`` is 128 random
+``meta.json``: name, size, profile, who, when, and the send's result with its row errors, which
+hold no cell value). The file holds personal data (e-mail addresses…), so it is kept only as long
+as needed: deleted once sent, or :data:`KEEP_S` after its upload if never sent; the result stays. ``<id>`` is 128 random
 bits, and every function takes the venue: an upload is found only under its own venue's
 directory, so one venue's file can never be reached from another venue's pages.
 
@@ -32,8 +34,10 @@ from producers.spreadsheet import Table, TableError
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 PREVIEW_ROWS = 10
-ERRORS_KEPT = 20
-"""Row errors of a send kept with the upload (the sources page shows them; the file has them all)."""
+ERRORS_KEPT = 10_000
+"""Row errors of a send kept with the upload (line, column, reasons: no cell value)."""
+KEEP_S = 24 * 3600.0
+"""An uploaded file never sent is deleted this long after its upload."""
 
 
 def profiles() -> list[Profile]:
@@ -53,6 +57,7 @@ def _dir(settings: Settings, venue: str, upload_id: str) -> Path | None:
 
 def save(settings: Settings, venue: str, filename: str, data: bytes, profile: str, user: str) -> str:
     """Keep an uploaded file for ``venue``; returns its id."""
+    purge(settings, venue)
     upload_id = secrets.token_urlsafe(16)
     path = _root(settings, venue) / upload_id
     path.mkdir(parents=True)
@@ -69,8 +74,30 @@ def meta(settings: Settings, venue: str, upload_id: str) -> dict[str, Any] | Non
 
 
 def data(settings: Settings, venue: str, upload_id: str) -> bytes | None:
+    """The file's bytes; ``None`` once deleted (sent, or older than :data:`KEEP_S`)."""
     path = _dir(settings, venue, upload_id)
-    return (path / "data").read_bytes() if path else None
+    if path is None or not (path / "data").is_file():
+        return None
+    return (path / "data").read_bytes()
+
+
+def forget(settings: Settings, venue: str, upload_id: str) -> None:
+    """Delete the file itself (its result stays)."""
+    path = _dir(settings, venue, upload_id)
+    if path is not None:
+        (path / "data").unlink(missing_ok=True)
+
+
+def purge(settings: Settings, venue: str, now: float | None = None) -> int:
+    """Delete the files of ``venue`` uploaded more than :data:`KEEP_S` ago; returns how many."""
+    root, now = _root(settings, venue), now or time.time()
+    gone = 0
+    for path in root.glob("*/data") if root.is_dir() else []:
+        uploaded = json.loads((path.parent / "meta.json").read_text()).get("uploaded_at", 0)
+        if now - float(uploaded) > KEEP_S:
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone
 
 
 def _set_result(settings: Settings, venue: str, upload_id: str, result: dict[str, Any]) -> None:
@@ -84,6 +111,7 @@ def _set_result(settings: Settings, venue: str, upload_id: str, result: dict[str
 
 def recent(settings: Settings, venue: str, limit: int = 20) -> list[dict[str, Any]]:
     """This venue's latest uploads, newest first (with their id)."""
+    purge(settings, venue)
     root = _root(settings, venue)
     found = []
     for path in root.glob("*/meta.json") if root.is_dir() else []:
@@ -192,6 +220,7 @@ class Sender:
                                "errors": [vars(e) for e in report.errors[:ERRORS_KEPT]]}
             progress.state = "done"
             _set_result(self.settings, venue, upload_id, progress.result)
+            forget(self.settings, venue, upload_id)  # sent: the personal data in the file is not needed any more
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)

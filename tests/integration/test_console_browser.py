@@ -184,6 +184,11 @@ def test_a_venue_team_reads_every_page_and_imports_a_file(worker: Bus, console: 
     shot(page, "03-import-erreur")
     page.click("#send-button")  # the two good rows leave; the bad one stays behind
     expect(page.locator("#result")).to_contain_text("Envoyé : 2 nouvelle(s) ligne(s), 0 déjà envoyée(s), 1 refusée(s)")
+    expect(page.locator("#file-gone")).to_be_visible()  # sent: the file (personal data) is deleted
+    upload_id = page.url.rsplit("/", 1)[1]
+    kept = bus.settings.data_dir / "console" / "uploads" / VENUE / upload_id
+    assert (kept / "meta.json").is_file() and not (kept / "data").exists()
+    expect(page.locator("#row-errors td.reason")).to_contain_text("date ou heure illisible")  # the result stays
 
     # the fixed file, saved as XLSX: preview, send with progress, rows arrive
     fixed = workbook(tag, emails)
