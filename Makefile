@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?= --events 2000
 
-.PHONY: setup prereqs kafka demo demo-live test test-fast test-cluster lint typecheck lock clean
+.PHONY: setup prereqs kafka demo demo-live test test-fast test-cluster soak lint typecheck lock clean
 
 prereqs:
 	@bash deploy/local/prereqs.sh
@@ -54,6 +54,9 @@ test-fast: $(VENV)/.installed
 # under load, replication factor 3, min.insync.replicas=2 (deploy/README.md, replicated cluster).
 test-cluster: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m cluster tests/faults/test_cluster.py
+
+soak: setup  ## the live pipeline for SOAK_MINUTES (default 30): RSS of every process, slope
+	$(VENV)/bin/techne bench soak --minutes $(or $(SOAK_MINUTES),30)
 
 clean:
 	rm -rf .techne $(VENV)

@@ -10,7 +10,9 @@
 3. **Baseline** in the same run: a bare aiokafka producer -> consumer of the same pre-encoded
    records. Peak RSS (VmHWM) of every process is reported, and the CPU time (user + system)
    each process (broker included) spent per event during the sustained phase, which shows
-   where the 2 cores go.
+   where the 2 cores go, and their sum over every process (``cpu_us_per_event_total``), the
+   figure issue 19 tracks. Sinks' resident memory at the end is split into private (anon) and
+   shared library pages (file: chDB's library, shared by every sink on the machine).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.ingest import _fire, _orders, _signed
-from bench.procstat import cpu_seconds, peak_rss_mib
+from bench.procstat import cpu_seconds, peak_rss_mib, rss_mib
 from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
 from core.topics import bus_topics, ensure_topics, raw_topic
 from core.venues import load_venues
@@ -170,6 +172,8 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             time.sleep(1.0)
             after = _histogram(ports)
             rss = {name: round(peak_rss_mib(s.proc.pid), 1) for name, s in stack.services.items()}
+            rss_end = {name: {k: round(v, 1) for k, v in rss_mib(s.proc.pid).items()}
+                       for name, s in stack.services.items()}
         finally:
             if stack is not None:
                 stack.stop_all()
@@ -181,7 +185,8 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             "ratio_vs_aiokafka_produce_consume": round(eps / baseline, 3),
             "paced_rate_events_per_s": rate, "paced_seconds": seconds,
             "latency_p50_s_le": _quantile(before, after, 0.5), "latency_p99_s_le": _quantile(before, after, 0.99),
-            "peak_rss_mib": rss, "cpu_us_per_event": cpu_us}
+            "peak_rss_mib": rss, "rss_end_mib": rss_end, "cpu_us_per_event": cpu_us,
+            "cpu_us_per_event_total": sum(cpu_us.values())}
 
 
 def main(events: int, rate: int, seconds: int, as_json: bool) -> None:
@@ -193,6 +198,9 @@ def main(events: int, rate: int, seconds: int, as_json: bool) -> None:
     print(f"  latency at {r['paced_rate_events_per_s']} ev/s: p50 <= {r['latency_p50_s_le']} s, "
           f"p99 <= {r['latency_p99_s_le']} s (received_at -> row in the partner store)")
     print("  peak RSS MiB: " + ", ".join(f"{k} {v}" for k, v in r["peak_rss_mib"].items()))
+    print("  RSS MiB at the end (private anon + shared file): "
+          + ", ".join(f"{k} {v.get('anon')}+{v.get('file')}" for k, v in r["rss_end_mib"].items()))
+    print(f"  CPU µs per event, summed over every process (broker included): {r['cpu_us_per_event_total']}")
     print("  CPU µs per event during the sustained phase: "
           + ", ".join(f"{k} {v}" for k, v in sorted(r["cpu_us_per_event"].items(), key=lambda kv: -kv[1])))
     if as_json:

@@ -21,3 +21,19 @@ def peak_rss_mib(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def rss_mib(pid: int) -> dict[str, float]:
+    """Current resident memory of ``pid`` in MiB: ``rss`` (VmRSS), ``anon`` (RssAnon, private to the
+    process) and ``file`` (RssFile: mapped files, e.g. the chDB library, shared between processes);
+    empty if the process is gone."""
+    fields = {"VmRSS:": "rss", "RssAnon:": "anon", "RssFile:": "file"}
+    out: dict[str, float] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name = line.split(None, 1)[0] if line else ""
+            if name in fields:
+                out[fields[name]] = int(line.split()[1]) / 1024
+    except OSError:
+        return {}
+    return out

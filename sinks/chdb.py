@@ -14,6 +14,8 @@ Contract:
 - Inserts stream the encoded bytes through ``Session.send_insert`` (no SQL text is built
   around the data); ``insert_deduplication_token`` is a setting of the ``INSERT`` statement.
 - Parameters are bound server-side (``{name:Type}`` placeholders), passed as their text form.
+- The engine starts with :data:`ENGINE_SETTINGS` (memory caps and cache sizes for a small
+  machine running several sinks, see below); they apply to the first store a process opens.
 - Methods are blocking and thread-safe (one lock per store; the engine releases the GIL while
   it works); the sink calls them through ``asyncio.to_thread``.
 """
@@ -37,6 +39,50 @@ from sinks.ddl import parse_json_compact, quote
 
 _CODE_RE = re.compile(r"Code: (\d+)")
 _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+
+
+#: Start-up settings of the embedded engine, passed as ``--name=value`` through the session's
+#: connection string (``path?name=value&…``, chDB's documented form). ClickHouse's defaults are
+#: sized for a dedicated server (5 GiB mark and primary-index caches, a memory cap of 90 % of
+#: RAM); a sink is one of many small processes on a 2-core machine (one per partner and per
+#: venue store), writing small batches and answering a few lookups. Chosen on purpose:
+#:
+#: - ``max_server_memory_usage`` 192 MiB: hard cap on the engine's tracked memory (queries,
+#:   merges, caches); an insert or merge that would exceed it fails with MEMORY_LIMIT_EXCEEDED
+#:   (the sink retries, nothing is lost) instead of growing the process.
+#: - ``max_memory_usage`` 128 MiB per query: a console report scanning a large table fails
+#:   clearly rather than starving the inserts.
+#: - ``mark_cache_size`` 16 MiB, ``index_mark_cache_size`` 8 MiB, ``primary_index_cache_size``
+#:   16 MiB, ``query_condition_cache_size`` 4 MiB: bounded caches (defaults 5 GiB / 100 MiB)
+#:   so they cannot creep up over hours; the tables are small and ordered by the lookup keys.
+#: - ``uncompressed_cache_size`` 0 (the default, stated): no cache of decompressed blocks.
+#: - ``max_threads`` 1, ``max_insert_threads`` 1: one thread per query; a sink's queries are
+#:   small and the machine has two cores shared by every stage.
+#: - ``max_insert_block_size`` / ``min_insert_block_size_rows`` 65 536: a sink batch is one
+#:   part; the 1 M-row default only sizes buffers bigger than any batch.
+#: - ``background_pool_size`` 2 (merges), ``background_schedule_pool_size`` 2: the engine's
+#:   own defaults on 2 cores, stated so they do not grow with a bigger machine.
+ENGINE_SETTINGS: dict[str, int] = {
+    "max_server_memory_usage": 192 * 2**20,
+    "max_memory_usage": 128 * 2**20,
+    "mark_cache_size": 16 * 2**20,
+    "index_mark_cache_size": 8 * 2**20,
+    "primary_index_cache_size": 16 * 2**20,
+    "query_condition_cache_size": 4 * 2**20,
+    "uncompressed_cache_size": 0,
+    "max_threads": 1,
+    "max_insert_threads": 1,
+    "max_insert_block_size": 65_536,
+    "min_insert_block_size_rows": 65_536,
+    "background_pool_size": 2,
+    "background_schedule_pool_size": 2,
+}
+
+
+def connection_string(path: Path, settings: dict[str, int] | None = None) -> str:
+    """``path?name=value&…``: the directory and the engine's start-up settings (:data:`ENGINE_SETTINGS`)."""
+    chosen = ENGINE_SETTINGS if settings is None else settings
+    return f"{path}?" + "&".join(f"{k}={v}" for k, v in chosen.items()) if chosen else str(path)
 
 
 def _sql_string(value: str) -> str:
@@ -85,7 +131,7 @@ def open_session(path: Path) -> Session:
         raise StoreLocked(f"store {path} is held by another process (PID {pid}), e.g. a running "
                           "`techne sink`; stop it or use the ClickHouse server store")
     try:
-        return Session(str(path))
+        return Session(connection_string(path))
     except RuntimeError as exc:
         message = str(exc)
         if "already initialized with path" in message:

@@ -405,6 +405,15 @@ def bench_e2e(events: int = 20_000, rate: int = 1_000, seconds: int = 10,
     bench_main(events, rate, seconds, as_json)
 
 
+@bench_app.command("soak")
+def bench_soak(minutes: float = 30.0, rate: int = 50,
+               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The live pipeline for N minutes: every process's RSS each minute and its slope (flat memory)."""
+    from bench.soak import main as bench_main
+
+    bench_main(minutes, rate, as_json)
+
+
 @bench_app.command("sink")
 def bench_sink(rows: int = 240_000, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Partner topic -> chDB rows/s through a real sink process vs a direct chDB bulk insert (baseline)."""
