@@ -15,6 +15,7 @@ back), and the size of the cache (expired entries are evicted in creation order)
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -32,31 +33,34 @@ class _Entry:
 
 
 class Keyring:
-    """Per-subject data keys of one producer process (not shared between threads)."""
+    """Per-subject data keys of one producer process (thread-safe: the console imports in a thread)."""
 
     def __init__(self, masters: MasterKeys, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.masters, self.ttl, self._clock = masters, ttl, clock
         self._keys: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
 
     def key_for(self, subject: str) -> tuple[DataKey, tuple[str, bytes, bytes] | None]:
         """``(data key, key-topic record (topic, key, value) or None once durable)`` for ``subject``."""
-        now = self._clock()
-        self._evict(now)
-        entry = self._keys.get(subject)
-        if entry is None:
-            key = DataKey.generate(subject)
-            entry = self._keys[subject] = _Entry(key, now, self.masters.wrap(key))
-        if entry.record is None:
-            return entry.key, None
-        return entry.key, (KEYS, entry.key.record_key, entry.record)
+        with self._lock:
+            now = self._clock()
+            self._evict(now)
+            entry = self._keys.get(subject)
+            if entry is None:
+                key = DataKey.generate(subject)
+                entry = self._keys[subject] = _Entry(key, now, self.masters.wrap(key))
+            if entry.record is None:
+                return entry.key, None
+            return entry.key, (KEYS, entry.key.record_key, entry.record)
 
     def confirm(self, record_keys: Iterable[bytes]) -> None:
         """The key-topic records ``record_keys`` are durable: stop attaching them to events."""
-        for rkey in record_keys:
-            subject = rkey.decode().rpartition("/")[0]
-            entry = self._keys.get(subject)
-            if entry is not None and entry.key.record_key == rkey:
-                entry.record = None
+        with self._lock:
+            for rkey in record_keys:
+                subject = rkey.decode().rpartition("/")[0]
+                entry = self._keys.get(subject)
+                if entry is not None and entry.key.record_key == rkey:
+                    entry.record = None
 
     def _evict(self, now: float) -> None:
         while self._keys:

@@ -257,3 +257,36 @@ def test_erasure_shreds_every_copy_and_a_replay_brings_nothing_of_theirs(worker:
         assert orders[kept] <= replayed
     finally:
         replay.stop_all()
+
+
+def test_a_shredded_keys_record_leaves_the_key_topics_log_within_the_compaction_bound(bus: Bus) -> None:
+    """The bound of docs/privacy.md, with the bus's own topic configuration at a 2-second scale."""
+    topic = f"techne.keys-bound-{uuid.uuid4().hex[:8]}"
+    policy = TopicPolicy(keys_compaction_hours=2 / 3600, keys_tombstone_hours=2 / 3600)
+
+    async def scenario() -> None:
+        from aiokafka.admin import NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bus.bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=policy.configs(KEYS))])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=bus.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"wrapped-key-of-the-person", key=b"subject/kid")
+            await producer.send_and_wait(topic, None, key=b"subject/kid")  # the shredding tombstone
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:  # other keys keep arriving: segments roll
+                await producer.send_and_wait(topic, b"another-key", key=f"other/{uuid.uuid4().hex}".encode())
+                values = [m.value for m in await _records(bus.bootstrap, topic)]
+                if b"wrapped-key-of-the-person" not in values:
+                    return
+                await asyncio.sleep(1.0)
+            raise AssertionError("the shredded key's record is still in the log after 90 s")
+        finally:
+            await producer.stop()
+
+    asyncio.run(scenario())
