@@ -1,4 +1,5 @@
-"""Shared audience insights on a partner's store, the SIBIL declaration, and a guided start.
+"""Shared audience insights on a partner's store (or a venue's own, ``venue:<venue>``), the SIBIL
+declaration, and a guided start.
 
 - :mod:`insights.views` — SQL views on the partner's ClickHouse database (person-level
   building blocks, and aggregate views that apply the k threshold);
@@ -12,8 +13,9 @@
 - :mod:`insights.onboard` — ``techne init``;
 - :mod:`insights.cli` — the ``techne insights`` / ``sibil`` / ``init`` commands.
 
-Insights only read rows shared for :data:`PURPOSE`; nothing in this package writes to a
-partner's tables.
+On a partner's store, insights only read rows shared for :data:`PURPOSE`; on a venue's own
+store, the venue's own rows (:func:`insights.views.purposes`). Nothing in this package writes to
+a store's tables of events.
 """
 
 PURPOSE = "cross_venue_analytics"

@@ -28,7 +28,18 @@ Definitions (``s`` a season, ``v`` a venue or ``*`` for all venues of the partne
 * ``campaign_funnel (v, c, sent | delivered | opened | clicked | ordered)``: persons who reached that step
   of campaign ``c`` of ``v`` and every earlier one (ordered: at ``v`` within
   :data:`~insights.views.CONVERSION_DAYS` days of a click), so each step is a subset of the
-  previous one and a published step never differs from the next by fewer than k persons.
+  previous one and a published step never differs from the next by fewer than k persons;
+* ``acquisition (v, m, ch)`` (``ch`` a channel or ``*``): first-time buyers at ``v`` whose first
+  order there (the first known to the store that still counts) is in month ``m`` (Europe/Paris),
+  attributed to channel ``ch`` by :data:`~insights.views.ATTRIBUTION` (first touch), ``*`` all of
+  them: a partition of ``(v, m, *)`` by channel, ``untracked`` included. The month's ad spend
+  per channel (describes no one) is read apart and never protected; the cost per new spectator
+  is shown only next to a published count;
+* ``web_before_purchase (v, kind, item)`` (``kind`` ``page`` or ``content``; ``(v, *, *)``):
+  first-time buyers at ``v`` who, under a consent, saw that page / content at ``v`` in the
+  :data:`~insights.views.BEFORE_DAYS` days up to their first order (``*``: who saw anything).
+  Not a partition (one person sees several pages): every page cell is a subset of ``(v, *, *)``,
+  which the differencing rule checks.
 """
 
 from __future__ import annotations
@@ -44,7 +55,7 @@ from insights.views import FREQUENCY_BUCKETS, FUNNEL_STEPS, UNKNOWN
 Key = tuple[str | int, ...]
 CellId = tuple[str, Key]
 INSIGHTS = ("overlap", "loyalty", "geography", "crossover", "lead_time", "conversion", "attendance",
-            "campaign_funnel")
+            "campaign_funnel", "acquisition", "web_before_purchase")
 KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "overlap": ("season", "venue_a", "venue_b"),
     "loyalty": ("season", "venue", "measure"),
@@ -54,6 +65,8 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "conversion": ("venue", "campaign", "measure"),
     "attendance": ("venue", "performance", "measure"),
     "campaign_funnel": ("venue", "campaign", "measure"),
+    "acquisition": ("venue", "month", "channel"),
+    "web_before_purchase": ("venue", "kind", "item"),
 }
 ALL = "*"
 FREQUENCY = tuple(f"freq_{label}" for label, _, _ in FREQUENCY_BUCKETS)
@@ -236,3 +249,29 @@ def click_cells(rows: Iterable[Sequence[Any]], person: Persons) -> list[Cell]:
         if int(converted):
             sets[(str(venue), str(campaign), "converted")].add(p)
     return _cells("conversion", dict(sets))
+
+
+def acquisition_cells(rows: Iterable[Sequence[Any]], person: Persons) -> tuple[list[Cell], list[Partition]]:
+    """New spectators by channel from ``insights_acquisition`` rows ``(venue, month, person,
+    channel)`` (one per first-time buyer): ``(v, m, channel)`` and ``(v, m, *)``, partitioned."""
+    sets: dict[Key, set[int]] = defaultdict(set)
+    for venue, month, pseudonym, channel in rows:
+        p = person(pseudonym)
+        sets[(str(venue), str(month), str(channel))].add(p)
+        sets[(str(venue), str(month), ALL)].add(p)
+    cells = _cells("acquisition", dict(sets))
+    partitions = [Partition(("acquisition", key), tuple(("acquisition", k) for k in sorted(sets)
+                                                        if k[:2] == key[:2] and k[2] != ALL))
+                  for key in sorted(sets) if key[2] == ALL]
+    return cells, partitions
+
+
+def browsing_cells(rows: Iterable[Sequence[Any]], person: Persons) -> list[Cell]:
+    """Web and content before a first order from ``insights_browsing`` rows ``(venue, person,
+    kind, item)``: ``(v, kind, item)`` and ``(v, *, *)``."""
+    sets: dict[Key, set[int]] = defaultdict(set)
+    for venue, pseudonym, kind, item in rows:
+        p = person(pseudonym)
+        sets[(str(venue), str(kind), str(item))].add(p)
+        sets[(str(venue), ALL, ALL)].add(p)
+    return _cells("web_before_purchase", dict(sets))

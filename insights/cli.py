@@ -21,7 +21,8 @@ insights_app = typer.Typer(
     no_args_is_help=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
-Partner = Annotated[str, typer.Option("--partner", help="Partner id whose store is read.")]
+Partner = Annotated[str, typer.Option("--partner",
+                                      help="Partner id whose store is read (venue:V: venue V's own store).")]
 Lang = Annotated[str, typer.Option("--lang", help="fr (default) or en.")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object on the last line.")]
 Season = Annotated[str | None, typer.Option("--season", help="Season, e.g. 2026 or 2026-27 (rows of the release).")]
@@ -100,6 +101,10 @@ for _name, _command, _doc in (
     ("conversion", "conversion", "E-mail click followed by an order at the same venue within 7 days."),
     ("attendance", "attendance", "Ticket holders per performance and venue, those scanned in, the no-shows."),
     ("campaign_funnel", "funnel", "Campaign funnel: sent, delivered, opened, clicked, ordered within 7 days."),
+    ("acquisition", "acquisition", "Cost per new spectator by channel and month: ad spend against first-time buyers "
+                                   "attributed by first touch (best on a venue's own store: --partner venue:V)."),
+    ("web_before_purchase", "web-before-purchase", "Pages and contents most seen by consented first-time buyers "
+                                                   "in the 30 days before their first order."),
 ):
     _register(_name, _command, _doc)
 
@@ -136,23 +141,23 @@ def publish_cmd(partner: Partner, data_dir: DataDir = None) -> None:
 def views_cmd(partner: Partner, data_dir: DataDir = None) -> None:
     """(Re)create the insight views on the partner's store (aggregate views: k of its agreements) and list them."""
     from insights import views
-    from insights.engine import open_partner_store, partner_terms
+    from insights.engine import open_partner_store, own_store, partner_terms, store_database
     from schemas.agreements import load_agreements
-    from sinks.ddl import database_name
 
     settings = _settings(data_dir)
+    database = store_database(partner)
     try:
         threshold = partner_terms(load_agreements(settings.agreements_dir), partner)[0]
         store = open_partner_store(settings, partner)
         try:
-            available = views.ensure_views(store, database_name(partner), threshold)
+            available = views.ensure_views(store, database, threshold, own_store(partner))
         finally:
             store.close()
     except TechneError as exc:
         _fail(exc)
         return
-    for name, _ in views.view_statements(database_name(partner), available, threshold):
-        typer.echo(f"{database_name(partner)}.{name}")
+    for name, _ in views.view_statements(database, available, threshold, own_store(partner)):
+        typer.echo(f"{database}.{name}")
 
 
 @insights_app.command("sample")

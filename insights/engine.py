@@ -11,6 +11,12 @@ agreements), and reads the partner's store through the one read path (also while
 runs); with ``then`` (``techne insights publish``, which writes) it opens the store itself
 (embedded chDB, ``StoreLocked`` while the sink runs, or the ClickHouse server).
 
+The venue's own store (``partner`` ``venue:<venue>``, as for ``techne query --venue``) has no
+agreement: its release reads the venue's own rows (:func:`insights.views.purposes`) with
+``k`` = :data:`insights.DEFAULT_MIN_CELL_SIZE`. It is the one store holding both ad spend and
+the web touches and orders of the same persons (one pseudonym domain), hence the home of the
+cost per new spectator; a partner store computes it only if its analytics agreements share both.
+
 Venues whose agreements put their pseudonyms in different domains cannot be compared person by
 person (the same person has two pseudonyms): their overlap cells are left out and the release
 lists them in ``not_comparable``.
@@ -25,12 +31,14 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.settings import Settings
-from insights import PURPOSE, views
+from insights import DEFAULT_MIN_CELL_SIZE, PURPOSE, views
 from insights.cells import (
     INSIGHTS,
     Cell,
     Persons,
+    acquisition_cells,
     attendance_cells,
+    browsing_cells,
     click_cells,
     discipline_cells,
     funnel_cells,
@@ -42,6 +50,7 @@ from schemas.agreements import Agreement, load_agreements
 from sinks.base import Store
 from sinks.ddl import database_name, quote
 from sinks.reader import Reader
+from sinks.tables import VENUE_STORE
 
 
 @dataclass
@@ -53,6 +62,8 @@ class Release:
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     """insight -> what the store lacks for it (columns not shared, no clicks table)."""
     not_comparable: list[tuple[str, str]] = field(default_factory=list)
+    spend: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(venue, month, channel) -> ad spend in minor units (EUR): describes no person, not protected."""
 
     def cells(self, insight: str) -> list[Cell]:
         return [c for cid, c in self.protected.cells.items() if cid[0] == insight]
@@ -66,8 +77,23 @@ class Release:
         return sorted({str(c.key[1]) for c in self.cells("loyalty") if c.key[1] != "*"})
 
 
+def own_store(partner: str) -> bool:
+    """``partner`` names a venue's own store (``venue:<venue>``)."""
+    return partner.startswith(VENUE_STORE)
+
+
+def store_database(partner: str) -> str:
+    """The database of a partner's store, or of a venue's own (``venue_<venue>``)."""
+    if own_store(partner):
+        return database_name(f"venue_{partner.removeprefix(VENUE_STORE)}")
+    return database_name(partner)
+
+
 def partner_terms(agreements: Sequence[Agreement], partner: str) -> tuple[int, Callable[[str, str], bool]]:
-    """``(k, comparable(venue_a, venue_b))`` for ``partner`` under its analytics agreements."""
+    """``(k, comparable(venue_a, venue_b))`` for ``partner`` under its analytics agreements (for a
+    venue's own store: the default k, one venue, one domain)."""
+    if own_store(partner):
+        return DEFAULT_MIN_CELL_SIZE, lambda a, b: True
     mine = [a for a in agreements if a.partner == partner and PURPOSE in a.purposes]
     if not mine:
         raise ConfigError(f"partner {partner!r} has no agreement for {PURPOSE}: insights read only rows shared "
@@ -95,8 +121,8 @@ Select = Callable[[str, str], list[tuple[Any, ...]]]
 def release_from_store(store: Store, partner: str, k: int,
                        comparable: Callable[[str, str], bool] = lambda a, b: True) -> Release:
     """(Re)create the views on the partner's open store, then build and protect the release."""
-    database = database_name(partner)
-    available = views.ensure_views(store, database, k)
+    database = store_database(partner)
+    available = views.ensure_views(store, database, k, own_store(partner))
     db = quote(database)
     return _release(lambda view, columns: _select(store, db, view, columns), available, partner, k, comparable)
 
@@ -104,9 +130,9 @@ def release_from_store(store: Store, partner: str, k: int,
 def release_from_reader(reader: Reader, partner: str, k: int,
                         comparable: Callable[[str, str], bool] = lambda a, b: True) -> Release:
     """The same release through the read-only path: the views are inlined as a ``WITH`` clause."""
-    database = database_name(partner)
+    database = store_database(partner)
     available = views.available_columns(reader, database)
-    with_clause = views.ctes(database, available)
+    with_clause = views.ctes(database, available, own_store(partner))
 
     def select(view: str, columns: str) -> list[tuple[Any, ...]]:
         return reader.query(f"{with_clause} SELECT {columns} FROM {view}")  # noqa: S608 (fixed names)
@@ -134,6 +160,14 @@ def _release(select: Select, available: set[str], partner: str, k: int,
         shown, parts = attendance_cells(
             select("insights_attendance", "venue_id, performance_id, person, attended"), person)
         cells, partitions = cells + shown, partitions + parts
+    spend: dict[tuple[str, str, str], int] = {}
+    if not unavailable["acquisition"]:
+        shown, parts = acquisition_cells(select("insights_acquisition", "venue_id, month, person, channel"), person)
+        cells, partitions = cells + shown, partitions + parts
+        spend = {(str(v), str(m), str(c)): int(n)
+                 for v, m, c, n in select("insights_spend", "venue_id, month, channel, spend_minor")}
+    if not unavailable["web_before_purchase"]:
+        cells += browsing_cells(select("insights_browsing", "venue_id, person, kind, item"), person)
     if unavailable["geography"]:
         cells = [c for c in cells if c.insight != "geography"]
         partitions = [p for p in partitions if not any(child[0] == "geography" for child in p.children)]
@@ -141,7 +175,7 @@ def _release(select: Select, available: set[str], partner: str, k: int,
                     if c.insight == "overlap" and not comparable(str(c.key[1]), str(c.key[2]))})
     cells = [c for c in cells if not (c.insight == "overlap" and (str(c.key[1]), str(c.key[2])) in apart)]
     return Release(partner, k, datetime.now(UTC), protect(cells, partitions, k),
-                   {n: m for n, m in unavailable.items() if m}, apart)
+                   {n: m for n, m in unavailable.items() if m}, apart, spend)
 
 
 def open_partner_store(settings: Settings, partner: str) -> Store:

@@ -53,10 +53,21 @@ PANELS: list[tuple[str, str, str, tuple[int, int, int, int]]] = [
      f"sumIf(value, measure = 'clicked') AS ont_clique, sumIf(value, measure = 'ordered') AS ont_reserve "
      f"FROM {RELEASE} WHERE insight = 'campaign_funnel' GROUP BY lieu, campagne ORDER BY lieu, campagne",
      (0, 40, 24, 10)),
+    ("Coût par nouveau spectateur, par canal (premier contact ; dépense en €)", "table",
+     "SELECT key_a AS lieu, key_b AS mois, measure AS canal, "
+     "if(countIf(insight = 'acquisition') = 0, NULL, sumIf(value, insight = 'acquisition')) AS nouveaux_spectateurs, "
+     "round(if(canal = '*', sum(sumIf(value, insight = 'ad_spend')) OVER (PARTITION BY lieu, mois), "
+     "sumIf(value, insight = 'ad_spend')) / 100, 2) AS depense_eur, "
+     "round(depense_eur / nouveaux_spectateurs, 2) AS cout_par_nouveau_eur "
+     f"FROM {RELEASE} WHERE insight IN ('acquisition', 'ad_spend') GROUP BY lieu, mois, canal "
+     "ORDER BY lieu, mois, canal = '*' DESC, canal", (0, 50, 24, 10)),
+    ("Pages et contenus vus avant le premier achat (30 jours, personnes consentantes)", "table",
+     f"SELECT key_a AS lieu, key_b AS type, measure AS page_ou_contenu, value AS personnes FROM {RELEASE} "
+     "WHERE insight = 'web_before_purchase' ORDER BY lieu, type, personnes DESC", (0, 60, 24, 10)),
     ("Cellules masquées (protection des petits effectifs)", "table",
      f"SELECT key_a AS observation, sumIf(value, measure = 'cells') AS cellules, "
      f"sumIf(value, measure = 'suppressed') AS masquees, any(k) AS k FROM {RELEASE} "
-     "WHERE insight = 'protection' GROUP BY observation ORDER BY observation", (0, 50, 24, 7)),
+     "WHERE insight = 'protection' GROUP BY observation ORDER BY observation", (0, 70, 24, 7)),
 ]
 
 

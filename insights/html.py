@@ -157,8 +157,8 @@ def _cls(value: str) -> str:
 def _table(release: Release, insight: str, lang: str, season: int | None) -> str:
     if insight in release.unavailable:
         return f'<p class="note">{escape(t(lang, "unavailable", what=", ".join(release.unavailable[insight])))}</p>'
-    header, body = rows(release, insight, lang,
-                        season if insight not in ("lead_time", "conversion", "attendance", "campaign_funnel") else None)
+    seasonal = insight in ("overlap", "loyalty", "geography", "crossover")
+    header, body = rows(release, insight, lang, season if seasonal else None)
     if not body:
         return f'<p class="note">{escape(t(lang, "empty"))}</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in header)

@@ -12,7 +12,7 @@ from typing import Any
 from insights.cells import ALL, FREQUENCY, KEY_FIELDS, Cell
 from insights.engine import Release
 from insights.i18n import season_label, t
-from insights.views import FUNNEL_STEPS, UNKNOWN
+from insights.views import DIRECT, FUNNEL_STEPS, UNKNOWN, UNTRACKED
 
 LOYALTY_MEASURES = ("spectators", "first_time", "returning", *FREQUENCY, "lapsed")
 LEAD_MEASURES = ("p25_days", "median_days", "p75_days")
@@ -51,7 +51,55 @@ def insight_json(release: Release, insight: str, season: int | None = None, venu
         "cells": [cell_json(c) for c in published(release, insight, season, venue)],
         "protection": release.protected.counts(insight),
         **({"not_comparable": [list(p) for p in release.not_comparable]} if insight == "overlap" else {}),
+        **({"spend": [{"venue": v, "month": m, "channel": c, "spend_minor": n}
+                      for (v, m, c), n in sorted(release.spend.items()) if venue in (None, v)]}
+           if insight == "acquisition" else {}),
     }
+
+
+def money(minor: int, lang: str) -> str:
+    """``123456`` -> ``1 234,56 €`` (fr) / ``€1,234.56`` (en)."""
+    if lang == "fr":
+        return f"{minor / 100:,.2f}".replace(",", "\u202f").replace(".", ",") + " €"
+    return f"€{minor / 100:,.2f}"
+
+
+def acquisition_rows(release: Release, lang: str, venue: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """New spectators, ad spend and cost per new spectator per venue, month and channel: a row per
+    published count or per spend (a spend is no person: shown even where the count is hidden,
+    then without a cost); ``*`` is every channel (all the month's spend)."""
+    counts: dict[tuple[str, ...], int] = {tuple(map(str, c.key)): c.size
+                                          for c in published(release, "acquisition", None, venue)}
+    spend: dict[tuple[str, ...], int] = {k: n for k, n in release.spend.items() if venue in (None, k[0])}
+    for (v, m, _), minor in list(spend.items()):
+        spend[(v, m, ALL)] = spend.get((v, m, ALL), 0) + minor
+    header = [t(lang, f) for f in ("venue", "month", "channel", "new_buyers", "spend", "cost_per_new")]
+    body = []
+    for key in sorted(set(counts) | set(spend), key=lambda k: (k[0], k[1], k[2] != ALL, k[2])):
+        n, cost = counts.get(key), spend.get(key)
+        body.append([str(key[0]), str(key[1]), _channel(lang, str(key[2])), str(n) if n is not None else "—",
+                     money(cost, lang) if cost is not None else "—",
+                     money(cost // n, lang) if cost is not None and n else "—"])
+    return header, body
+
+
+def _channel(lang: str, channel: str) -> str:
+    if channel == ALL:
+        return t(lang, "all_channels")
+    return t(lang, channel) if channel in (UNTRACKED, DIRECT) else channel
+
+
+def browsing_rows(release: Release, lang: str, venue: str | None = None) -> tuple[list[str], list[list[str]]]:
+    """Pages and contents seen before a first order, most seen first, with their share of the
+    first-time buyers who saw anything (``*``) when both are published."""
+    cells = published(release, "web_before_purchase", None, venue)
+    base = {str(c.key[0]): c.size for c in cells if c.key[1] == ALL}
+    header = [t(lang, f) for f in ("venue", "kind", "item", "persons", "share")]
+    body = [[str(c.key[0]), t(lang, "any_touch") if c.key[1] == ALL else t(lang, str(c.key[1])),
+             "—" if c.key[2] == ALL else str(c.key[2]), str(c.size),
+             f"{round(100 * c.size / base[str(c.key[0])])} %" if str(c.key[0]) in base else "—"]
+            for c in sorted(cells, key=lambda c: (str(c.key[0]), c.key[1] != ALL, -c.size, str(c.key[2])))]
+    return header, body
 
 
 def _label(lang: str, field: str, value: str | int) -> str:
@@ -67,6 +115,10 @@ def _label(lang: str, field: str, value: str | int) -> str:
 def rows(release: Release, insight: str, lang: str, season: int | None = None,
          venue: str | None = None) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of the insight's table; wide tables pivot the ``measure`` key."""
+    if insight == "acquisition":
+        return acquisition_rows(release, lang, venue)
+    if insight == "web_before_purchase":
+        return browsing_rows(release, lang, venue)
     cells = published(release, insight, season, venue)
     fields = KEY_FIELDS[insight]
     if insight in ("loyalty", "conversion", "attendance", "campaign_funnel"):

@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from insights import PURPOSE
+from schemas.kinds import MEASUREMENT_PURPOSE, OWN_PURPOSE
 from sinks.base import Store
 from sinks.ddl import quote
 from sinks.reader import Reader
@@ -57,6 +58,34 @@ SCANS = "ticket_scans"
 CLICKS = EMAIL_CLICKS
 """The sink's e-mail click table (:func:`sinks.tables.partner_tables`, ``clicks``): the one shape
 both the sink writes and these views read."""
+PAGE_VIEWS = "page_views"
+"""The sink's table of page views (of consented people: the others are exempt measurement)."""
+CONTENTS = "content_interactions"
+"""The sink's table of content interactions (videos, podcasts, documents) of consented people."""
+AD_SPEND = "ad_spend"
+"""The sink's table of daily ad spend (describes no person)."""
+BEFORE_DAYS = 30
+"""Web and content before purchase, and the first-touch window: what a person saw at the venue in
+the 30 days up to (and including the moment of) their first order there (fixed, like
+:data:`CONVERSION_DAYS`)."""
+ATTRIBUTION = "first_touch"
+"""The one attribution rule: a first-time buyer is attributed to the channel of their *earliest*
+consented page view at the venue within :data:`BEFORE_DAYS` days before their first order there
+(``direct`` if that view carries neither a UTM source nor a referrer), :data:`UNTRACKED` without
+any. Fixed: a second rule would be a second partition of the same buyers, computed and protected
+in the same release or not at all."""
+UNTRACKED = "untracked"
+DIRECT = "direct"
+CHANNEL_ALIASES: dict[str, str] = {
+    "facebook": "meta", "fb": "meta", "instagram": "meta", "ig": "meta", "meta_ads": "meta",
+    "google": "google_ads", "adwords": "google_ads", "gads": "google_ads", "googleads": "google_ads",
+    "tiktok_ads": "tiktok", "linkedin_ads": "linkedin", "bing": "microsoft_ads", "microsoft": "microsoft_ads",
+}
+"""Lower-cased UTM source / ad platform -> channel: a page view's ``utm_source`` and an ad spend's
+``platform`` meet on the same channel name (``meta``, ``google_ads``, ...); any other value is its
+own channel, lower-cased."""
+SEARCH_HOSTS = ("google", "bing", "qwant", "duckduckgo", "ecosia", "yahoo", "search.brave")
+SOCIAL_HOSTS = ("facebook", "instagram", "t.co", "twitter", "x.com", "linkedin", "youtube", "tiktok", "pinterest")
 FREQUENCY_BUCKETS: tuple[tuple[str, int, int | None], ...] = (("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6+", 6, None))
 UNKNOWN = "?"
 """Département / discipline / tariff label of persons whose value was not shared."""
@@ -78,6 +107,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "conversion": (CLICKS,),
     "attendance": ("performance_id", SCANS),
     "campaign_funnel": (CAMPAIGN_EVENTS, CLICKS),
+    "acquisition": (PAGE_VIEWS, AD_SPEND),
+    "web_before_purchase": (PAGE_VIEWS,),
 }
 """Columns (or the clicks table) each insight needs beyond the always-present ones."""
 
@@ -103,11 +134,15 @@ def _k(expr: str, k: int) -> str:
     return f"if({expr} >= {k}, {expr}, NULL)"
 
 
-def person_views(database: str, available: Collection[str], qualified: bool = True) -> list[tuple[str, str]]:
+def person_views(database: str, available: Collection[str], qualified: bool = True,
+                 own: bool = False) -> list[tuple[str, str]]:
     """``(name, SELECT)`` of the person-level views, in dependency order. ``qualified=False``:
-    a view reads the others by their bare name (as common table expressions, see :func:`ctes`)."""
+    a view reads the others by their bare name (as common table expressions, see :func:`ctes`).
+    ``own``: the venue's own store (rows of :data:`~schemas.kinds.OWN_PURPOSE`; page views and
+    content interactions kept under any consent), see :func:`purposes`."""
     db = quote(database)
     ref = f"{db}." if qualified else ""
+    purpose, touch_purpose = purposes(own)
     c = {name: _col(name, available) for name in OPTIONAL}
     attended = f"coalesce({c['performance_at']}, placed_at)"
     performance = (f"coalesce({c['performance_id']}, concat(ifNull({c['production']}, ''), '@', "
@@ -119,7 +154,7 @@ SELECT order_key AS event_id, venue_id, subject_pseudonym AS person, placed_at A
        {c['performance_at']} AS performance_at, {_season(attended)} AS season, {performance} AS performance,
        {c['discipline']} AS discipline, {c['tariff']} AS tariff, {c['departement']} AS departement
 FROM {ref}{quote(CURRENT_ORDERS)}
-WHERE purpose = {_literal(PURPOSE)} AND counts"""),
+WHERE purpose = {_literal(purpose)} AND counts"""),
         ("insights_visits", f"""
 SELECT season, venue_id, person, uniqExact(performance) AS performances,
        argMax(dept, ordered_at) AS departement, maxIf(ordered_at, dept IS NOT NULL) AS dept_at
@@ -138,7 +173,7 @@ WHERE discipline IS NOT NULL AND tariff IS NOT NULL AND performance_at IS NOT NU
 SELECT c.venue_id AS venue_id, c.campaign_id AS campaign_id, c.person AS person,
        max(o.ordered_at > c.clicked_at AND o.ordered_at <= c.clicked_at + INTERVAL {CONVERSION_DAYS} DAY) AS converted
 FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudonym AS person, occurred_at AS clicked_at
-      FROM {db}.{quote(CLICKS)} FINAL WHERE purpose = {_literal(PURPOSE)} AND campaign_id IS NOT NULL) AS c
+      FROM {db}.{quote(CLICKS)} FINAL WHERE purpose = {_literal(purpose)} AND campaign_id IS NOT NULL) AS c
 LEFT JOIN {ref}insights_orders AS o ON o.venue_id = c.venue_id AND o.person = c.person
 GROUP BY c.venue_id, c.campaign_id, c.person"""))
     if CAMPAIGN_EVENTS in available and CLICKS in available:
@@ -149,7 +184,7 @@ SELECT e.venue_id AS venue_id, e.campaign_id AS campaign_id, e.person AS person,
        max(e.clicked) AS clicked, max(e.ordered) AS ordered
 FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudonym AS person, event_type,
              machine_open, false AS clicked, false AS ordered
-      FROM {db}.{quote(CAMPAIGN_EVENTS)} FINAL WHERE purpose = {_literal(PURPOSE)} AND campaign_id IS NOT NULL
+      FROM {db}.{quote(CAMPAIGN_EVENTS)} FINAL WHERE purpose = {_literal(purpose)} AND campaign_id IS NOT NULL
       UNION ALL
       SELECT venue_id, campaign_id, person, 'campaign.email_clicked', CAST(NULL AS Nullable(Bool)), true,
              converted = 1
@@ -161,13 +196,106 @@ SELECT o.venue_id AS venue_id, o.performance_id AS performance_id, o.person AS p
        max(s.person != '') AS attended
 FROM (SELECT DISTINCT venue_id, assumeNotNull(performance_id) AS performance_id, subject_pseudonym AS person
       FROM {ref}{quote(CURRENT_ORDERS)}
-      WHERE purpose = {_literal(PURPOSE)} AND counts AND performance_id IS NOT NULL) AS o
+      WHERE purpose = {_literal(purpose)} AND counts AND performance_id IS NOT NULL) AS o
 LEFT JOIN (SELECT DISTINCT venue_id, assumeNotNull(performance_id) AS performance_id, subject_pseudonym AS person
            FROM {db}.{quote(SCANS)} FINAL
-           WHERE purpose = {_literal(PURPOSE)} AND result = 'admitted' AND performance_id IS NOT NULL) AS s
+           WHERE purpose = {_literal(purpose)} AND result = 'admitted' AND performance_id IS NOT NULL) AS s
   ON s.venue_id = o.venue_id AND s.performance_id = o.performance_id AND s.person = o.person
 GROUP BY o.venue_id, o.performance_id, o.person"""))
+    touches = _touches(db, available, touch_purpose)
+    if touches:
+        views.append(("insights_first_orders", f"""
+SELECT venue_id, person, min(ordered_at) AS first_at FROM {ref}insights_orders GROUP BY venue_id, person"""))
+    if PAGE_VIEWS in available and AD_SPEND in available:
+        channel = channel_sql(*(quote(c) if f"{PAGE_VIEWS}.{c}" in available else "CAST(NULL AS Nullable(String))"
+                                for c in ("utm_source", "referrer_host")))
+        platform = channel_sql("platform", "CAST(NULL AS Nullable(String))")
+        euros = "ifNull(currency, 'EUR') = 'EUR'" if f"{AD_SPEND}.currency" in available else "1"
+        views.append(("insights_spend", f"""
+SELECT venue_id, month, channel, toInt64(sum(s_spend)) AS spend_minor
+FROM (SELECT venue_id, formatDateTime(toDate(day), '%Y-%m') AS month, {platform} AS channel, spend_minor AS s_spend
+      FROM {db}.{quote(AD_SPEND)} FINAL
+      WHERE purpose = {_literal(purpose)} AND day IS NOT NULL AND spend_minor IS NOT NULL AND {euros})
+GROUP BY venue_id, month, channel"""))
+        views.append(("insights_acquisition", f"""
+SELECT f.venue_id AS venue_id, formatDateTime(f.first_at, '%Y-%m', '{TZ}') AS month, f.person AS person,
+       if(countIf({_in_window('t.viewed_at')} AND t.person != '') = 0, '{UNTRACKED}',
+          argMinIf(t.channel, t.viewed_at, {_in_window('t.viewed_at')} AND t.person != '')) AS channel
+FROM {ref}insights_first_orders AS f
+LEFT JOIN (SELECT venue_id, subject_pseudonym AS person, occurred_at AS viewed_at, {channel} AS channel
+           FROM {db}.{quote(PAGE_VIEWS)} FINAL WHERE {touch_purpose}) AS t
+  ON t.venue_id = f.venue_id AND t.person = f.person
+GROUP BY f.venue_id, f.first_at, f.person"""))
+    if touches:
+        views.append(("insights_browsing", f"""
+SELECT DISTINCT f.venue_id AS venue_id, f.person AS person, t.kind AS kind, t.item AS item
+FROM {ref}insights_first_orders AS f
+INNER JOIN ({' UNION ALL '.join(touches)}) AS t ON t.venue_id = f.venue_id AND t.person = f.person
+WHERE {_in_window('t.seen_at')}"""))
     return views
+
+
+def purposes(own: bool) -> tuple[str, str]:
+    """``(purpose of the rows read, condition on web and content rows)``: on a partner's store,
+    rows shared for :data:`insights.PURPOSE` only; on the venue's own store, its own rows
+    (:data:`~schemas.kinds.OWN_PURPOSE`), and page views / content interactions kept there under
+    a consent, whatever its purpose (those of people without one are exempt measurement, in
+    another table under a visitor key that never equals a buyer's pseudonym, so never read)."""
+    if own:
+        return OWN_PURPOSE, f"purpose != {_literal(MEASUREMENT_PURPOSE)}"
+    return PURPOSE, f"purpose = {_literal(PURPOSE)}"
+
+
+def _in_window(column: str) -> str:
+    return f"{column} <= f.first_at AND {column} >= f.first_at - INTERVAL {BEFORE_DAYS} DAY"
+
+
+def _touches(db: str, available: Collection[str], where: str) -> list[str]:
+    """SELECTs of ``(venue_id, person, seen_at, kind, item)``: page paths and contents seen."""
+    out = []
+    if PAGE_VIEWS in available:
+        out.append(f"SELECT venue_id, subject_pseudonym AS person, occurred_at AS seen_at, 'page' AS kind, "
+                   f"assumeNotNull(page_path) AS item FROM {db}.{quote(PAGE_VIEWS)} FINAL "
+                   f"WHERE {where} AND page_path IS NOT NULL")
+    if CONTENTS in available:
+        out.append(f"SELECT venue_id, subject_pseudonym AS person, occurred_at AS seen_at, 'content' AS kind, "
+                   f"assumeNotNull(content_id) AS item FROM {db}.{quote(CONTENTS)} FINAL "
+                   f"WHERE {where} AND content_id IS NOT NULL")
+    return out
+
+
+def channel_of(source: str | None, referrer: str | None = None) -> str:
+    """The acquisition channel of a touch (Python twin of :func:`channel_sql`, for docs and tests):
+    the UTM source, lower-cased, through :data:`CHANNEL_ALIASES`; else ``search`` / ``social`` for a
+    referrer among :data:`SEARCH_HOSTS` / :data:`SOCIAL_HOSTS`, ``referral`` for another referrer;
+    ``direct`` without either."""
+    src = (source or "").strip().lower()
+    if src:
+        return CHANNEL_ALIASES.get(src, src)
+    host = (referrer or "").strip().lower()
+    if not host:
+        return DIRECT
+    bare = host.removeprefix("www.").removeprefix("m.").removeprefix("l.")
+    if any(bare == h or bare.startswith(h + ".") for h in SEARCH_HOSTS):
+        return "search"
+    if any(bare == h or bare.startswith(h + ".") for h in SOCIAL_HOSTS):
+        return "social"
+    return "referral"
+
+
+def channel_sql(source: str = "utm_source", referrer: str = "referrer_host") -> str:
+    """:func:`channel_of` in SQL (over the page view's columns)."""
+    aliases_from = ", ".join(_literal(a) for a in CHANNEL_ALIASES)
+    aliases_to = ", ".join(_literal(c) for c in CHANNEL_ALIASES.values())
+    src = f"lower(trimBoth(ifNull({source}, '')))"
+    bare = f"replaceRegexpOne(lower(trimBoth(ifNull({referrer}, ''))), '^(www|m|l)[.]', '')"
+
+    def among(names: tuple[str, ...]) -> str:
+        return " OR ".join(f"{bare} = {_literal(h)} OR startsWith({bare}, {_literal(h + '.')})" for h in names)
+
+    return (f"multiIf({src} != '', transform({src}, [{aliases_from}], [{aliases_to}], {src}), "
+            f"{bare} = '', '{DIRECT}', {among(SEARCH_HOSTS)}, 'search', {among(SOCIAL_HOSTS)}, 'social', 'referral')")
+
 
 
 def aggregate_views(database: str, available: Collection[str], k: int) -> list[tuple[str, str]]:
@@ -238,28 +366,46 @@ FROM {db}.insights_clicks GROUP BY venue_id, campaign_id"""))
 SELECT venue_id, performance_id, {_k('count()', k)} AS holders, {_k('countIf(attended)', k)} AS admitted,
        {_k('countIf(NOT attended)', k)} AS no_show
 FROM {db}.insights_attendance GROUP BY venue_id, performance_id"""))
+    if PAGE_VIEWS in available and AD_SPEND in available:
+        views.append(("insights_cost_per_new", f"""
+SELECT venue_id, month, channel, {_k('buyers', k)} AS new_buyers, if(has_spend = 1, spend, NULL) AS spend_minor,
+       if(buyers >= {k} AND has_spend = 1, intDiv(spend, buyers), NULL) AS cost_minor
+FROM (SELECT venue_id, month, channel, sum(b) AS buyers, sum(sp) AS spend, max(hs) AS has_spend
+      FROM (SELECT venue_id, month, channel, count() AS b, toInt64(0) AS sp, toUInt8(0) AS hs
+            FROM {db}.insights_acquisition GROUP BY venue_id, month, channel
+            UNION ALL
+            SELECT venue_id, month, channel, toUInt64(0), spend_minor, toUInt8(1) FROM {db}.insights_spend)
+      GROUP BY venue_id, month, channel)"""))
+    if PAGE_VIEWS in available or CONTENTS in available:
+        views.append(("insights_before_purchase", f"""
+SELECT venue_id, kind, item, {_k('uniqExact(person)', k)} AS persons
+FROM {db}.insights_browsing GROUP BY venue_id, kind, item"""))
     return views
 
 
-def ctes(database: str, available: Collection[str]) -> str:
+def ctes(database: str, available: Collection[str], own: bool = False) -> str:
     """The person-level views as one ``WITH`` clause: what a read-only reader (no ``CREATE
     VIEW``) puts before ``SELECT ... FROM insights_visits`` (the same SQL as the views)."""
     return "WITH " + ", ".join(f"{name} AS ({select.strip()})"
-                               for name, select in person_views(database, available, qualified=False))
+                               for name, select in person_views(database, available, qualified=False, own=own))
 
 
-def view_statements(database: str, available: Collection[str], k: int) -> list[tuple[str, str]]:
+def view_statements(database: str, available: Collection[str], k: int, own: bool = False) -> list[tuple[str, str]]:
     """Every ``(name, CREATE OR REPLACE VIEW ...)`` for the partner's database."""
     db = quote(database)
     return [(name, f"CREATE OR REPLACE VIEW {db}.{quote(name)} AS {select.strip()}")
-            for name, select in [*person_views(database, available), *aggregate_views(database, available, k)]]
+            for name, select in [*person_views(database, available, own=own), *aggregate_views(database, available, k)]]
 
 
 def available_columns(store: Store | Reader, database: str) -> set[str]:
     """Columns of ``ticket_orders`` in ``database``, plus :data:`CLICKS` if that table exists with
     a ``campaign_id`` column (the partner's agreements share e-mail clicks with their campaign),
     plus :data:`SCANS` if ``ticket_scans`` exists with ``performance_id`` and ``result``, plus
-    :data:`CAMPAIGN_EVENTS` if ``campaign_events`` exists with ``campaign_id``."""
+    :data:`CAMPAIGN_EVENTS` if ``campaign_events`` exists with ``campaign_id``, plus
+    :data:`PAGE_VIEWS` (with ``page_path``), :data:`CONTENTS` (with ``content_id``) and
+    :data:`AD_SPEND` (with ``day``, ``platform``, ``spend_minor``) and, as ``<table>.<column>``,
+    their optional columns (``page_views.utm_source``, ``page_views.referrer_host``,
+    ``ad_spend.currency``)."""
     rows = store.query("SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
                        {"d": database, "t": TICKET_ORDERS})
     found = {str(name) for (name,) in rows}
@@ -275,12 +421,21 @@ def available_columns(store: Store | Reader, database: str) -> set[str]:
                               "AND name IN ('performance_id', 'result')", {"d": database, "t": SCANS})
     if int(scans) == 2:
         found.add(SCANS)
+    for table, needed, optional in ((PAGE_VIEWS, ("page_path",), ("utm_source", "referrer_host")),
+                                    (CONTENTS, ("content_id",), ()),
+                                    (AD_SPEND, ("day", "platform", "spend_minor"), ("currency",))):
+        names = {str(n) for (n,) in store.query(
+            "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
+            {"d": database, "t": table})}
+        if set(needed) <= names:
+            found.add(table)
+            found.update(f"{table}.{c}" for c in optional if c in names)
     return found
 
 
-def ensure_views(store: Store, database: str, k: int) -> set[str]:
+def ensure_views(store: Store, database: str, k: int, own: bool = False) -> set[str]:
     """(Re)create every view (idempotent); returns the available columns they were built on."""
     available = available_columns(store, database)
-    for _, statement in view_statements(database, available, k):
+    for _, statement in view_statements(database, available, k, own):
         store.command(statement)
     return available

@@ -246,8 +246,9 @@ def test_views_and_engine_agree_with_the_oracle_on_sample_data(store: ChdbStore,
     clicks = sample.clicks(orders, seed=6)
     reload(store, env, orders, clicks)
     release = release_from_store(store, PARTNER, 10)
-    assert release.unavailable == {"attendance": ["ticket_scans"], "campaign_funnel": ["campaign_events"]}, (
-        "this partner is shared neither entrance scans nor campaign sends")
+    assert release.unavailable == {"attendance": ["ticket_scans"], "campaign_funnel": ["campaign_events"],
+                                   "acquisition": ["page_views", "ad_spend"], "web_before_purchase": ["page_views"]}, (
+        "this partner is shared neither entrance scans, campaign sends, page views nor ad spend")
     assert_protected(release, orders, clicks)
     # the aggregate views (threshold only) give the same numbers as the unprotected cells
     size = {cid: c.size for cid, c in release.protected.cells.items()}
@@ -320,7 +321,8 @@ def test_an_insight_needing_a_field_the_agreements_do_not_share_is_unavailable(s
     release = release_from_store(store, NO_DEPT, 10)
     assert release.unavailable == {"geography": ["departement"], "conversion": ["email_clicks"],
                                    "attendance": ["ticket_scans"],
-                                   "campaign_funnel": ["campaign_events", "email_clicks"]}
+                                   "campaign_funnel": ["campaign_events", "email_clicks"],
+                                   "acquisition": ["page_views", "ad_spend"], "web_before_purchase": ["page_views"]}
     assert not release.cells("geography")
     assert "indisponible" in render.text(release, "geography")
     assert release.protected.value(("loyalty", (2024, "*", "spectators"))) == 20
@@ -384,7 +386,8 @@ def test_publish_keeps_the_latest_release_only_and_the_dashboard_queries_run(sto
     assert suppressed == len(release.protected.suppressed)
     for panel in grafana.dashboard()["panels"]:
         sql = panel["targets"][0]["rawSql"].replace("${partner}", PARTNER).replace("${season}", "2025")
-        if "insight = 'attendance'" in sql or "insight = 'campaign_funnel'" in sql:  # not shared: runs, empty
+        if any(f"'{name}'" in sql for name in ("attendance", "campaign_funnel", "acquisition", "web_before_purchase")):
+            # not shared with this partner: the query runs and finds nothing
             assert store.query(sql) == [], panel["title"]
             continue
         assert store.query(sql), panel["title"]
