@@ -27,16 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.ingest import _fire, _orders, _signed
 from bench.procstat import cpu_seconds, peak_rss_mib, rss_mib
 from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
-from core.topics import bus_topics, ensure_topics, raw_topic
+from core.topics import SHARED_STREAMS, bus_topics, ensure_topics, partitions_of, partner_topic, raw_topic
 from core.venues import load_venues
 from producers.ingest import prepare, use_keyring
 from schemas.agreements import load_agreements, partners
-from techne.accounting import group_lag, wait_sinks_caught_up
+from techne.accounting import wait_sinks_caught_up
 from techne.local import LocalKafka
 from techne.stack import Stack, generate_secrets
 
@@ -95,6 +96,36 @@ def _consents(orders: list[dict[str, Any]], partners_of: dict[str, list[str]]) -
              "purpose": purpose, "recipients": names} for e in emails for purpose, names in partners_of.items()]
 
 
+async def _wait_drained(bootstrap: str, groups: dict[str, list[str]], timeout: float,
+                        poll: float = 0.2) -> dict[str, int]:
+    """Poll until every consumer group in ``groups`` (group -> topics) has committed up to the end
+    of its topics, or ``timeout``; the last lag of each group. One admin client and one consumer
+    for the whole wait: a fresh pair per poll (``techne.accounting``) costs the broker a
+    connection and a full metadata request each time, which showed up as broker CPU per event."""
+    topics = sorted({t for ts in groups.values() for t in ts})
+    parts = await partitions_of(bootstrap, topics)
+    tps = {g: [TopicPartition(t, p) for t in ts for p in parts.get(t, [])] for g, ts in groups.items()}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ends = await consumer.end_offsets([tp for g in tps.values() for tp in g])
+            lags: dict[str, int] = {}
+            for group, parts_of_group in tps.items():
+                committed = await admin.list_consumer_group_offsets(group, partitions=parts_of_group)
+                lags[group] = sum(max(0, ends[tp] - max(0, committed[tp].offset if tp in committed else 0))
+                                  for tp in parts_of_group)
+            if not any(lags.values()) or time.monotonic() > deadline:
+                return lags
+            await asyncio.sleep(poll)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     """CPU seconds used so far by each process still running (:func:`bench.procstat.cpu_seconds`)."""
     out: dict[str, float] = {}
@@ -149,11 +180,10 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             cpu_before = _cpu_seconds(pids)
             started = time.perf_counter()
             _, statuses = asyncio.run(_fire(port, batches, 8))
-            deadline = time.monotonic() + 600
-            while time.monotonic() < deadline and asyncio.run(group_lag(bootstrap, "techne-worker",
-                                                                        [raw_topic(VENUE)])):
-                time.sleep(0.2)
-            lags = asyncio.run(wait_sinks_caught_up(bootstrap, partner_ids, 600, poll=0.2))
+            groups = {"techne-worker": [raw_topic(VENUE)],
+                      **{f"techne-sink.{p}": [partner_topic(p, s) for s in SHARED_STREAMS] for p in partner_ids}}
+            drained = asyncio.run(_wait_drained(bootstrap, groups, 600))
+            lags = {p: drained[f"techne-sink.{p}"] for p in partner_ids}
             elapsed = time.perf_counter() - started
             cpu_after = _cpu_seconds(pids)
             cpu_us = {name: round((cpu_after[name] - cpu_before[name]) / len(orders) * 1e6)

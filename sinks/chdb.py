@@ -42,29 +42,34 @@ _NAME_RE = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
 
 
 #: Start-up settings of the embedded engine, passed as ``--name=value`` through the session's
-#: connection string (``path?name=value&…``, chDB's documented form). ClickHouse's defaults are
-#: sized for a dedicated server (5 GiB mark and primary-index caches, a memory cap of 90 % of
-#: RAM); a sink is one of many small processes on a 2-core machine (one per partner and per
-#: venue store), writing small batches and answering a few lookups. Chosen on purpose:
+#: connection string (``path?name=value&…``, chDB's documented form: "param=value will be passed
+#: to ClickHouse engine as start up args"). ClickHouse's defaults are sized for a dedicated server
+#: (5 GiB mark and primary-index caches, a memory cap of 90 % of RAM); a sink is one of many small
+#: processes on a 2-core machine (one per partner, one per venue store, the audit sink), writing
+#: small batches and answering a few lookups. What they buy is a *bound*, not a lower peak: in
+#: ``techne bench e2e`` a sink's peak RSS is ~380-410 MiB with or without them, of which
+#: ~220-250 MiB are clean pages of chDB's 530 MiB library (shared by every sink on the machine,
+#: counted in each one's RSS) and ~145 MiB private (Python, aiokafka, pyarrow that chDB imports,
+#: the engine). Without them the caches below may grow to gigabytes over days. Chosen:
 #:
-#: - ``max_server_memory_usage`` 192 MiB: hard cap on the engine's tracked memory (queries,
-#:   merges, caches); an insert or merge that would exceed it fails with MEMORY_LIMIT_EXCEEDED
-#:   (the sink retries, nothing is lost) instead of growing the process.
-#: - ``max_memory_usage`` 128 MiB per query: a console report scanning a large table fails
+#: - ``max_server_memory_usage`` 384 MiB: hard cap on the engine's tracked memory (queries,
+#:   merges, caches); beyond it an insert or merge fails with MEMORY_LIMIT_EXCEEDED (the sink
+#:   retries, nothing is lost) instead of the process growing.
+#: - ``max_memory_usage`` 256 MiB per query: a console report scanning a large table fails
 #:   clearly rather than starving the inserts.
 #: - ``mark_cache_size`` 16 MiB, ``index_mark_cache_size`` 8 MiB, ``primary_index_cache_size``
 #:   16 MiB, ``query_condition_cache_size`` 4 MiB: bounded caches (defaults 5 GiB / 100 MiB)
-#:   so they cannot creep up over hours; the tables are small and ordered by the lookup keys.
+#:   so they cannot creep up over hours; the tables are ordered by the lookup keys.
 #: - ``uncompressed_cache_size`` 0 (the default, stated): no cache of decompressed blocks.
 #: - ``max_threads`` 1, ``max_insert_threads`` 1: one thread per query; a sink's queries are
-#:   small and the machine has two cores shared by every stage.
+#:   small and the machine's two cores are shared by every stage.
 #: - ``max_insert_block_size`` / ``min_insert_block_size_rows`` 65 536: a sink batch is one
 #:   part; the 1 M-row default only sizes buffers bigger than any batch.
 #: - ``background_pool_size`` 2 (merges), ``background_schedule_pool_size`` 2: the engine's
-#:   own defaults on 2 cores, stated so they do not grow with a bigger machine.
+#:   own values on 2 cores, stated so that they do not grow on a bigger machine.
 ENGINE_SETTINGS: dict[str, int] = {
-    "max_server_memory_usage": 192 * 2**20,
-    "max_memory_usage": 128 * 2**20,
+    "max_server_memory_usage": 384 * 2**20,
+    "max_memory_usage": 256 * 2**20,
     "mark_cache_size": 16 * 2**20,
     "index_mark_cache_size": 8 * 2**20,
     "primary_index_cache_size": 16 * 2**20,
