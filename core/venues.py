@@ -6,18 +6,41 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigError
 
 VenueId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 
 
+def siret_problem(value: str) -> str | None:
+    """Why ``value`` is not a SIRET (14 digits, Luhn checksum), or ``None``."""
+    digits = value.replace(" ", "")
+    if len(digits) != 14 or not digits.isdigit():
+        return "a SIRET is 14 digits"
+    total = sum(sum(divmod(int(d) * (2 if i % 2 else 1), 10)) for i, d in enumerate(reversed(digits)))
+    return None if total % 10 == 0 else "SIRET checksum (Luhn) does not match"
+
+
 class Venue(BaseModel):
+    """One venue. ``siret`` and ``place_type`` (type de lieu, e.g. ``Scène nationale``) identify
+    the declarant of the SIBIL ticketing declaration (:mod:`insights.sibil`); both optional, the
+    declaration says when they are missing."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: VenueId
     name: str
     city: str = ""
+    siret: str = ""
+    place_type: str = ""
+
+    @field_validator("siret")
+    @classmethod
+    def _siret(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if value and (problem := siret_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class _VenueFile(BaseModel):

@@ -9,7 +9,7 @@ declaration, and a guided start.
 - :mod:`insights.engine` — one release for one partner: views, cells, protection;
 - :mod:`insights.render` / :mod:`insights.html` — text, JSON and the self-contained HTML report;
 - :mod:`insights.sibil` / :mod:`insights.sibil_source` — the quarterly ticketing declaration
-  from a venue's own raw topic;
+  from a venue's own store (or its raw topic);
 - :mod:`insights.onboard` — ``techne init``;
 - :mod:`insights.cli` — the ``techne insights`` / ``sibil`` / ``init`` commands.
 

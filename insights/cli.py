@@ -182,35 +182,50 @@ def sample_cmd(partner: Partner, data_dir: DataDir = None, persons: int = 2500, 
     typer.echo(f"{n_orders} orders and {n_clicks} e-mail clicks written to {settings.partner_store_dir(partner)}")
 
 
-def sibil(venue: Annotated[str, typer.Option(help="Venue id (its raw topic raw.<venue> is read).")],
+def sibil(venue: Annotated[str, typer.Option(help="Venue id (its own store is read).")],
           quarter: Annotated[str, typer.Option(help="Quarter, e.g. 2026Q4.")],
           csv: Annotated[Path | None, typer.Option("--csv", help="CSV file (default: <venue>-<quarter>-sibil.csv).")]
           = None,
-          bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers (default: settings).")] = None,
+          data_dir: DataDir = None,
+          from_topic: Annotated[bool, typer.Option(
+              "--from-topic", help="Read the raw topic raw.<venue> instead (kept ~7 days: recent quarters only).")]
+          = False,
+          bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers (--from-topic).")] = None,
           lang: Lang = "fr") -> None:
-    """The quarter's SIBIL ticketing declaration figures per performance (CSV + summary), from the
-    venue's own ticketing events (orders, tickets, cancellations, refunds, exchanges, invitations)."""
+    """The quarter's SIBIL ticketing declaration per performance (CSV + French summary), from the
+    venue's own store (every ticketing event of the venue, kept 3 years), with the declarant's
+    name, SIRET and type of place from the venue directory."""
     import asyncio
 
+    from core.venues import load_venues
     from insights import sibil as sib
-    from insights.sibil_source import read_venue_events
+    from insights.sibil_source import read_venue_events, read_venue_store
     language = _lang(lang)
     try:
         period = sib.Quarter.parse(quarter)
     except ValueError as exc:
         _fail(TechneError(str(exc)))
         return
-    settings = _settings(bootstrap=bootstrap)
+    settings = _settings(data_dir, bootstrap)
     try:
         require_venue(settings.venues_file, venue)
-        events, coverage = asyncio.run(read_venue_events(settings, venue))
+        entry = load_venues(settings.venues_file)[venue]
+        declarant = sib.Declarant(entry.name, entry.siret, entry.place_type, entry.city)
+        if from_topic:
+            events, coverage = asyncio.run(read_venue_events(settings, venue))
+            declaration = sib.declare(events, venue, period)
+            declaration.declarant = declarant
+            warnings = coverage.warnings(period, language)
+        else:
+            rows, store_coverage = read_venue_store(settings, venue, period)
+            declaration = sib.declare_orders(rows, venue, period, declarant)
+            warnings = store_coverage.warnings(period, language)
     except TechneError as exc:
         _fail(exc)
         return
-    declaration = sib.declare(events, venue, period)
     target = csv or Path(f"{venue}-{period}-sibil.csv")
     target.write_text(sib.to_csv(declaration), encoding="utf-8-sig")
-    typer.echo(sib.summary(declaration, language, coverage.warnings(period, language)))
+    typer.echo(sib.summary(declaration, language, warnings))
     typer.echo(f"CSV: {target}")
 
 

@@ -1,8 +1,11 @@
 """The quarterly SIBIL ticketing declaration of one venue, per performance (pure).
 
+:func:`declare_orders` (the default source, ``techne sibil``) aggregates the lifecycle rows of
+the venue's own store (see its docstring for how per-order rows replace the ticket ids);
 :func:`declare` aggregates a venue's ticketing events (decoded records of its raw topic, see
-:mod:`insights.sibil_source`) into one :class:`Line` per performance held in the quarter
-(Europe/Paris dates). Rules (docs/sibil-mapping.md):
+:mod:`insights.sibil_source`, ``--from-topic``). Both give one :class:`Line` per performance
+held in the quarter (Europe/Paris dates), with the :class:`Declarant` from the venue directory.
+Rules of :func:`declare` (docs/sibil-mapping.md):
 
 * events are taken once per ``event_id`` (re-deliveries);
 * **ticket level** when the venue sends ``ticket.issued`` for an order: each ticket counts for its
@@ -102,12 +105,26 @@ class Line:
         return DOMAINS.get(self.discipline, self.discipline)
 
 
+@dataclass(frozen=True)
+class Declarant:
+    """Who declares (from the venue directory, :class:`core.venues.Venue`)."""
+
+    name: str
+    siret: str = ""
+    place_type: str = ""
+    city: str = ""
+
+    def missing(self) -> list[str]:
+        return [f for f in ("siret", "place_type") if not getattr(self, f)]
+
+
 @dataclass
 class Declaration:
     venue: str
     quarter: Quarter
     lines: list[Line]
     notes: dict[str, int] = field(default_factory=dict)
+    declarant: Declarant | None = None
 
     def totals(self) -> dict[str, int]:
         return {"performances": len(self.lines), "paid": sum(x.paid for x in self.lines),
@@ -248,7 +265,8 @@ def declare(events: Iterable[Mapping[str, Any]], venue: str, quarter: Quarter) -
     return Declaration(venue, quarter, kept_lines, {k: v for k, v in notes.items() if v})
 
 
-CSV_HEADER = ("representation", "spectacle", "domaine", "discipline", "date", "heure", "salle", "lieu_hors_les_murs",
+CSV_HEADER = ("siret_declarant", "nom_declarant", "type_lieu",
+              "representation", "spectacle", "domaine", "discipline", "date", "heure", "salle", "lieu_hors_les_murs",
               "code_postal_lieu", "festival", "billets_payants", "billets_exoneres", "billets_total",
               "recette_ttc", "prix_moyen_ttc", "frais_de_location", "devise")
 
@@ -262,9 +280,10 @@ def to_csv(declaration: Declaration) -> str:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\n")
     writer.writerow(CSV_HEADER)
+    who = declaration.declarant or Declarant(declaration.venue)
     for x in declaration.lines:
         local = x.performance_at.astimezone(PARIS) if x.performance_at else None
-        writer.writerow([x.performance_id, x.production, x.domain, x.discipline,
+        writer.writerow([who.siret, who.name, who.place_type, x.performance_id, x.production, x.domain, x.discipline,
                          local.strftime("%Y-%m-%d") if local else "", local.strftime("%H:%M") if local else "",
                          x.hall, x.place_name, x.place_postal_code, x.festival, x.paid, x.free, x.paid + x.free,
                          _money(x.receipts_minor), _money(x.receipts_minor // x.paid) if x.paid else "",
@@ -277,12 +296,19 @@ NOTE_TEXT = {
            "cancellation_of_unknown_order": "annulations d'une commande inconnue (ignorées)",
            "refund_of_unknown_order": "remboursements d'une commande inconnue (ignorés)",
            "exchange_of_unknown_ticket": "échanges d'un billet inconnu (ignorés)",
-           "no_performance_date": "représentations sans date (non déclarées)"},
+           "no_performance_date": "représentations sans date (non déclarées)",
+           "partial_refund_kept": "remboursements partiels sans billet identifiable (recette réduite, billets "
+                                  "maintenus)",
+           "fees_unknown": "commandes dont les frais de location ne sont pas connus de la base du lieu (inclus "
+                           "dans la recette s'ils font partie du montant)"},
     "en": {"order_level_orders": "orders without ticket detail (counted at order level)",
            "cancellation_of_unknown_order": "cancellations of an unknown order (ignored)",
            "refund_of_unknown_order": "refunds of an unknown order (ignored)",
            "exchange_of_unknown_ticket": "exchanges of an unknown ticket (ignored)",
-           "no_performance_date": "performances without a date (not declared)"},
+           "no_performance_date": "performances without a date (not declared)",
+           "partial_refund_kept": "partial refunds naming no identifiable ticket (receipts reduced, tickets kept)",
+           "fees_unknown": "orders whose booking fees the venue store does not know (in the receipts if the "
+                           "amount includes them)"},
 }
 
 
@@ -292,6 +318,16 @@ def summary(declaration: Declaration, lang: str = "fr", warnings: Iterable[str] 
     title = (f"Déclaration SIBIL de {declaration.venue}, {declaration.quarter}" if fr
              else f"SIBIL declaration of {declaration.venue}, {declaration.quarter}")
     out = [title, "=" * len(title)]
+    if declaration.declarant is not None:
+        who = declaration.declarant
+        missing = "—"
+        out.append(f"Déclarant : {who.name}, SIRET {who.siret or missing}, type de lieu : {who.place_type or missing}"
+                    if fr else f"Declarant: {who.name}, SIRET {who.siret or missing}, type of place: "
+                               f"{who.place_type or missing}")
+        for name in who.missing():
+            label = {"siret": "SIRET", "place_type": "type de lieu" if fr else "type of place"}[name]
+            out.append(f"  ! {label} " + ("manquant dans l’annuaire des lieux (deploy/venues.yaml)" if fr
+                                          else "missing from the venue directory (deploy/venues.yaml)"))
     for x in declaration.lines:
         local = x.performance_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") if x.performance_at else "?"
         out.append(f"{local}  {x.production or x.performance_id}  ({x.domain})"
@@ -311,3 +347,139 @@ def summary(declaration: Declaration, lang: str = "fr", warnings: Iterable[str] 
     for w in warnings:
         out.append(f"  ! {w}")
     return "\n".join(out)
+
+
+@dataclass
+class _Held:
+    """One ticket of an order, as the venue store's lifecycle rows let it be followed."""
+
+    performance_id: str
+    price: int
+    free: bool
+    live: bool = True
+
+
+def _split(amount: int, n: int) -> list[int]:
+    """``amount`` over ``n`` tickets, the first ones taking the remainder (sums back exactly)."""
+    base, extra = divmod(amount, n)
+    return [base + (1 if i < extra else 0) for i in range(n)]
+
+
+def _matching(held: list[_Held], amount: int) -> list[_Held]:
+    """Live paid tickets whose prices sum exactly to ``amount`` (dearest first), or none."""
+    chosen, rest = [], amount
+    for t in sorted((t for t in held if t.live and not t.free), key=lambda t: -t.price):
+        if 0 < t.price <= rest:
+            chosen.append(t)
+            rest -= t.price
+    return chosen if rest == 0 and chosen else []
+
+
+def declare_orders(rows: Iterable[Mapping[str, Any]], venue: str, quarter: Quarter,
+                   declarant: Declarant | None = None) -> Declaration:
+    """The declaration from the venue's own store: ``rows`` are its ``ticket_orders`` lifecycle
+    rows (:data:`STORE_COLUMNS`; one per event, ``order_ref`` the pseudonymized order, ``status``
+    placed / paid / issued / cancelled / refunded / exchanged). The store keeps no ticket id, so
+    the ticket-by-ticket rules of :func:`declare` become per-order ones (docs/sibil-mapping.md):
+
+    * an order's tickets are its ``issued`` rows when it has any (price ``amount_minor``), else
+      ``quantity`` tickets sharing the order's ``amount_minor`` (all free if ``is_invitation`` or
+      an amount of 0);
+    * an ``exchanged`` row moves one live ticket of the order not already at the new performance
+      to it (exact when the order's tickets share a performance), with the price difference;
+    * a ``cancelled`` row removes ``quantity`` tickets (all without a quantity); a ``refunded`` row
+      removes the live paid tickets whose prices add up exactly to its amount (the whole order for
+      at least its amount), else it is a partial refund (receipts reduced, tickets kept); an
+      order's cancellations and refunds describe the same tickets: the larger count is removed;
+    * receipts: ticket prices minus the order's refunds (at least 0), spread over performances
+      in proportion; booking fees are not in the store (``fees_minor`` 0, noted).
+    """
+    orders: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    seen: set[str] = set()
+    for row in rows:
+        if row.get("venue_id") != venue or str(row.get("event_id")) in seen:
+            continue
+        seen.add(str(row.get("event_id")))
+        orders[str(row.get("order_ref") or row.get("event_id"))].append(row)
+    lines: dict[str, Line] = {}
+    notes: dict[str, int] = defaultdict(int)
+
+    def line(performance_id: str, described_by: Mapping[str, Any] | None = None) -> Line:
+        found = lines.setdefault(performance_id, Line(performance_id))
+        if described_by is not None:
+            _describe(found, described_by)
+        return found
+
+    for events in orders.values():  # every performance described by its own rows first
+        events.sort(key=lambda r: (r["occurred_at"], str(r["event_id"])))
+        for r in events:
+            if r.get("performance_id") is not None and r.get("status") != "exchanged":
+                line(str(r["performance_id"]), r)
+    for events in orders.values():
+        placed = next((r for r in events if (r.get("status") or "placed") == "placed"), None)
+        if placed is None or placed.get("performance_id") is None:
+            notes["refund_of_unknown_order" if any(r.get("status") == "refunded" for r in events)
+                  else "cancellation_of_unknown_order"] += 1
+            continue
+        notes["fees_unknown"] += 1
+        issued = [r for r in events if r.get("status") == "issued"]
+        if issued:
+            held = [_Held(str(r.get("performance_id") or placed["performance_id"]), int(r.get("amount_minor") or 0),
+                          bool(r.get("is_invitation")) or not int(r.get("amount_minor") or 0)) for r in issued]
+        else:
+            notes["order_level_orders"] += 1
+            amount, quantity = int(placed.get("amount_minor") or 0), max(1, int(placed.get("quantity") or 1))
+            free = bool(placed.get("is_invitation")) or amount == 0
+            held = [_Held(str(placed["performance_id"]), price, free) for price in _split(amount, quantity)]
+        refunds, cancelled = 0, 0
+        for r in events:
+            status = r.get("status")
+            if status == "exchanged" and r.get("performance_id") is not None:
+                target = str(r["performance_id"])
+                moved = next((t for t in held if t.live and t.performance_id != target), None)
+                if moved is None:
+                    notes["exchange_of_unknown_ticket"] += 1
+                    continue
+                new = line(target)
+                if new.performance_at is None:
+                    new.performance_at = r.get("performance_at")
+                _describe(new, {k: v for k, v in vars(lines[moved.performance_id]).items() if k != "performance_at"})
+                moved.performance_id, moved.price = target, moved.price + int(r.get("amount_minor") or 0)
+            elif status == "cancelled":
+                cancelled += int(r.get("quantity") or 0) or len(held)
+            elif status == "refunded":
+                amount = int(r.get("amount_minor") or 0)
+                refunds += amount
+                gone = held if amount >= sum(t.price for t in held) > 0 else _matching(held, amount)
+                if not gone:
+                    notes["partial_refund_kept"] += 1
+                for t in gone:
+                    t.live = False
+        refunded = sum(1 for t in held if not t.live)
+        for t in [t for t in reversed(held) if t.live][:max(0, cancelled - refunded)]:
+            t.live = False  # cancellations and refunds describe the same tickets: the larger count goes
+        per_performance: dict[str, int] = defaultdict(int)
+        for t in held:
+            per_performance[t.performance_id] += t.price
+            if t.live:
+                target_line = lines[t.performance_id]
+                if t.free:
+                    target_line.free += 1
+                else:
+                    target_line.paid += 1
+        gross = sum(per_performance.values())
+        kept, allocated = max(0, gross - refunds), 0
+        items = sorted(per_performance.items())
+        for i, (performance_id, amount) in enumerate(items):
+            share = kept - allocated if i == len(items) - 1 else (kept * amount // gross if gross else 0)
+            allocated += share
+            lines[performance_id].receipts_minor += share
+    kept_lines = [x for x in lines.values() if x.performance_at is not None and quarter.holds(x.performance_at)]
+    notes["no_performance_date"] = sum(1 for x in lines.values() if x.performance_at is None)
+    kept_lines.sort(key=lambda x: (x.performance_at or datetime.min.replace(tzinfo=UTC), x.performance_id))
+    return Declaration(venue, quarter, kept_lines, {k: v for k, v in notes.items() if v}, declarant)
+
+
+STORE_COLUMNS = ("event_id", "venue_id", "occurred_at", "status", "order_ref", "performance_id", "performance_at",
+                 "production", "discipline", "hall", "quantity", "amount_minor", "currency", "is_invitation")
+"""The columns of the venue store's ``ticket_orders`` the declaration reads (never the pseudonym)."""

@@ -1,4 +1,16 @@
-"""Where the SIBIL declaration reads from: the venue's own raw topic, ``raw.<venue>``.
+"""Where the SIBIL declaration reads from: the venue's own store (by default), or its raw topic.
+
+**The venue's own store** (:func:`read_venue_store`, ``venue_<venue>.ticket_orders``, fed by
+``venue.<venue>.ticketing``) holds every ticketing event of the venue, consented or not (the
+venue's own data, pseudonymized in its own domain), for 3 years: a past quarter comes out whole.
+Only order-level columns are read (:data:`insights.sibil.STORE_COLUMNS`), never the pseudonym;
+the rows of every order with a row whose performance falls in the quarter (an exchange can move
+a ticket in or out). :class:`StoreCoverage` warns when the store starts after the quarter began,
+when the quarter is older than the store's retention, and when persons were erased from the
+store at their request (their orders are no longer there, so the figures may be low).
+
+The raw topic (the former source, ``techne sibil --from-topic``) is kept below for a venue
+without a store of its own.
 
 Why there, and not a partner's store: the declaration is the venue's legal obligation and counts
 *every* ticket, including those of persons who gave no consent to any sharing; partner stores only
@@ -26,7 +38,7 @@ one reader that needs long raw retention.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -37,8 +49,13 @@ from core.errors import InvalidMessage, TechneError
 from core.kafka_auth import aiokafka_kwargs
 from core.settings import Settings
 from core.topics import raw_topic
-from insights.sibil import PARIS, TICKETING_TYPES, Quarter, strip
+from insights.sibil import PARIS, STORE_COLUMNS, TICKETING_TYPES, Quarter, strip
 from schemas.codec import CATALOGUE
+from schemas.kinds import OWN_PURPOSE
+from sinks.ddl import quote
+from sinks.reader import open_reader
+from sinks.runner import partner_ref
+from sinks.tables import ERASURES, TICKET_ORDERS, VENUE_RETENTION_DAYS, VENUE_STORE
 
 
 @dataclass
@@ -123,3 +140,71 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
     finally:
         await admin.close()
     return sorted(p["partition"] for d in described if d["topic"] == topic for p in d["partitions"])
+
+
+@dataclass
+class StoreCoverage:
+    """What a read of the venue's own store could see (see module doc)."""
+
+    rows: int = 0
+    first_row: datetime | None = None
+    erasures: int = 0
+    today: datetime | None = None
+
+    def warnings(self, quarter: Quarter, lang: str = "fr") -> list[str]:
+        fr = lang == "fr"
+        out = []
+        start = datetime.combine(quarter.first_day, datetime.min.time(), tzinfo=PARIS)
+        if self.first_row is None:
+            out.append("la base du lieu ne contient aucune commande" if fr else "the venue store holds no order")
+        elif self.first_row > start:
+            first = self.first_row.astimezone(PARIS).strftime("%d/%m/%Y")
+            out.append(f"la base du lieu commence le {first}, après le début du trimestre : chiffres peut-être "
+                       "incomplets" if fr else f"the venue store starts on {first}, after the quarter's start: "
+                       "figures may be incomplete")
+        today = self.today or datetime.now(UTC)
+        if start < today - timedelta(days=VENUE_RETENTION_DAYS):
+            out.append(f"trimestre plus ancien que la conservation de la base du lieu ({VENUE_RETENTION_DAYS} jours)"
+                       if fr else f"quarter older than the venue store's retention ({VENUE_RETENTION_DAYS} days)")
+        if self.erasures:
+            out.append(f"{self.erasures} effacement(s) de personnes à leur demande dans la base du lieu : leurs "
+                       "commandes n'y figurent plus, chiffres peut-être sous-estimés" if fr else
+                       f"{self.erasures} erasure(s) of persons at their request in the venue store: their orders are "
+                       "no longer there, figures may be low")
+        return out
+
+
+def _ts(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value.replace(tzinfo=value.tzinfo or UTC) if value is not None else None
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def store_rows(reader: Any, database: str, quarter: Quarter) -> tuple[list[dict[str, Any]], StoreCoverage]:
+    """The lifecycle rows of every order of the venue with a performance in ``quarter`` (any of
+    its rows), from ``<database>.ticket_orders`` through ``reader`` (``query(sql, params)``)."""
+    start = datetime.combine(quarter.first_day, datetime.min.time(), tzinfo=PARIS).astimezone(UTC)
+    end = datetime.combine(quarter.next_first_day, datetime.min.time(), tzinfo=PARIS).astimezone(UTC)
+    table, key = f"{quote(database)}.{quote(TICKET_ORDERS)}", "coalesce(order_ref, toString(event_id))"
+    params = {"p": OWN_PURPOSE, "s": start.strftime("%Y-%m-%d %H:%M:%S"), "e": end.strftime("%Y-%m-%d %H:%M:%S")}
+    rows = reader.query(
+        f"SELECT {', '.join(STORE_COLUMNS)} FROM {table} FINAL WHERE purpose = {{p:String}} AND {key} IN ("  # noqa: S608
+        f"SELECT {key} FROM {table} WHERE purpose = {{p:String}} AND performance_at >= {{s:DateTime64(6, 'UTC')}} "
+        f"AND performance_at < {{e:DateTime64(6, 'UTC')}})", params)
+    out = []
+    for row in rows:
+        record = dict(zip(STORE_COLUMNS, row, strict=True))
+        record["occurred_at"], record["performance_at"] = _ts(record["occurred_at"]), _ts(record["performance_at"])
+        out.append(record)
+    ((first,),) = reader.query(f"SELECT min(occurred_at) FROM {table} WHERE purpose = {{p:String}}",  # noqa: S608
+                               {"p": OWN_PURPOSE})
+    ((erased,),) = reader.query(f"SELECT count() FROM {quote(database)}.{quote(ERASURES)}")  # noqa: S608
+    any_rows = reader.query(f"SELECT count() FROM {table}")[0][0]  # noqa: S608
+    return out, StoreCoverage(len(out), _ts(first) if int(any_rows) else None, int(erased))
+
+
+def read_venue_store(settings: Settings, venue: str, quarter: Quarter) -> tuple[list[dict[str, Any]], StoreCoverage]:
+    """:func:`store_rows` on the venue's own store (the one read path: also while its sink runs)."""
+    ref = partner_ref(settings, f"{VENUE_STORE}{venue}")
+    with open_reader(settings, ref) as reader:
+        return store_rows(reader, ref.database, quarter)

@@ -23,10 +23,16 @@ PERFS = {  # performance id -> (production, discipline, start UTC)
 }
 
 
+BODIES: list[dict[str, Any]] = []
+"""Every venue JSON body :func:`event` validated, in order (to send the same scenario through the
+real gateway: ``BODIES.clear(); scenario(); list(BODIES)``)."""
+
+
 def event(kind: str, event_id: str | None = None, **fields: Any) -> dict[str, Any]:
     """The Avro record the gateway would write for this venue JSON (validated like a webhook)."""
     body = {"type": kind, "event_id": event_id or str(uuid.uuid4()), "occurred_at": "2026-09-01T10:00:00Z",
             "source_system": "billetterie", "customer": CUSTOMER, **fields}
+    BODIES.append(body)
     parsed = INCOMING.validate_python(body)
     name, record = to_record(parsed, venue_id=VENUE, received_at=datetime.now(UTC), fallback_id=uuid.uuid4())
     CATALOGUE.decode(CATALOGUE.encode(name, record))  # really encodable

@@ -74,3 +74,77 @@ def test_quarter_parsing() -> None:
     with pytest.raises(ValueError, match="YYYYQn"):
         Quarter.parse("2026-T4")
     assert set(sibil.DOMAINS) >= {"theatre", "danse", "opera"}
+
+
+# --- from the venue's own store (issue 16): the same scenario, through the venue store's projection ---
+
+
+def _venue_store(tmp_path: Any, records: list[dict[str, Any]]) -> Any:
+    """A real chDB venue store holding ``records`` exactly as the worker projects them for the
+    venue (streams.steps.route.own_store) and its sink writes them (row_from_record)."""
+    from sinks.chdb import ChdbStore
+    from sinks.ddl import row_from_record, to_json_each_row
+    from sinks.migrate import ensure_partner
+    from sinks.tables import venue_tables
+    from streams.steps.route import own_store
+
+    tables = venue_tables(VENUE)
+    store = ChdbStore(tmp_path / "venue")
+    ensure_partner(store, tables)
+    rows = []
+    for record in records:
+        kept = own_store(record, None, key_version=1, key=b"k" * 32)
+        assert kept.outcome == "venue_store" and kept.record is not None
+        rows.append(row_from_record(kept.record, [c for c in tables.orders.columns if c.name != "retain_until"]))
+    names = [c.name for c in tables.orders.columns if c.name != "retain_until"]
+    store.insert(tables.orders.qualified, names, to_json_each_row(rows), "JSONEachRow", "sibil-test")
+    return store, tables.database
+
+
+def test_declaration_from_the_venue_store_keeps_the_counts_and_says_what_it_cannot_know(tmp_path: Any) -> None:
+    from insights.sibil import Declarant, declare_orders
+    from insights.sibil_source import store_rows
+
+    store, database = _venue_store(tmp_path, scenario())
+    try:
+        rows, coverage = store_rows(store, database, Quarter.parse("2026Q4"))
+        assert all("subject_pseudonym" not in r for r in rows)
+        who = Declarant("Les Gémeaux", "73282932000074", "Scène nationale")
+        declaration = declare_orders(rows, VENUE, Quarter.parse("2026Q4"), who)
+        lines = {x.performance_id: x for x in declaration.lines}
+        p1, p2 = lines["P1"], lines["P2"]
+        # the same ticket counts as from the raw events (refund of T2 recognised by its price,
+        # the exchange moving O9's one ticket, cancellation and refund of O4 the same ticket)
+        assert (p1.paid, p1.free, p2.paid, p2.free) == (5, 2, 3, 1)
+        # receipts: booking fees are not in the store, so O1's 2.00 stay in (noted), none reported apart
+        assert (p1.receipts_minor, p2.receipts_minor) == (5000 + 6000, 2500 + 4000 + 3500)
+        assert declaration.totals()["fees_minor"] == 0 and declaration.notes["fees_unknown"] >= 1
+        assert declaration.notes["partial_refund_kept"] == 1  # O5's compensation: the ticket stays
+        assert p2.production == "Quatuor Ébène" and p1.hall == "Grande salle"
+        text = to_csv(declaration)
+        parsed = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+        assert [(r["siret_declarant"], r["nom_declarant"], r["type_lieu"], r["representation"], r["billets_total"])
+                for r in parsed] == [("73282932000074", "Les Gémeaux", "Scène nationale", "P1", "7"),
+                                     ("73282932000074", "Les Gémeaux", "Scène nationale", "P2", "4")]
+        out = summary(declaration, "fr", coverage.warnings(Quarter.parse("2026Q4")))
+        assert "Déclarant : Les Gémeaux, SIRET 73282932000074, type de lieu : Scène nationale" in out
+        assert "8 billet(s) payant(s), 3 exonéré(s)" in out
+        assert coverage.first_row is not None and not coverage.erasures
+        # a past quarter comes out whole: Q3 (P0) is there too, long after any raw topic's 7 days
+        q3 = declare_orders(store_rows(store, database, Quarter.parse("2026Q3"))[0], VENUE, Quarter.parse("2026Q3"))
+        assert [(x.performance_id, x.paid) for x in q3.lines] == [("P0", 2)]
+    finally:
+        store.close()
+
+
+def test_a_missing_siret_is_said_and_a_bad_one_refused(tmp_path: Any) -> None:
+    from core.errors import ConfigError
+    from core.venues import load_venues
+    from insights.sibil import Declarant
+
+    out = summary(sibil.Declaration(VENUE, Quarter.parse("2026Q4"), [], {}, Declarant("Les Gémeaux")), "fr")
+    assert "SIRET manquant dans l’annuaire des lieux" in out and "type de lieu manquant" in out
+    bad = tmp_path / "venues.yaml"
+    bad.write_text("venues:\n  - id: gemeaux\n    name: G\n    siret: '73282932000075'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="Luhn"):
+        load_venues(bad)
