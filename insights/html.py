@@ -2,7 +2,9 @@
 lines of inline script, no external resource (no CDN, no font, no image URL).
 
 Charts (for one season, the latest by default): the overlap heatmap venues x venues, the
-spectators by département (all venues) as a bar chart, the loyalty funnel (all venues); then
+spectators by département (all venues) as a bar chart, the loyalty funnel (all venues), the cost
+per new spectator by venue and channel for the latest month with ad spend (a hatched bar where
+the count of new spectators is suppressed: the spend is known, the cost is not shown); then
 every insight as a table. Only published cells of the protected release appear: a suppressed
 cell is drawn empty/hatched, never with a number. After load, the script checks that every chart
 has a rendered size and sets ``data-rendered="ok"`` on ``<body>`` (``"error: ..."`` otherwise, or
@@ -17,7 +19,7 @@ from html import escape
 from insights.cells import ALL, INSIGHTS
 from insights.engine import Release
 from insights.i18n import season_label, t
-from insights.render import published, rows
+from insights.render import money, published, rows
 from insights.views import UNKNOWN
 
 CSS = """
@@ -39,7 +41,7 @@ window.addEventListener('load', function () {
     var b = svg.getBBox();
     if (!(b.width > 0 && b.height > 0)) bad.push(svg.dataset.chart);
   });
-  if (charts.length !== 3) bad.push('expected 3 charts, found ' + charts.length);
+  if (charts.length !== 4) bad.push('expected 4 charts, found ' + charts.length);
   if (!document.body.dataset.rendered) document.body.dataset.rendered = bad.length ? 'error: ' + bad.join(', ') : 'ok';
 });
 """
@@ -150,6 +152,43 @@ def funnel(release: Release, season: int, lang: str) -> str:
     return "".join(parts)
 
 
+def acquisition_chart(release: Release, lang: str) -> str:
+    """Cost per new spectator, per venue and channel, for the latest month with ad spend."""
+    months = sorted({m for _, m, _ in release.spend})
+    month = months[-1] if months else None
+    counts = {(str(c.key[0]), str(c.key[2])): c.size for c in published(release, "acquisition")
+              if month is not None and c.key[1] == month}
+    bars_ = sorted(((v, ch, n) for (v, m, ch), n in release.spend.items() if m == month),
+                   key=lambda b: (b[0], b[1]))
+    costs = [n // counts[(v, ch)] for v, ch, n in bars_ if (v, ch) in counts]
+    top = max(costs, default=1) or 1
+    bar_h, left, width = 22, 200, 520
+    height = 20 + bar_h * max(len(bars_), 1) + 10
+    parts = [f'<svg data-chart="acquisition" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}"><defs><pattern id="hatch3" width="6" height="6" '
+             'patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" '
+             'stroke="#c9ced8" stroke-width="2"/></pattern></defs>']
+    if not bars_:
+        parts.append(f'<text x="10" y="30">{escape(t(lang, "no_data"))}</text>')
+    for i, (venue, channel, spend) in enumerate(bars_):
+        y = 10 + i * bar_h
+        name = f"{venue} · {channel}"
+        parts.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{escape(name)}</text>')
+        if (venue, channel) in counts:
+            cost = spend // counts[(venue, channel)]
+            w = max(2.0, (width - left - 90) * cost / top)
+            label = money(cost, lang)
+            parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="#1d3557">'
+                         f'<title>{escape(name)}: {escape(label)}</title></rect>')
+        else:
+            w, label = float(width - left - 90), t(lang, "masked_cost")
+            parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{bar_h - 6}" fill="url(#hatch3)"/>')
+        parts.append(f'<text x="{left + (w + 6 if label != t(lang, "masked_cost") else 6):.1f}" y="{y + 15}">'
+                     f'{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _cls(value: str) -> str:
     return "n" if value[:1].isdigit() or value == "—" else ""
 
@@ -188,6 +227,7 @@ def report(release: Release, lang: str = "fr", season: int | None = None) -> str
 <section class="wide"><h2>{escape(t(lang, "heatmap", season=label))}</h2>{heatmap(release, season, lang)}</section>
 <section><h2>{escape(t(lang, "bars", season=label))}</h2>{bars(release, season, lang)}</section>
 <section><h2>{escape(t(lang, "funnel", season=label))}</h2>{funnel(release, season, lang)}</section>
+<section><h2>{escape(t(lang, "acquisition_chart"))}</h2>{acquisition_chart(release, lang)}</section>
 </div>
 {sections}
 </main><script>{SCRIPT}</script></body></html>

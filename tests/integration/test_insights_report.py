@@ -74,7 +74,7 @@ def test_report_is_self_contained(reports: dict[str, Path]) -> None:
     fr, en = (reports[lang].read_text(encoding="utf-8") for lang in ("fr", "en"))
     for page in (fr, en):
         assert not re.search(r"\b(src|href)\s*=", page) and "http" not in page and "@import" not in page
-        assert page.count("<svg data-chart=") == 3
+        assert page.count("<svg data-chart=") == 4
     assert '<html lang="fr">' in fr and "Publics partagés entre lieux" in fr
     assert '<html lang="en">' in en and "Audience overlap between venues" in en
 
@@ -96,4 +96,4 @@ def test_the_marker_reports_a_broken_page(reports: dict[str, Path], tmp_path: Pa
     page = reports["fr"].read_text(encoding="utf-8")
     broken.write_text(re.sub(r'<svg data-chart="funnel".*?</svg>', "", page, flags=re.S), encoding="utf-8")
     dom = chromium(tmp_path, "--dump-dom", broken.as_uri())
-    assert re.search(r'<body[^>]*data-rendered="error: expected 3 charts', dom.stdout)
+    assert re.search(r'<body[^>]*data-rendered="error: expected 4 charts', dom.stdout)

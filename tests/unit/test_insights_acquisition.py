@@ -205,3 +205,16 @@ def test_the_read_only_path_gives_the_same_release(venue_store: ChdbStore, tmp_p
     for insight in ("acquisition", "web_before_purchase"):
         assert {c.id: c.size for c in read.cells(insight)} == {c.id: c.size for c in written.cells(insight)}
     assert read.spend == written.spend
+
+
+def test_the_html_report_charts_the_cost_and_never_names_a_suppressed_page(venue_store: ChdbStore) -> None:
+    from insights.html import report
+
+    page = report(release_from_store(venue_store, "venue:v1", 10), "fr")
+    assert 'data-chart="acquisition"' in page and page.count("<svg data-chart=") == 4
+    chart = page[page.index('data-chart="acquisition"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert "v1 · meta" in chart and "41,66 €" in chart and "30,00 €" in chart
+    assert "v1 · tiktok" in chart and 'fill="url(#hatch3)"' in chart, "spend without a published count: hatched"
+    assert "Coût par nouveau spectateur, par canal" in page and "Pages et contenus vus avant le premier achat" in page
+    assert "/programmation/a" in page and "/billetterie" not in page and "/programmation/b" not in page
