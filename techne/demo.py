@@ -6,7 +6,7 @@ events of every kind of audience data (orders and their lifecycle, scans, campai
 content, ad spend: :func:`techne.traffic.generate` with ``kinds_share``) through the real HTTP
 gateway. With ``events`` it waits until each event is accounted for (rejected with a 4xx, or
 decided by the worker and, when shared or kept, committed by the partner's or the venue's
-sink), stops, reads every store and returns the summary; ``all_accounted`` is true only if
+sink), reads every store through its running sink and returns the summary; ``all_accounted`` is true only if
 nothing is missing and every store holds each event routed to it exactly once, over all its
 tables. ``per_kind`` says where each kind went: shared with a partner, dropped for want of
 consent, no agreement, kept in the venue's store, of which as consent-exempt measurement.
@@ -317,19 +317,11 @@ def _run(settings: Settings, *, events: int | None, external_bootstrap: bool, ra
         audit = asyncio.run(collect_audit(bootstrap, accepted, timeout))
         stack.check()
         lags = asyncio.run(wait_sinks_caught_up(bootstrap, stores, timeout))
-        for p in partner_ids:
-            stack.stop(f"sink-{p}")
-        for v in venues:
-            stack.stop(f"sink-venue-{v}")
+        # read through each running sink's read server (sinks.reader): no sink stops, so the
+        # console can read the same stores meanwhile, and the withdrawals below find them running
         rows = {p: _stored(settings.model_copy(update={"data_dir": data_dir}), p) for p in stores}
         summary = summarize(results, audit, rows, lags)
         summary["per_source"] = per_source(sourced, audit)
-        for p in partner_ids:  # back up for the withdrawal phase: erasures are executed by the sinks
-            stack.start_sink(p)
-        for v in venues:
-            stack.start_venue_sink(v)
-        for store in stores:  # every sink consuming again before the withdrawals are timed
-            stack.wait_group_stable(f"techne-sink.{store}", bootstrap)
         progress.phase = "withdrawals"
         summary["withdrawal"] = _measure_withdrawals(url, bootstrap, batch, results, secrets, timeout)
         summary.update(data_dir=str(data_dir), bootstrap=bootstrap, elapsed_s=round(time.monotonic() - started, 2))
