@@ -366,10 +366,13 @@ def send_by_source(settings: Settings, url: str, batch: Sequence[Outgoing], secr
 
 
 def with_sources(settings: Settings, env: dict[str, str]) -> Settings:
-    """``settings`` with the demo's secrets (subject key, vendor credentials) for in-process imports and polls."""
+    """``settings`` with the demo's secrets (subject key, master keys of the per-person data keys,
+    vendor credentials) for in-process imports and polls."""
     creds = json.loads(env["TECHNE_SOURCE_SECRETS"])
     return settings.model_copy(update={
         "subject_key": SecretStr(env["TECHNE_SUBJECT_KEY"]), "bootstrap": env["TECHNE_BOOTSTRAP"],
+        "datakey_master_keys": {int(v): SecretStr(k)
+                                for v, k in json.loads(env["TECHNE_DATAKEY_MASTER_KEYS"]).items()},
         "source_secrets": {v: {s: [SecretStr(x) for x in xs] for s, xs in by.items()} for v, by in creds.items()}})
 
 
