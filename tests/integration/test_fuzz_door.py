@@ -69,7 +69,7 @@ STATUSES: Counter[str] = Counter()
 
 def _routes() -> list[tuple[str, str]]:
     """(method, path template) of every route the gateway serves."""
-    app = create_app(Settings(subject_key=SecretStr("k" * 32)))
+    app = create_app(Settings(subject_key=SecretStr("k" * 32), datakey_master_keys={1: SecretStr("m" * 32)}))
     found: list[tuple[str, str]] = []
     for route in app.routes:
         if isinstance(route, Route):
