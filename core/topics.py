@@ -124,15 +124,19 @@ class TopicPolicy:
                 out.append(f"{name}: cleanup.policy={actual.get('cleanup.policy')}, must be 'compact'")
             for conf in ("segment.ms", "max.compaction.lag.ms", "delete.retention.ms"):
                 if _longer(actual.get(conf), wanted[conf]):
-                    out.append(f"{name}: {conf}={actual.get(conf)} exceeds the bound {wanted[conf]} ms")
+                    setting = "TECHNE_KEYS_TOMBSTONE_HOURS" if conf == "delete.retention.ms" else \
+                        "TECHNE_KEYS_COMPACTION_HOURS"
+                    out.append(f"{name}: {conf}={actual.get(conf)} exceeds the bound {wanted[conf]} ms "
+                               f"({int(wanted[conf]) / _HOUR_MS:g} h, {setting})")
             return out
         if "retention.ms" in wanted:
             if "delete" not in str(actual.get("cleanup.policy", "delete")):
                 out.append(f"{name}: cleanup.policy={actual.get('cleanup.policy')} never deletes records")
             elif _longer(actual.get("retention.ms"), wanted["retention.ms"]):
-                days = int(wanted["retention.ms"]) / 86_400_000
+                setting = "TECHNE_RAW_RETENTION_HOURS" if name.startswith("raw.") else "TECHNE_DLQ_RETENTION_HOURS"
                 out.append(f"{name}: retention.ms={actual.get('retention.ms')} exceeds the bound "
-                           f"{wanted['retention.ms']} ms ({days:g} days) for a topic holding identifiers")
+                           f"{wanted['retention.ms']} ms ({int(wanted['retention.ms']) / _HOUR_MS:g} h, {setting}) "
+                           "for a topic holding identifiers")
         return out
 
 

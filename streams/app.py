@@ -11,11 +11,12 @@ replay after a crash re-emits the same records, which sinks deduplicate by ``eve
 ``command_id``. A flood of invalid messages stops the worker (:class:`PoisonFlood`).
 
 Sealed identifiers are opened with the worker's :class:`~streams.keystore.KeyStore` (every data
-key of ``techne.keys``, read at start and tailed). A key not in memory yet makes the agent catch
-up with the key topic and handle the message again; still missing, it was shredded. After an
-erasure request the agent waits for the acknowledgement of its outputs (erasure commands, audit),
-then writes the tombstones of the subject's data keys (:meth:`KeyStore.shred`) and, once they are
-acknowledged, the audit line ``keys_shredded``.
+key of ``techne.keys``, read when the agent first starts and tailed for the process's life). A
+key not in memory yet makes the agent catch up with the key topic and handle the message again;
+still missing, it was shredded. After an erasure request the agent waits for the
+acknowledgement of its outputs (erasure commands, audit), then writes the tombstones of the
+subject's data keys (:meth:`KeyStore.shred`) and, once they are acknowledged, the audit line
+``keys_shredded``.
 """
 
 from __future__ import annotations
@@ -124,30 +125,33 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
             if not keystore.consumer_started:
                 await keystore.start()
 
+    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
+    async def stop_keys(app: faust.App, **kwargs: Any) -> None:
+        """The key store's consumer and tail task end with the app (else they keep the process up)."""
+        await keystore.stop()
+
     @app.agent(raw)  # type: ignore[untyped-decorator]
     async def process(stream: faust.StreamT[bytes]) -> None:
         await keys_ready()
-        try:
-            async for event in stream.events():
-                message = event.message
-                try:
-                    result = handle(message, keystore.lookup_pending)
-                except KeyPending:  # keys are written before their events: caught up, a missing key was shredded
-                    await keystore.catch_up()
-                    result = handle(message, keystore.lookup)
-                if result.ledger_update is not None:
-                    ledger[message.key.decode()] = result.ledger_update
-                sent = [await send(out.topic, out.key, out.value, out.headers) for out in result.outputs]
-                if result.shred is not None:
-                    await shred(result.shred, sent)
-                try:
-                    guard.record(result.invalid)
-                except PoisonFlood as exc:
-                    log.critical("%s", exc)
-                    await app.crash(exc)
-                    return
-        finally:  # the agent stops (shutdown, rebalance): a restart reads the key topic again
-            await keystore.stop()
+        async for event in stream.events():
+            message = event.message
+            try:
+                result = handle(message, keystore.lookup_pending)
+            except KeyPending:  # keys are written before their events: caught up, a missing key was shredded
+                await keystore.catch_up()
+                result = handle(message, keystore.lookup)
+            if result.ledger_update is not None:
+                ledger[message.key.decode()] = result.ledger_update
+            sent = [await send(out.topic, out.key, out.value, out.headers) for out in result.outputs]
+            if result.shred is not None:
+                await shred(result.shred, sent)
+            try:
+                guard.record(result.invalid)
+            except PoisonFlood as exc:
+                log.critical("%s", exc)
+                await keystore.stop()  # its consumer and tail task would keep the crashed process alive
+                await app.crash(exc)
+                return
 
     @app.timer(interval=3600.0)  # type: ignore[untyped-decorator]
     async def expire_keys() -> None:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_ledger_topic_is_the_workers_changelog() -> None:
-    settings = Settings(pseudonym_keys={1: "k" * 16}, worker_id="techne-worker-x")
+    settings = Settings(pseudonym_keys={1: "k" * 16}, datakey_master_keys={1: "m" * 16}, worker_id="techne-worker-x")
     worker = create_app(settings)
     assert worker.tables["consent-ledger"].changelog_topic.get_topic_name() == ledger_topic(settings)
 
