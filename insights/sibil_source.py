@@ -26,13 +26,9 @@ the read could see: when the topic's retention has already deleted events (first
 the first event is later than the quarter's start, the summary warns that figures may be
 incomplete.
 
-Dependency on raw retention (explicit). The bus creates ``raw.*`` with a short, enforced lifetime
-(``TECHNE_RAW_RETENTION_HOURS``, 7 days by default; docs/privacy.md): a raw topic is not a
-quarter-long store. Declaring a past quarter from here needs that bound raised knowingly to about
-100 days (2400 hours) — the direct identifiers on ``raw.*`` are sealed and an erasure still
-reaches them by crypto-shredding, but they then live that long. The quarter-scale read belongs on
-the venue's own pseudonymized store (the venue-store issue); until it exists this module is the
-one reader that needs long raw retention.
+Raw retention. The bus creates ``raw.*`` with a short, enforced lifetime
+(``TECHNE_RAW_RETENTION_HOURS``, 7 days by default; docs/privacy.md): ``--from-topic`` covers only
+that window, which is why the venue's store is the default source.
 """
 
 from __future__ import annotations
