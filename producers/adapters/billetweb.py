@@ -38,7 +38,7 @@ import httpx
 
 from producers.adapters.base import OptIn, SourceEvent, dig
 from producers.adapters.consent import SourceMapping, consent_events
-from producers.adapters.cursor import CursorFile
+from producers.adapters.cursor import PolledAccount
 
 OVERLAP_S = 60
 PARIS = ZoneInfo("Europe/Paris")
@@ -120,7 +120,7 @@ def attendee_opt_ins(att: dict[str, Any]) -> list[OptIn]:
     return [OptIn(q, a, customer, at, key) for q, a in answers.items()]
 
 
-class Billetweb:
+class Billetweb(PolledAccount):
     """One venue's Billetweb account: fetch what changed since the cursor, then save the cursor."""
 
     name = "billetweb"
@@ -129,16 +129,8 @@ class Billetweb:
 
     def __init__(self, venue_id: str, *, base_url: str, user: str, key: str, state_dir: Path,
                  discipline: str = "autre", consent: SourceMapping | None = None) -> None:
-        self.venue_id, self.base_url, self.discipline = venue_id, base_url.rstrip("/"), discipline
-        self.consent = consent
+        super().__init__(venue_id, base_url=base_url, state_dir=state_dir, discipline=discipline, consent=consent)
         self._auth = {"user": user, "key": key, "version": "1"}
-        self.cursor_path = state_dir / f"{venue_id}-billetweb.json"
-
-    def load_cursor(self) -> dict[str, int]:
-        return CursorFile(self.cursor_path).load()
-
-    def save_cursor(self, cursor: dict[str, int]) -> None:
-        CursorFile(self.cursor_path).save(cursor)
 
     async def fetch(self, client: httpx.AsyncClient, cursor: dict[str, int]) -> tuple[list[SourceEvent],
                                                                                          dict[str, int]]:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from producers.adapters.consent import SourceMapping
 
 
 class CursorFile:
@@ -31,3 +35,23 @@ class CursorFile:
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)
+
+
+class PolledAccount:
+    """What every poll connector of one venue's account holds: where the API is, the venue's
+    discipline, its consent mapping, and the cursor file ``<state_dir>/<venue>-<name>.json``.
+    Subclasses set ``name`` and their credentials (``_auth``) and implement ``fetch``."""
+
+    name = ""
+
+    def __init__(self, venue_id: str, *, base_url: str, state_dir: Path, discipline: str = "autre",
+                 consent: SourceMapping | None = None) -> None:
+        self.venue_id, self.base_url, self.discipline = venue_id, base_url.rstrip("/"), discipline
+        self.consent = consent
+        self.cursor_path = state_dir / f"{venue_id}-{self.name}.json"
+
+    def load_cursor(self) -> dict[str, int]:
+        return CursorFile(self.cursor_path).load()
+
+    def save_cursor(self, cursor: dict[str, int]) -> None:
+        CursorFile(self.cursor_path).save(cursor)

@@ -36,7 +36,7 @@ import httpx
 from producers.adapters.base import OptIn, SourceEvent, dig
 from producers.adapters.billetweb import _tariff
 from producers.adapters.consent import SourceMapping, consent_events
-from producers.adapters.cursor import CursorFile
+from producers.adapters.cursor import PolledAccount
 
 OVERLAP_S = 60
 PARIS = ZoneInfo("Europe/Paris")
@@ -97,7 +97,7 @@ def participant_opt_ins(p: dict[str, Any]) -> list[OptIn]:
             for a in dig(p, "answers", default=[]) if dig(a, "label")]
 
 
-class Weezevent:
+class Weezevent(PolledAccount):
     """One venue's Weezevent account: fetch what changed since the cursor, then save the cursor."""
 
     name = "weezevent"
@@ -106,16 +106,8 @@ class Weezevent:
     def __init__(self, venue_id: str, *, base_url: str, user: str, key: str, state_dir: Path,
                  discipline: str = "autre", consent: SourceMapping | None = None) -> None:
         """``user`` is the partner API key, ``key`` the organizer's access token."""
-        self.venue_id, self.base_url, self.discipline = venue_id, base_url.rstrip("/"), discipline
-        self.consent = consent
+        super().__init__(venue_id, base_url=base_url, state_dir=state_dir, discipline=discipline, consent=consent)
         self._auth = {"api_key": user, "access_token": key}
-        self.cursor_path = state_dir / f"{venue_id}-weezevent.json"
-
-    def load_cursor(self) -> dict[str, int]:
-        return CursorFile(self.cursor_path).load()
-
-    def save_cursor(self, cursor: dict[str, int]) -> None:
-        CursorFile(self.cursor_path).save(cursor)
 
     async def fetch(self, client: httpx.AsyncClient, cursor: dict[str, int]) -> tuple[list[SourceEvent],
                                                                                          dict[str, int]]:
