@@ -142,14 +142,22 @@ class Stack:
         return self._spawn(name, ["worker"], metrics_port=free_port())
 
     def start_audit_sink(self) -> Service:
-        return self._spawn("sink-audit", ["sink", "--audit"], metrics_port=free_port())
+        return self._sink("sink-audit", ["sink", "--audit"])
+
+    def _sink(self, name: str, args: list[str]) -> Service:
+        """A store has one writer: a sink already running under ``name`` is returned, never doubled
+        (a second process would stop at once on the store's lock)."""
+        running = self.services.get(name)
+        if running is not None and running.proc.poll() is None:
+            return running
+        return self._spawn(name, args, metrics_port=free_port())
 
     def start_sink(self, partner: str) -> Service:
-        return self._spawn(f"sink-{partner}", ["sink", "--partner", partner], metrics_port=free_port())
+        return self._sink(f"sink-{partner}", ["sink", "--partner", partner])
 
     def start_venue_sink(self, venue: str) -> Service:
         """The sink of a venue's own store (service ``sink-venue-<venue>``)."""
-        return self._spawn(f"sink-venue-{venue}", ["sink", "--venue", venue], metrics_port=free_port())
+        return self._sink(f"sink-venue-{venue}", ["sink", "--venue", venue])
 
     def start_lag_exporter(self, interval: float = 2.0) -> Service:
         """``techne lag --serve``: consumer lag of the bus's groups on a /metrics port."""
