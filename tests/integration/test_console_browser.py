@@ -54,8 +54,9 @@ def console(bus: Bus) -> Iterator[str]:
     """The console's URL, with the worker and the sinks it reads running (sinks stopped at the end)."""
     if "worker" not in bus.stack.services:
         bus.stack.start_worker()
+    running = set(bus.stack.services)  # what earlier tests left running stays running
     started = [s.name for s in (bus.stack.start_sink("observatoire"), bus.stack.start_venue_sink(VENUE),
-                                bus.stack.start_audit_sink())]
+                                bus.stack.start_audit_sink()) if s.name not in running]
     port = free_port()
     own = Stack({**bus.env, "TECHNE_CONSOLE_GATEWAY_URL": bus.gateway_url}, bus.stack.log_dir)
     service = own._spawn("console", ["console", "--port", str(port)])
