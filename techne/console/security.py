@@ -29,11 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
 
 COOKIE = "techne_session"
 SALT = "techne-console-session"
+MIN_SECRET = 32
 
 
 class ConsoleSettings(BaseSettings):
@@ -55,6 +58,19 @@ class ConsoleSettings(BaseSettings):
     gateway_url: str = Field("http://127.0.0.1:8080", description="Public address of the gateway, which serves the "
                                                                   "preference centre the links point to.")
 
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _strong_secret(cls, value: Any) -> Any:
+        """Empty means unset (compose passes ``${TECHNE_CONSOLE_SECRET:-}``): never an empty signing
+        key, which would let anyone forge a session; a given key has at least :data:`MIN_SECRET` characters."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is None or (isinstance(text, str) and not text.strip()):
+            return None
+        if isinstance(text, str) and len(text.strip()) < MIN_SECRET:
+            raise ValueError(f"TECHNE_CONSOLE_SECRET: at least {MIN_SECRET} characters (or unset: a random key "
+                             "kept in <data_dir>/console/secret)")
+        return value
+
 
 def console_secret(settings: ConsoleSettings, data_dir: Path) -> bytes:
     """The signing key: the setting, else a random key created once in a 0600 file."""
@@ -62,13 +78,22 @@ def console_secret(settings: ConsoleSettings, data_dir: Path) -> bytes:
         return settings.secret.get_secret_value().encode()
     path = data_dir / "console" / "secret"
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_urlsafe(48))
-    return path.read_bytes().strip()
+    if not path.exists():  # written aside, then linked in: the file never exists empty or half-written
+        draft = path.with_name(f".secret-{secrets.token_hex(8)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:  # another console process drew it first: use theirs
+            pass
+        finally:
+            draft.unlink()
+    key = path.read_bytes().strip()
+    if len(key) < MIN_SECRET:
+        raise ConfigError(f"{path}: the console's signing key is shorter than {MIN_SECRET} characters; "
+                          "delete the file to draw a new one (open sessions end)")
+    return key
 
 
 @dataclass(frozen=True)

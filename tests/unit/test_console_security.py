@@ -17,6 +17,7 @@ from itsdangerous import URLSafeTimedSerializer
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from core.errors import ConfigError
 from core.settings import Settings
 from techne.console import uploads
 from techne.console.app import create_app
@@ -129,6 +130,31 @@ def test_forged_tampered_expired_and_removed_sessions_are_refused(settings: Sett
     assert users.remove("user-a")
     resp = c.get(page)
     assert resp.status_code == 303 and resp.headers["location"].startswith("/connexion")
+
+
+def test_an_empty_or_short_signing_key_is_never_used(settings: Settings, users: UserStore,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compose passes ``TECHNE_CONSOLE_SECRET=${TECHNE_CONSOLE_SECRET:-}``: an .env without it (or
+    env.example copied as is) gives an empty value, which must mean "unset" (a random key kept in
+    the data dir), never an empty HMAC key anyone can sign an operator's session with."""
+    monkeypatch.setenv("TECHNE_CONSOLE_SECRET", "")
+    console = ConsoleSettings()
+    assert console.secret is None
+    c = TestClient(create_app(settings, console, users), follow_redirects=False)
+    for key in (b"", b" "):
+        c.cookies.set(COOKIE, URLSafeTimedSerializer(key, salt=SALT).dumps({"u": "ops", "c": "x"}))
+        resp = c.get("/lieux")
+        assert resp.status_code == 303 and resp.headers["location"].startswith("/connexion"), key
+    key_file = settings.data_dir / "console" / "secret"
+    assert len(key_file.read_bytes().strip()) >= 32 and key_file.stat().st_mode & 0o077 == 0
+
+    monkeypatch.setenv("TECHNE_CONSOLE_SECRET", "short")
+    with pytest.raises(ValueError, match="TECHNE_CONSOLE_SECRET: at least 32"):
+        ConsoleSettings()
+    key_file.write_text("")  # a key file left empty (by hand, or a crash of an older version)
+    monkeypatch.delenv("TECHNE_CONSOLE_SECRET")
+    with pytest.raises(ConfigError, match="shorter than 32"):
+        create_app(settings, ConsoleSettings(), users)
 
 
 def test_every_form_without_its_csrf_token_is_refused(settings: Settings, users: UserStore) -> None:
