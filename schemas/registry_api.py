@@ -38,13 +38,15 @@ from starlette.routing import Route
 
 from core.door import Refused, parse_json
 from schemas.codec import CATALOGUE, Catalogue, SchemaEntry
+from schemas.kinds import KINDS
 from schemas.loader import fingerprint
-from schemas.models import ERASURE_COMMAND, SHARED_EMAIL_CLICK, SHARED_TICKET_ORDER
+from schemas.models import ERASURE_COMMAND
 
 MEDIA_TYPE = "application/vnd.schemaregistry.v1+json"
 MAX_BODY_BYTES = 1_048_576
-PARTNER_STREAM_SCHEMAS = {"ticketing": SHARED_TICKET_ORDER, "campaign": SHARED_EMAIL_CLICK, "erasure": ERASURE_COMMAND}
-"""Partner stream (``partner.<id>.<stream>``) -> the one schema its values use."""
+PARTNER_STREAM_SCHEMAS = {**{kind.stream: kind.schema for kind in KINDS}, "erasure": ERASURE_COMMAND}
+"""Partner stream (``partner.<id>.<stream>``: every kind's, :data:`schemas.kinds.KINDS`, and the
+erasure commands) -> the one schema its values use."""
 _PARTNER_TOPIC = re.compile(r"^partner\.([a-z0-9][a-z0-9_-]{1,62})\.([a-z_]+)-value$")
 _TOPIC_RECORD = re.compile(r"^[A-Za-z0-9._-]+?-((?:[A-Za-z_][A-Za-z0-9_]*\.)+[A-Za-z_][A-Za-z0-9_]*)$")
 

@@ -11,6 +11,7 @@ from core.errors import InvalidMessage
 from core.settings import Settings
 from schemas.codec import CATALOGUE
 from schemas.examples import example_record
+from schemas.kinds import KINDS, Kind
 from schemas.models import ERASURE_COMMAND, SHARED_TICKET_ORDER, TICKET_ORDER
 from schemas.registry_api import create_app, schema_text
 from schemas.registry_client import RegistryClient, RegistryError, catalogue_for, resolve_ids
@@ -95,3 +96,14 @@ def test_remapped_catalogue_writes_and_reads_external_ids() -> None:
 def test_without_an_external_registry_the_manifest_ids_are_used() -> None:
     assert Settings().schema_registry_url is None
     assert catalogue_for(None) is CATALOGUE
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.stream)
+def test_every_partner_stream_resolves_to_its_shared_schema(http: TestClient, kind: Kind) -> None:
+    """Each kind's partner topic (``partner.<id>.<stream>``) is a TopicNameStrategy subject: a
+    partner's standard client finds the schema of ``partner.<id>.web`` as of ``...ticketing``."""
+    subject = f"partner.observatoire.{kind.stream}-value"
+    assert subject in http.get("/subjects").json()
+    latest = http.get(f"/subjects/{subject}/versions/latest")
+    assert latest.status_code == 200, latest.text
+    assert latest.json()["id"] == CATALOGUE.entry(kind.schema).schema_id
