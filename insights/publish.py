@@ -43,11 +43,13 @@ def spec(database: str) -> TableSpec:
 def _row(cell: Cell) -> dict[str, Any]:
     key = cell.keys()
     season = key.pop("season", None)
+    measure = key.pop("measure", None)
     values = [*map(str, key.values())]
-    measure = str(key.pop("measure", values[2] if len(values) == 3 else "persons"))
+    if measure is None:  # a third key in place of a measure (acquisition, web_before_purchase)
+        measure = values.pop(2) if len(values) == 3 else "persons"
     a, b = [*values, "", ""][:2]
     measures = dict(cell.measures)
-    return {"insight": cell.insight, "season": season, "key_a": a, "key_b": b, "measure": measure,
+    return {"insight": cell.insight, "season": season, "key_a": a, "key_b": b, "measure": str(measure),
             "value": cell.size, **{m: measures.get(m) for m in ("p25_days", "median_days", "p75_days")}}
 
 
