@@ -215,7 +215,7 @@ class SinkSettings(Settings):
         return self
 
 
-S = TypeVar("S", bound=Settings)
+S = TypeVar("S", bound=BaseSettings)
 
 
 def load_settings(kind: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
@@ -223,12 +223,13 @@ def load_settings(kind: type[S] = Settings, **overrides: Any) -> S:  # type: ign
     a problem is one :class:`~core.errors.ConfigError` line per field, naming its variable."""
     from core.errors import ConfigError
 
+    prefix = str(kind.model_config.get("env_prefix") or "TECHNE_")
     try:
         return kind(**overrides)
-    except ValidationError as exc:
+    except ValidationError as exc:  # never its text: it quotes the input, which may be a secret
         problems = []
         for err in exc.errors():
             where = str(err["loc"][0]).upper() if err["loc"] else ""
             message = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(f"TECHNE_{where}: {message}" if where and not message.startswith("TECHNE_") else message)
+            problems.append(f"{prefix}{where}: {message}" if where and not message.startswith("TECHNE_") else message)
         raise ConfigError("; ".join(problems)) from None

@@ -30,10 +30,10 @@ Venue = Annotated[str | None, typer.Option("--venue", help="Only rows naming thi
 
 
 def _settings(data_dir: Path | None = None, bootstrap: str | None = None) -> Any:
-    from core.settings import Settings
+    from core.settings import load_settings
 
     overrides: dict[str, Any] = {"data_dir": data_dir, "bootstrap": bootstrap}
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})  # one line, never a value
 
 
 def _fail(exc: Exception) -> None:

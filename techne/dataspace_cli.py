@@ -23,9 +23,9 @@ AgreementsDir = Annotated[Path | None, typer.Option("--dir", help="Agreements di
 
 
 def _settings(**overrides: Any) -> Any:
-    from core.settings import Settings
+    from core.settings import load_settings
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})  # one line, never a value
 
 
 def _fail(message: str) -> None:

@@ -142,10 +142,10 @@ def deploy_init(
 
 
 def _settings(data_dir: Path | None) -> Any:
-    from core.settings import Settings
+    from core.settings import load_settings
 
     overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir is not None else {}
-    return Settings(**overrides)
+    return load_settings(**overrides)  # a bad setting: one line naming it, never its value
 
 
 @backup_app.command("create")

@@ -23,10 +23,10 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state di
 
 
 def _settings(data_dir: Path | None = None, bootstrap: str | None = None) -> Any:
-    from core.settings import Settings
+    from core.settings import load_settings
 
     overrides: dict[str, Any] = {"data_dir": data_dir, "bootstrap": bootstrap}
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})  # one line, never a value
 
 
 def _users(data_dir: Path | None) -> Any:
@@ -35,10 +35,16 @@ def _users(data_dir: Path | None) -> Any:
     return UserStore(_settings(data_dir).data_dir / "console" / "console.sqlite")
 
 
-def _base_url(url: str | None, port: int = 8090) -> str:
+def _console_settings() -> Any:
+    """``TECHNE_CONSOLE_*``, validated: a bad one is one line naming it (never its value)."""
+    from core.settings import load_settings
     from techne.console.security import ConsoleSettings
 
-    return (url or ConsoleSettings.model_validate({}).public_url or f"http://127.0.0.1:{port}").rstrip("/")
+    return load_settings(ConsoleSettings)
+
+
+def _base_url(url: str | None, port: int = 8090) -> str:
+    return (url or _console_settings().public_url or f"http://127.0.0.1:{port}").rstrip("/")
 
 
 @console_app.callback(invoke_without_command=True)
@@ -51,9 +57,8 @@ def serve(ctx: typer.Context, host: str = "127.0.0.1", port: int = 8090,
     import uvicorn
 
     from techne.console.app import create_app
-    from techne.console.security import ConsoleSettings
 
-    console = ConsoleSettings.model_validate({})
+    console = _console_settings()
     uvicorn.run(create_app(_settings(data_dir, bootstrap), console), host=host, port=port, log_level="warning",
                 access_log=False, proxy_headers=True, forwarded_allow_ips=console.trusted_proxies)
 

@@ -1,0 +1,43 @@
+"""A malformed setting stops every command with one line naming the variable, never its value: a
+pydantic traceback quotes the input, and the input may be a secret (pseudonym keys, console key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from techne.cli import app
+
+SECRET = "do-not-print-this-secret-value"
+COMMANDS = [
+    ["backup", "create", "{tmp}/backup"],
+    ["backup", "restore", "{tmp}/backup"],
+    ["backup", "ledger", "{tmp}/ledger.jsonl.gz"],
+    ["console", "user", "list", "--data-dir", "{tmp}"],
+    ["console", "user", "link", "someone", "--data-dir", "{tmp}"],
+    ["agreements", "export", "--format", "odrl"],
+    ["consent", "receipt", "--venue", "gemeaux", "--email", "a@example.org"],
+    ["insights", "publish", "--partner", "observatoire", "--data-dir", "{tmp}"],
+    ["query", "--partner", "observatoire", "SELECT 1", "--data-dir", "{tmp}"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_a_malformed_secret_setting_is_one_line_without_its_value(command: list[str], tmp_path: Path) -> None:
+    args = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    result = CliRunner().invoke(app, args, env={"TECHNE_PSEUDONYM_KEYS": f'{{"1": ["{SECRET}"]}}'})
+    output = result.output
+    assert result.exit_code in (1, 2), output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an uncaught error
+    assert SECRET not in output and "Traceback" not in output, output
+    assert "TECHNE_PSEUDONYM_KEYS" in output, output
+
+
+def test_a_bad_console_setting_names_its_console_variable(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["console", "--data-dir", str(tmp_path), "--port", "1"],
+                                env={"TECHNE_CONSOLE_SECRET": "short", "TECHNE_CONSOLE_SESSION_HOURS": "x"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "TECHNE_CONSOLE_SECRET: at least 32" in result.output
+    assert "TECHNE_CONSOLE_SESSION_HOURS" in result.output and "short" not in result.output
