@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, TechneError
+from core.errors import ConfigError, Unavailable
 from core.settings import Settings
 from producers.csv_profiles import Profile, build_event
 from producers.ingest import EventRejected, Prepared, configure, derived_event_id, prepare
@@ -199,7 +199,7 @@ async def run_import(settings: Settings, table: Table, venue_id: str, profile: P
             await producer.start()
         except Exception as exc:
             ledger.close()
-            raise TechneError(f"Kafka unreachable at {settings.bootstrap}: {type(exc).__name__}") from exc
+            raise Unavailable(f"Kafka unreachable at {settings.bootstrap}: {type(exc).__name__}") from exc
     try:
         pending: list[Prepared] = []
         rows_seen = 0

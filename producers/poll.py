@@ -5,18 +5,28 @@ through :func:`producers.ingest.prepare` (event id = uuid5 of venue + source + o
 and the one :class:`EventProducer`; the cursor is saved only once Kafka acknowledged every
 event of the round. A mapped event that does not fit the catalogue is reported (key and field
 paths) and counted, and does not hold the cursor back (polling again would not fix it).
+
+A round that fails raises a :class:`~core.errors.TechneError` and sends nothing (the cursor is
+kept): :class:`~core.errors.Unavailable` when the vendor API or Kafka cannot be reached or
+answers 5xx / 429 (retry later), :class:`~core.errors.Refused` when it answers another 4xx (the
+credentials), :class:`~core.errors.PayloadRejected` when the API answered something that is not the
+documented shape (not JSON, a list where an object is expected…),
+:class:`~core.errors.Refused` for an opt-in question the venue's mapping does not know
+(:class:`~producers.adapters.consent.UnmappedQuestion`, in French and English). :func:`run`
+logs it and tries again at the next interval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 
 import httpx
 
 from core import metrics
-from core.errors import ConfigError, TechneError
+from core.errors import ConfigError, PayloadRejected, Refused, TechneError, Unavailable
 from core.settings import Settings
 from producers.adapters import POLL
 from producers.adapters.billetweb import Billetweb
@@ -60,11 +70,18 @@ async def poll_once(settings: Settings, venue_id: str, source: str, base_url: st
     async with httpx.AsyncClient(timeout=30) as client:
         try:
             found, new_cursor = await connector.fetch(client, cursor)
+        except httpx.HTTPStatusError as exc:  # never str(exc): its URL holds the credentials
+            status = exc.response.status_code
+            if 400 <= status < 500 and status != 429:
+                raise Refused(f"{source} API refused the request: HTTP {status} (check the credentials)") from exc
+            raise Unavailable(f"{source} API failed: HTTP {status}") from exc
         except httpx.HTTPError as exc:
-            raise TechneError(f"{source} API unreachable or refused: {type(exc).__name__}") from exc
+            raise Unavailable(f"{source} API unreachable: {type(exc).__name__}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # a maintenance page, a proxy's error page
+            raise PayloadRejected(f"{source} API answer is not JSON: {type(exc).__name__}") from exc
         except UnmappedQuestion as exc:
             metrics.INGEST_REJECTED.labels(venue=venue_id, reason="unmapped_question").inc()
-            raise TechneError(f"{exc.fr}\n{exc.en}") from exc
+            raise Refused(f"{exc.fr}\n{exc.en}") from exc
     report.fetched = len(found)
     records: list[Prepared] = []
     for ev in found:

@@ -120,3 +120,13 @@ def dig(data: Any, *path: str | int, default: Any = None) -> Any:
         except (KeyError, IndexError, TypeError):
             return default
     return default if data is None else data
+
+
+def listed(data: Any, *path: str | int) -> list[Any]:
+    """The list at ``data[p0][p1]…`` (``[]`` when a step is missing or null); a value of another
+    type raises :class:`PayloadRejected` naming the path, so that a payload of the wrong shape is
+    a 422 (or a failed poll round), never an unhandled error."""
+    found = dig(data, *path, default=[])
+    if not isinstance(found, list):
+        raise PayloadRejected(f"{'.'.join(str(p) for p in path) or '(body)'} must be a list")
+    return found

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from producers.adapters.base import OptIn, SourceEvent, dig
+from producers.adapters.base import OptIn, SourceEvent, dig, listed
 from producers.adapters.consent import SourceMapping, consent_events
 from producers.adapters.cursor import PolledAccount
 
@@ -140,12 +140,12 @@ class Billetweb(PolledAccount):
         resp.raise_for_status()
         out: list[SourceEvent] = []
         new_cursor = dict(cursor)
-        for event in resp.json():
+        for event in listed(resp.json()):
             eid = str(dig(event, "id", default=""))
             params = {**self._auth, "last_update": str(cursor.get(eid, 0))}
             page = await client.get(f"{self.base_url}/event/{eid}/attendees", params=params)
             page.raise_for_status()
-            for att in page.json():
+            for att in listed(page.json()):
                 out.extend(consent_events(self.name, attendee_opt_ins(att), self.consent))
                 out.extend(map_attendee(att, event, self.discipline))
             new_cursor[eid] = started - OVERLAP_S

@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.errors import ConfigError, TechneError
+from core.errors import ConfigError, Refused
 from producers.adapters.base import OptIn, SourceEvent
 from schemas.models import Purpose
 
@@ -122,8 +122,9 @@ def load_consent_sources(path: Path) -> ConsentSources:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-class UnmappedQuestion(TechneError):
-    """A question (or an answer) the venue's mapping does not cover; ``fr`` / ``en`` messages."""
+class UnmappedQuestion(Refused):
+    """A question (or an answer) the venue's mapping does not cover; ``fr`` / ``en`` messages.
+    Permanent (the same delivery is refused again until the mapping names the question)."""
 
     def __init__(self, source: str, questions: Sequence[str], *, answer_not_understood: bool = False) -> None:
         names = ", ".join(f"« {q[:80]} »" for q in questions)

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from producers.adapters.base import Adapter, AuthRejected, OptIn, PayloadRejected, SourceEvent, dig
+from producers.adapters.base import Adapter, AuthRejected, OptIn, PayloadRejected, SourceEvent, dig, listed
 
 SIGNATURE_HEADER = "x-ha-signature"
 MEANS = {"Card": "card", "Sepa": "direct_debit", "Check": "cheque", "Cash": "cash", "BankTransfer": "transfer"}
@@ -69,8 +69,8 @@ class HelloAsso(Adapter):
         if note.get("eventType") != "Order":
             return []
         customer, seen, out = _customer(dig(data, "payer", default={})), set(), []
-        for item in dig(data, "items", default=[]):
-            for field in dig(item, "customFields", default=[]):
+        for item in listed(data, "items"):
+            for field in listed(item, "customFields"):
                 name = str(dig(field, "name", default=""))
                 if name and name not in seen:
                     seen.add(name)

@@ -33,7 +33,15 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from producers.adapters.base import Adapter, OptIn, PayloadRejected, SourceEvent, check_basic_or_api_key, dig
+from producers.adapters.base import (
+    Adapter,
+    OptIn,
+    PayloadRejected,
+    SourceEvent,
+    check_basic_or_api_key,
+    dig,
+    listed,
+)
 
 CHANNELS = {"INTERNET": "web", "BOX_OFFICE": "box_office", "CALL_CENTER": "phone", "RESELLER": "reseller",
             "MOBILE": "mobile_app", "GROUP": "group_sales"}
@@ -63,7 +71,7 @@ class SecuTix(Adapter):
         if kind == "ORDER_CLOSED":
             return _order_closed(dig(note, "order", default={}))
         if kind == "ACCESS_CONTROL":
-            return [_scan(s) for s in dig(note, "scans", default=[])]
+            return [_scan(s) for s in listed(note, "scans")]
         if kind == "ORDER_REFUNDED":
             return _order_refunded(dig(note, "order", default={}))
         if kind == "CONTACT_UPDATED":
@@ -87,7 +95,7 @@ class SecuTix(Adapter):
         customer = _contact(contact)
         return [OptIn(str(dig(o, "code", default="")), dig(o, "value", default=""), customer,
                       dig(o, "date") or at, f"{key}:{dig(o, 'date') or at}")
-                for o in dig(contact, "optIns", default=[]) if dig(o, "code")]
+                for o in listed(contact, "optIns") if dig(o, "code")]
 
 
 def _text(value: Any) -> Any:
@@ -120,7 +128,7 @@ def _total(items: list[dict[str, Any]]) -> Any:
 def _order_closed(order: dict[str, Any]) -> list[SourceEvent]:
     customer = _contact(dig(order, "contact", default={}))
     by_performance: dict[str, list[dict[str, Any]]] = {}
-    for item in dig(order, "items", default=[]):
+    for item in listed(order, "items"):
         by_performance.setdefault(str(dig(item, "performanceId", default="")), []).append(item)
     order_id = str(dig(order, "orderId", default=""))
     out = []
@@ -146,7 +154,7 @@ def _order_closed(order: dict[str, Any]) -> list[SourceEvent]:
 def _order_refunded(order: dict[str, Any]) -> list[SourceEvent]:
     customer = _contact(dig(order, "contact", default={}))
     by_performance: dict[str, list[dict[str, Any]]] = {}
-    for item in dig(order, "items", default=[]):
+    for item in listed(order, "items"):
         by_performance.setdefault(str(dig(item, "performanceId", default="")), []).append(item)
     order_id = str(dig(order, "orderId", default=""))
     out = []

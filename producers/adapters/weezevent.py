@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from producers.adapters.base import OptIn, SourceEvent, dig
+from producers.adapters.base import OptIn, SourceEvent, dig, listed
 from producers.adapters.billetweb import _tariff
 from producers.adapters.consent import SourceMapping, consent_events
 from producers.adapters.cursor import PolledAccount
@@ -94,7 +94,7 @@ def participant_opt_ins(p: dict[str, Any]) -> list[OptIn]:
     key = f"participant:{dig(p, 'id_participant', default='')}:{dig(p, 'last_update', default='')}"
     at = _local(dig(p, "last_update")) or _local(dig(p, "create_date"))
     return [OptIn(str(dig(a, "label", default="")), dig(a, "value", default=""), _customer(p), at, key)
-            for a in dig(p, "answers", default=[]) if dig(a, "label")]
+            for a in listed(p, "answers") if dig(a, "label")]
 
 
 class Weezevent(PolledAccount):
@@ -117,14 +117,14 @@ class Weezevent(PolledAccount):
         resp.raise_for_status()
         out: list[SourceEvent] = []
         new_cursor = dict(cursor)
-        for event in dig(resp.json(), "events", default=[]):
+        for event in listed(resp.json(), "events"):
             eid = str(dig(event, "id", default=""))
             params: dict[str, str] = {**self._auth, "id_event[]": eid, "full": "1"}
             if eid in cursor:
                 params["last_update"] = datetime.fromtimestamp(cursor[eid], PARIS).strftime("%Y-%m-%d %H:%M:%S")
             page = await client.get(f"{self.base_url}/participant/list", params=params)
             page.raise_for_status()
-            for p in dig(page.json(), "participants", default=[]):
+            for p in listed(page.json(), "participants"):
                 out.extend(consent_events(self.name, participant_opt_ins(p), self.consent))
                 out.extend(map_participant(p, event, self.discipline))
             new_cursor[eid] = started - OVERLAP_S

@@ -113,5 +113,5 @@ def test_weezevent_wrong_token_is_a_clear_error(bus: Bus, tmp_path: Path) -> Non
         proc = poll(bus, simulator, tmp_path)
     finally:
         simulator.stop()
-    assert proc.returncode != 0 and "weezevent API unreachable or refused" in proc.stderr
+    assert proc.returncode != 0 and "weezevent API refused the request: HTTP 401" in proc.stderr
     assert WEEZEVENT.split(":")[1] not in proc.stderr + proc.stdout
