@@ -47,7 +47,8 @@ LAG = _registry()
 # dead-letter reason codes per stage (techne.errors.InvalidMessage(stage, reason)): the worker's
 # stages, and what a sink dead-letters (stage "sink", the reason of whatever refused the message)
 DLQ_REASONS: dict[str, tuple[str, ...]] = {
-    "decode": ("truncated", "bad_magic", "unknown_schema", "corrupt_body", "trailing_bytes", "not_a_record"),
+    "decode": ("truncated", "bad_magic", "unknown_schema", "corrupt_body", "trailing_bytes", "not_a_record",
+               "bad_seal"),  # bad_seal: a sealed identifier that does not open (schemas/sealing.py)
     "encode": ("schema_mismatch",),
     "route": ("unshareable",),
     "sink": ("tombstone", "truncated", "bad_magic", "unknown_schema", "unexpected_schema", "corrupt_body",

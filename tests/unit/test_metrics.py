@@ -106,7 +106,7 @@ def _raised(*paths: Path) -> set[tuple[str, str]]:
 def test_every_dead_letter_reason_raised_in_the_code_is_declared() -> None:
     """Else its label set would not be created at start (and its first letter would not alert)."""
     reasons = core.metrics.DLQ_REASONS
-    worker = _raised(ROOT / "schemas" / "codec.py", ROOT / "streams")
+    worker = _raised(ROOT / "schemas" / "codec.py", ROOT / "schemas" / "sealing.py", ROOT / "streams")  # opened on decode
     assert len(worker) >= 7
     for stage, reason in worker:
         assert stage in core.metrics.WORKER_DLQ_STAGES and reason in reasons[stage], (stage, reason)
@@ -123,6 +123,7 @@ def test_known_label_sets_exist_at_zero_from_the_start() -> None:
     expected = [
         (m.WORKER, "techne_dlq_total", {"stage": "decode", "reason": "unknown_schema"}),
         (m.WORKER, "techne_dlq_total", {"stage": "route", "reason": "unshareable"}),
+        (m.WORKER, "techne_dlq_total", {"stage": "decode", "reason": "bad_seal"}),
         (m.WORKER, "techne_erasures_issued_total", {"partner": "observatoire", "reason": "consent_withdrawn"}),
         (m.WORKER, "techne_routed_total", {"partner": "observatoire", "purpose": "research"}),
         (m.GATEWAY, "techne_gateway_requests_total", {"venue": "opera-lyon", "status": "500"}),
