@@ -7,8 +7,10 @@ session middleware and access checks in :mod:`techne.console.web`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import quote as urlquote
 
 from starlette.applications import Starlette
@@ -21,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from core.settings import Settings
 from producers.ingest import configure
-from techne.console import i18n
+from techne.console import i18n, uploads
 from techne.console.imports import import_page, import_upload, upload_errors, upload_page, upload_send, upload_state
 from techne.console.pages import (
     consents_page,
@@ -44,6 +46,8 @@ from techne.console.web import (
     signed_in_user,
     venue_access,
 )
+
+log = logging.getLogger(__name__)
 
 # --- login ---------------------------------------------------------------------------------------------------
 
@@ -177,6 +181,30 @@ def routes() -> list[Route | Mount]:
     ]
 
 
+def _purging(settings: Settings) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """While the console runs: uploaded files older than a day deleted at start and every
+    :data:`~techne.console.uploads.PURGE_EVERY_S`, every venue's (they hold personal data)."""
+
+    async def purge_forever() -> None:
+        while True:
+            await asyncio.sleep(uploads.PURGE_EVERY_S)
+            try:
+                await asyncio.to_thread(uploads.purge_all, settings)
+            except OSError as exc:  # a disk problem must not stop the loop
+                log.warning("console: purging old uploads failed: %s", exc)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(uploads.purge_all, settings)
+        task = asyncio.create_task(purge_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+    return lifespan
+
+
 def create_app(settings: Settings, console: ConsoleSettings | None = None, users: UserStore | None = None) -> Starlette:
     """The console for ``settings`` (users in ``<data_dir>/console/console.sqlite`` unless given)."""
     console = console or ConsoleSettings.model_validate({})
@@ -185,6 +213,7 @@ def create_app(settings: Settings, console: ConsoleSettings | None = None, users
     users = users or UserStore(settings.data_dir / "console" / "console.sqlite")
     state = Console(settings, console, users)
     app = Starlette(routes=routes(), middleware=[Middleware(SessionMiddleware, console=state)],
-                    exception_handlers={LoginRequired: _login_required, HTTPException: _http_error})
+                    exception_handlers={LoginRequired: _login_required, HTTPException: _http_error},
+                    lifespan=_purging(settings))
     app.state.console = state
     return app

@@ -3,7 +3,8 @@
 An upload lives in ``<data_dir>/console/uploads/<venue>/<id>/`` (``data``: the file's bytes;
 ``meta.json``: name, size, profile, who, when, and the send's result with its row errors, which
 hold no cell value). The file holds personal data (e-mail addresses…), so it is kept only as long
-as needed: deleted once sent, or :data:`KEEP_S` after its upload if never sent; the result stays. ``<id>`` is 128 random
+as needed: deleted once sent, or :data:`KEEP_S` after its upload if never sent (never read after that; on disk
+at most :data:`PURGE_EVERY_S` longer while the console runs); the result stays. ``<id>`` is 128 random
 bits, and every function takes the venue: an upload is found only under its own venue's
 directory, so one venue's file can never be reached from another venue's pages.
 
@@ -38,6 +39,8 @@ ERRORS_KEPT = 10_000
 """Row errors of a send kept with the upload (line, column, reasons: no cell value)."""
 KEEP_S = 24 * 3600.0
 """An uploaded file never sent is deleted this long after its upload."""
+PURGE_EVERY_S = 600.0
+"""How often the console deletes the files older than :data:`KEEP_S`, every venue's (and at start)."""
 
 
 def profiles() -> list[Profile]:
@@ -74,9 +77,14 @@ def meta(settings: Settings, venue: str, upload_id: str) -> dict[str, Any] | Non
 
 
 def data(settings: Settings, venue: str, upload_id: str) -> bytes | None:
-    """The file's bytes; ``None`` once deleted (sent, or older than :data:`KEEP_S`)."""
+    """The file's bytes; ``None`` once deleted (sent, or older than :data:`KEEP_S`: deleted now if
+    the periodic :func:`purge_all` has not come yet)."""
     path = _dir(settings, venue, upload_id)
     if path is None or not (path / "data").is_file():
+        return None
+    uploaded = json.loads((path / "meta.json").read_text()).get("uploaded_at", 0)
+    if time.time() - float(uploaded) > KEEP_S:
+        (path / "data").unlink(missing_ok=True)
         return None
     return (path / "data").read_bytes()
 
@@ -98,6 +106,14 @@ def purge(settings: Settings, venue: str, now: float | None = None) -> int:
             path.unlink(missing_ok=True)
             gone += 1
     return gone
+
+
+def purge_all(settings: Settings, now: float | None = None) -> int:
+    """:func:`purge` for every venue with uploads (the console runs it every :data:`PURGE_EVERY_S`,
+    so a file is deleted even if nobody opens its venue's pages again)."""
+    root = settings.data_dir / "console" / "uploads"
+    return sum(purge(settings, venue.name, now) for venue in (root.iterdir() if root.is_dir() else [])
+               if venue.is_dir())
 
 
 def _set_result(settings: Settings, venue: str, upload_id: str, result: dict[str, Any]) -> None:

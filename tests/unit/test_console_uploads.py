@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from core.settings import Settings
@@ -42,3 +45,41 @@ def test_an_unsent_file_is_deleted_after_a_day_and_its_page_says_so(tmp_path: Pa
     assert csrf
     assert c.post(f"/lieux/{VENUE}/import/{old}/envoyer", data={"csrf": csrf.group(1)}).status_code == 404
     assert c.get(f"/lieux/{VENUE}/import/{old}/erreurs.csv").status_code == 200
+
+
+
+def _age(settings: Settings, venue: str, upload_id: str) -> None:
+    """Make an upload older than KEEP_S (its meta's upload time moved back)."""
+    path = settings.data_dir / "console" / "uploads" / venue / upload_id / "meta.json"
+    meta = json.loads(path.read_text())
+    meta["uploaded_at"] = time.time() - uploads.KEEP_S - 1
+    path.write_text(json.dumps(meta))
+
+
+def test_old_files_are_deleted_without_anyone_opening_their_venues_pages(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The promise "deleted a day after its upload" must not wait for a visit to the venue's import
+    page: the console purges every venue at start and every PURGE_EVERY_S, and never reads an
+    expired file meanwhile."""
+    settings = Settings(data_dir=tmp_path, subject_key="k" * 32)
+    content = b"E-mail;x\r\nlea@exemple.fr;1\r\n"
+    ids = {venue: uploads.save(settings, venue, "ventes.csv", content, "billetterie-fr", "u")
+           for venue in (VENUE, "chaillot")}
+    for venue, upload_id in ids.items():
+        _age(settings, venue, upload_id)
+    assert uploads.data(settings, VENUE, ids[VENUE]) is None  # expired: not read, deleted on the spot
+    assert not (tmp_path / "console" / "uploads" / VENUE / ids[VENUE] / "data").exists()
+    assert (tmp_path / "console" / "uploads" / "chaillot" / ids["chaillot"] / "data").exists()
+
+    users = UserStore(tmp_path / "console" / "console.sqlite")
+    monkeypatch.setattr(uploads, "PURGE_EVERY_S", 0.05)
+    with TestClient(create_app(settings, ConsoleSettings.model_validate({}), users)):
+        assert not list((tmp_path / "console" / "uploads").glob("*/*/data"))  # purged at start
+        assert uploads.meta(settings, "chaillot", ids["chaillot"]) is not None  # the result and metadata stay
+        again = uploads.save(settings, "chaillot", "autres.csv", content, "billetterie-fr", "u")
+        _age(settings, "chaillot", again)
+        data = tmp_path / "console" / "uploads" / "chaillot" / again / "data"
+        deadline = time.monotonic() + 5
+        while data.exists() and time.monotonic() < deadline:  # no page opened: the periodic purge
+            time.sleep(0.02)
+        assert not data.exists()
