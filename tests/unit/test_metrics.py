@@ -106,7 +106,8 @@ def _raised(*paths: Path) -> set[tuple[str, str]]:
 def test_every_dead_letter_reason_raised_in_the_code_is_declared() -> None:
     """Else its label set would not be created at start (and its first letter would not alert)."""
     reasons = core.metrics.DLQ_REASONS
-    worker = _raised(ROOT / "schemas" / "codec.py", ROOT / "schemas" / "sealing.py", ROOT / "streams")  # opened on decode
+    # the worker runs codec.py and sealing.py (opened right after decoding) on every message
+    worker = _raised(ROOT / "schemas" / "codec.py", ROOT / "schemas" / "sealing.py", ROOT / "streams")
     assert len(worker) >= 7
     for stage, reason in worker:
         assert stage in core.metrics.WORKER_DLQ_STAGES and reason in reasons[stage], (stage, reason)
