@@ -10,9 +10,11 @@ reader (console, ``techne query``, insights, the DPO report) asks that process. 
   refuses every write, DDL, ``SYSTEM``, table function and any later change of these settings
   (``SET`` or a ``SETTINGS`` clause), whatever the SQL text. No statement is parsed here.
 - :class:`ReadServer` serves ``POST /query`` on ``127.0.0.1`` only: JSON ``{"sql", "params",
-  "format"}`` with ``Authorization: Bearer <token>``; answers ``200`` with the result bytes in
+  "format", "database"}`` with ``Authorization: Bearer <token>``; answers ``200`` with the result bytes in
   ``format`` (``JSONCompactEachRow`` by default), ``401`` for a missing or wrong token
-  (constant-time comparison), ``413`` above :data:`MAX_BODY` bytes, ``403`` for a statement
+  (constant-time comparison), ``400`` for a malformed body or ``Content-Length``, ``409`` when
+  the body names a ``"database"`` other than this store's (a reader following a stale endpoint
+  file to a port another sink now holds), ``413`` above :data:`MAX_BODY` bytes, ``403`` for a statement
   the engine refused as a write (``READONLY``), ``422`` for any other engine error (code and
   name only, never row contents). Each query runs with the store's database current.
 - The endpoint file :func:`endpoint_path` (next to the store directory, mode 0600) tells local
@@ -124,7 +126,13 @@ def _handler(session: ReadOnlySession, token: str) -> type[BaseHTTPRequestHandle
             if self.path != "/query":
                 self._error(404, "unknown path")
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:  # rfile.read(-1) would read until the client closes: no bound
+                self._error(400, "Content-Length must be a non-negative integer")
+                return
             if length > MAX_BODY:
                 self._error(413, f"request above {MAX_BODY} bytes")
                 return
@@ -132,8 +140,12 @@ def _handler(session: ReadOnlySession, token: str) -> type[BaseHTTPRequestHandle
                 request = json.loads(self.rfile.read(length))
                 sql, params = str(request["sql"]), request.get("params") or None
                 fmt = str(request.get("format") or DEFAULT_FORMAT)
-            except (ValueError, KeyError, TypeError):
+                database = request.get("database")
+            except (ValueError, KeyError, TypeError, AttributeError):
                 self._error(400, "body must be JSON {\"sql\": ..., \"params\": {...}, \"format\": ...}")
+                return
+            if database is not None and str(database) != session.database:
+                self._error(409, "this read server serves another store")
                 return
             try:
                 data = session.query(sql, params, fmt)

@@ -5,9 +5,11 @@ DPO report), while the sinks write.
 the timeout ``settings.read_timeout_s`` and the row cap ``settings.read_max_rows``:
 
 1. a ClickHouse server (``settings.clickhouse_url``): read directly with those settings;
-2. an embedded store whose sink runs (its endpoint file exists and answers): the sink's
-   loopback read server (:mod:`sinks.read_server`), with ``settings.read_token`` or the token
-   that sink wrote in its 0600 endpoint file;
+2. an embedded store whose sink runs (its endpoint file exists, names a live process and
+   answers for this store's database): the sink's loopback read server
+   (:mod:`sinks.read_server`), with ``settings.read_token`` or the token that sink wrote in its
+   0600 endpoint file; a stale file (dead process, port closed or now serving another store)
+   is ignored;
 3. an embedded store nobody holds: opened in this process (``ensure`` creates its tables
    first, so an empty store reads as empty), queried through a read-only session, closed.
    chDB allows one directory per process: direct readers of one process take turns. A read
@@ -23,6 +25,7 @@ held by a process that serves no reads (e.g. a sink of an older version).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -86,16 +89,20 @@ def _client(url: str, token: str, timeout_s: float) -> httpx.Client:
 
 
 class _HttpReader:
-    def __init__(self, url: str, token: str, timeout_s: float) -> None:
+    def __init__(self, url: str, token: str, timeout_s: float, database: str) -> None:
         self._client = _client(url, token, timeout_s)
+        self._database = database
 
     def raw(self, sql: str, params: Params | None, fmt: str) -> bytes:
+        body = {"sql": sql, "params": _params(params), "format": fmt, "database": self._database}
         try:
-            resp = self._client.post("/query", json={"sql": sql, "params": _params(params), "format": fmt})
+            resp = self._client.post("/query", json=body)
         except httpx.HTTPError as exc:
             raise _Unreachable(f"read server unreachable: {type(exc).__name__}") from exc
         if resp.status_code == 200:
             return resp.content
+        if resp.status_code == 409:  # the port is now another store's server: the endpoint file is stale
+            raise _Unreachable("read server serves another store")
         try:
             message = str(resp.json().get("error", ""))
         except ValueError:
@@ -161,12 +168,25 @@ def _endpoint(settings: Settings, ref: StoreRef) -> tuple[str, str] | None:
     """``(url, token)`` of the read server holding ``ref``, if its endpoint file is there."""
     try:
         entry = json.loads(endpoint_path(ref.store_dir).read_text())
-    except (OSError, ValueError):
+        port, pid = int(entry["port"]), entry.get("pid")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    if pid is not None and not _alive(int(pid)):
+        return None  # left by a sink that was killed: its port may be anyone's now
     token = settings.read_token.get_secret_value() if settings.read_token else entry.get("token")
     if not token:
         raise StoreUnavailable(f"{ref.name}: the read server needs TECHNE_READ_TOKEN")
-    return f"http://{entry.get('host', '127.0.0.1')}:{int(entry['port'])}", str(token)
+    return f"http://{entry.get('host', '127.0.0.1')}:{port}", str(token)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
@@ -181,7 +201,7 @@ def open_reader(settings: Settings, ref: StoreRef) -> Iterator[Reader]:
         return
     endpoint = _endpoint(settings, ref)
     if endpoint is not None:
-        http = _HttpReader(*endpoint, settings.read_timeout_s)
+        http = _HttpReader(*endpoint, settings.read_timeout_s, ref.database)
         try:
             http.query("SELECT 1")
         except _Unreachable:
