@@ -8,7 +8,7 @@ commands of ``partner.<id>.erasure``; the audit sink (``techne sink --audit``) k
 
 - :mod:`sinks.runner` (process entry points, read helpers), :mod:`sinks.consumer` (wiring),
   :mod:`sinks.loop` (the generic batch -> write -> commit loop over topic handlers);
-- handlers: :mod:`sinks.orders` (shared orders and clicks, idempotent writes), :mod:`sinks.erasure`
+- handlers: :mod:`sinks.orders` (shared events of every kind, idempotent writes), :mod:`sinks.erasure`
   (erasure commands, tombstones), :mod:`sinks.audit` (audit log);
 - pure logic: :mod:`sinks.tables` (tables from schema + agreements: projection, sort key,
   retention), :mod:`sinks.ddl` (DDL and rows from Avro), :mod:`sinks.framing` (the Avro fast
@@ -18,8 +18,9 @@ commands of ``partner.<id>.erasure``; the audit sink (``techne sink --audit``) k
   :class:`sinks.base.Store`; :mod:`sinks.migrate` creates and evolves tables on either;
 - :mod:`sinks.read_server` (each embedded sink serves read-only SQL on its store on loopback) and
   :mod:`sinks.reader` (the one read path of every reader: read server, directory or server);
-- :mod:`sinks.dlq` (dead letters on ``dlq.sink``), :mod:`sinks.metrics`
-  (test-only fault injection), :mod:`bench.sinks`.
+- :mod:`sinks.dlq` (dead letters on ``dlq.sink``), :mod:`sinks.metrics`. Fault injection lives
+  in the tests (``tests/support/faults.py``, through ``run_sink_process(wrap_store=...)``), the
+  sink benchmark in :mod:`bench.sinks`.
 
 chDB caveat, for code and tests alike: chDB runs ONE embedded engine per process, bound to one
 directory. While a ``ChdbStore`` (or a clickhouse-connect ``interface="chdb"`` client) is open,

@@ -22,7 +22,7 @@ Physical removal: a lightweight ``DELETE`` masks the rows at once (no query sees
 the moment the command is committed); their bytes stay in the data parts until those are
 merged, which ClickHouse does in the background with no time bound. To remove them now:
 ``ALTER TABLE <db>.<table> APPLY DELETED MASK`` (rewrites the parts holding masked rows) or
-``OPTIMIZE TABLE <db>.<table> FINAL``, for ``ticket_orders`` and ``email_clicks``. Copies
+``OPTIMIZE TABLE <db>.<table> FINAL``, for every table of shared events. Copies
 outside the store (the Kafka topic until its retention, the partner's own downstream copies)
 are erased by whoever holds them: partners consume the same erasure topic.
 """

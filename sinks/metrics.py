@@ -1,4 +1,4 @@
-"""Prometheus metrics of the sinks (on ``techne.metrics.SINK``, the registry a sink process serves).
+"""Prometheus metrics of the sinks (on ``core.metrics.SINK``, the registry a sink process serves).
 
 Labels: ``partner`` (the audit sink reports as ``_audit``, which no partner id can be),
 ``table`` (``ticket_orders``, ``erasures``, ``decisions``), ``topic``/``partition`` for lag.
@@ -20,7 +20,7 @@ Labels: ``partner`` (the audit sink reports as ``_audit``, which no partner id c
 - ``techne_sink_erasure_seconds{partner}``: histogram from the command's ``issued_at`` to done;
 - ``techne_sink_erased_rows_total{partner,table}``: rows deleted by erasure commands.
 
-:func:`declare_sink` creates a sink's labelled counters at 0 when it starts (see techne/metrics.py).
+:func:`declare_sink` creates a sink's labelled counters at 0 when it starts (see core/metrics.py).
 """
 
 from __future__ import annotations
