@@ -138,6 +138,10 @@ ADDRESS_FACTOR = 4
 """A client address (keys ``ip:…``) may fail this many times more often than one login name."""
 
 
+SWEEP_MIN = 1024
+"""Keys held before the limiter first drops those whose failures all left the window."""
+
+
 class LoginLimiter:
     """Failed-login budget per key (client address, login name); see module doc."""
 
@@ -145,11 +149,18 @@ class LoginLimiter:
         self.attempts, self.window_s, self._clock = attempts, window_s, clock
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._sweep_at = SWEEP_MIN
 
     def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures[key]
+        """The key's failures within the window; a key left with none is forgotten (memory stays
+        bounded by the failures of one window, whatever names clients try)."""
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
         while failures and failures[0] <= now - self.window_s:
             failures.popleft()
+        if not failures:
+            del self._failures[key]
         return failures
 
     def retry_after(self, *keys: str) -> float:
@@ -167,7 +178,12 @@ class LoginLimiter:
         now = self._clock()
         with self._lock:
             for key in keys:
-                self._recent(key, now).append(now)
+                self._recent(key, now)
+                self._failures[key].append(now)
+            if len(self._failures) >= self._sweep_at:  # amortized: names never tried again leave too
+                for key in list(self._failures):
+                    self._recent(key, now)
+                self._sweep_at = max(SWEEP_MIN, 2 * len(self._failures))
 
     def succeeded(self, name_key: str) -> None:
         with self._lock:

@@ -219,6 +219,25 @@ def test_limiter_window_and_success_reset() -> None:
     assert limiter.retry_after("user:b") == 0
 
 
+def test_limiter_memory_holds_only_the_failures_of_one_window() -> None:
+    """Each refused login used to leave an entry per login name tried, for ever (asking whether a
+    name may try created one too): a client cycling through names grew the console's memory
+    without bound. Only failures within the window are kept."""
+    now = [0.0]
+    limiter = LoginLimiter(2, 60, clock=lambda: now[0])
+    for i in range(1000):
+        assert limiter.retry_after("ip:1", f"user:{i}") >= 0
+    assert len(limiter._failures) == 0
+    for i in range(3000):
+        limiter.failed("ip:1", f"user:{i}")
+    assert len(limiter._failures) == 3001 and limiter.retry_after("ip:1") > 0
+    now[0] = 61  # the window passed: those names are never tried again
+    for i in range(3000, 6000):
+        limiter.failed(f"user:{i}")
+    assert len(limiter._failures) <= 3000 + 1  # the first 3,001 keys were dropped on the way
+    assert limiter.retry_after("user:5999") == 0 and limiter.retry_after("ip:1") == 0
+
+
 def test_passwords_are_argon2_and_links_work_once(settings: Settings, users: UserStore) -> None:
     import sqlite3
 
