@@ -111,14 +111,24 @@ def decode(data: bytes, encoding: str) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+NUMBER_MAX_DIGITS = 18
+"""Largest magnitude of a number cell: below 10**18 (an Avro long holds 9.2 * 10**18)."""
+
+
 def _number(raw: str) -> Decimal:
+    """A finite number below ``10**NUMBER_MAX_DIGITS``: ``NaN``, ``Infinity`` or ``1e999999999``
+    (which ``Decimal`` reads, and ``int()`` would expand digit by digit) is a cell error."""
     cleaned = raw.replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("€", "").replace("EUR", "")
     if "," in cleaned:
         cleaned = cleaned.replace(".", "").replace(",", ".")  # 1.234,50 -> 1234.50
     try:
-        return Decimal(cleaned)
+        value = Decimal(cleaned)
     except InvalidOperation:
         raise CellError("not a number", "pas un nombre") from None
+    if not value.is_finite() or (value and value.adjusted() >= NUMBER_MAX_DIGITS):
+        raise CellError(f"not a number of at most {NUMBER_MAX_DIGITS} digits",
+                        f"nombre invalide ou de plus de {NUMBER_MAX_DIGITS} chiffres")
+    return value
 
 
 def _datetime(raw: str, profile: Profile) -> datetime:

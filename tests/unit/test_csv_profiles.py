@@ -40,6 +40,25 @@ def test_bad_cells_give_reasons_without_values() -> None:
         convert("Tarif secret", PROFILE.fields["tariff"], PROFILE)
 
 
+@pytest.mark.parametrize("kind", ["money", "int", "decimal"])
+@pytest.mark.parametrize("raw", ["NaN", "-sNaN", "Infinity", "-inf", "1e30", "1e5000", "9" * 60, "1e400000"])
+def test_numbers_that_are_not_finite_or_too_large_are_cell_errors(kind: str, raw: str) -> None:
+    """A cell error (a row refused, the rest of the file imported), never an unhandled
+    InvalidOperation / OverflowError, nor an integer of thousands of digits."""
+    with pytest.raises(CellError) as err:
+        convert(raw, FieldSpec(column="n", type=kind), PROFILE)  # type: ignore[arg-type]
+    assert raw not in str(err.value) and err.value.fr != err.value.en
+
+
+def test_a_row_with_an_impossible_amount_is_a_row_error() -> None:
+    row = {"N° commande": "C1", "Date de commande": "02/11/2026 10:15", "E-mail": "a@b.fr", "Spectacle": "Tosca",
+           "Code séance": "S1", "Date de séance": "05/12/2026 20:00", "Genre": "Opéra", "Tarif": "Réduit",
+           "Canal": "Guichet", "Nb places": "1e30", "Montant TTC": "NaN"}
+    event, errors = build_event(row, PROFILE)
+    assert [column for column, _ in errors] == ["Nb places", "Montant TTC"]
+    assert "quantity" not in event and "amount_minor" not in event
+
+
 def test_encodings_latin1_and_utf8_bom() -> None:
     text = "Spectacle;Montant\nLe Misanthrope – Molière;12,50 €\n"
     assert decode(text.encode("cp1252"), "auto") == text
