@@ -177,13 +177,15 @@ FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudo
 LEFT JOIN {ref}insights_orders AS o ON o.venue_id = c.venue_id AND o.person = c.person
 GROUP BY c.venue_id, c.campaign_id, c.person"""))
     if CAMPAIGN_EVENTS in available and CLICKS in available:
+        machine = ("machine_open" if f"{CAMPAIGN_EVENTS}.machine_open" in available
+                   else "CAST(NULL AS Nullable(Bool)) AS machine_open")
         views.append(("insights_funnel", f"""
 SELECT e.venue_id AS venue_id, e.campaign_id AS campaign_id, e.person AS person,
        max(e.event_type = 'campaign.email_sent') AS sent, max(e.event_type = 'campaign.email_delivered') AS delivered,
        max(e.event_type = 'campaign.email_opened' AND NOT ifNull(e.machine_open, false)) AS opened,
        max(e.clicked) AS clicked, max(e.ordered) AS ordered
 FROM (SELECT venue_id, assumeNotNull(campaign_id) AS campaign_id, subject_pseudonym AS person, event_type,
-             machine_open, false AS clicked, false AS ordered
+             {machine}, false AS clicked, false AS ordered
       FROM {db}.{quote(CAMPAIGN_EVENTS)} FINAL WHERE purpose = {_literal(purpose)} AND campaign_id IS NOT NULL
       UNION ALL
       SELECT venue_id, campaign_id, person, 'campaign.email_clicked', CAST(NULL AS Nullable(Bool)), true,
@@ -405,7 +407,7 @@ def available_columns(store: Store | Reader, database: str) -> set[str]:
     :data:`PAGE_VIEWS` (with ``page_path``), :data:`CONTENTS` (with ``content_id``) and
     :data:`AD_SPEND` (with ``day``, ``platform``, ``spend_minor``) and, as ``<table>.<column>``,
     their optional columns (``page_views.utm_source``, ``page_views.referrer_host``,
-    ``ad_spend.currency``)."""
+    ``ad_spend.currency``, and ``campaign_events.machine_open``: without it every open counts)."""
     rows = store.query("SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String}",
                        {"d": database, "t": TICKET_ORDERS})
     found = {str(name) for (name,) in rows}
@@ -413,10 +415,13 @@ def available_columns(store: Store | Reader, database: str) -> set[str]:
                                "AND name = 'campaign_id'", {"d": database, "t": CLICKS})
     if int(clicks):
         found.add(CLICKS)
-    ((events,),) = store.query("SELECT count() FROM system.columns WHERE database = {d:String} "
-                               "AND table = {t:String} AND name = 'campaign_id'", {"d": database, "t": CAMPAIGN_EVENTS})
-    if int(events):
+    events = {str(n) for (n,) in store.query(
+        "SELECT name FROM system.columns WHERE database = {d:String} AND table = {t:String} "
+        "AND name IN ('campaign_id', 'machine_open')", {"d": database, "t": CAMPAIGN_EVENTS})}
+    if "campaign_id" in events:
         found.add(CAMPAIGN_EVENTS)
+        if "machine_open" in events:
+            found.add(f"{CAMPAIGN_EVENTS}.machine_open")
     ((scans,),) = store.query("SELECT count() FROM system.columns WHERE database = {d:String} AND table = {t:String} "
                               "AND name IN ('performance_id', 'result')", {"d": database, "t": SCANS})
     if int(scans) == 2:

@@ -158,3 +158,32 @@ def test_campaign_funnel_on_a_real_store(tmp_path: Path) -> None:
         assert header[:3] == ["venue", "campaign", "sent"] and body[0][:5] == ["v1", "C1", "40", "40", "30"]
     finally:
         store.close()
+
+
+def test_campaign_funnel_without_machine_open_shared(tmp_path: Path) -> None:
+    """An agreement sharing campaign events without ``machine_open`` (an optional field): the
+    release still builds (the funnel's view used to name the missing column and fail every
+    insight of the partner) and every open counts, as nothing says it was a machine's."""
+    agreement = Agreement.model_validate({
+        "id": "dsa-fun", "provider_venues": ["v1"], "partner": "fun", "purposes": [PURPOSE],
+        "event_types": ["ticket.order_placed", "campaign.email_clicked", "campaign.email_sent",
+                        "campaign.email_delivered", "campaign.email_opened"],
+        "allowed_fields": ["campaign_id", "quantity"], "retention_days": 3650,
+        "valid_from": date(2020, 1, 1), "valid_until": date(2030, 1, 1)})
+    store = ChdbStore(tmp_path / "fun")
+
+    def insert(table: str, person: str, later: int = 0, **fields: Any) -> None:
+        store.command(_row(table, person, later, **fields).replace("att.", "fun.").replace("dsa-att", "dsa-fun"))
+
+    try:
+        ensure_partner(store, partner_tables("fun", [agreement]))
+        for i in range(30):
+            insert("campaign_events", f"r{i:02d}", event_type="campaign.email_sent", campaign_id="C1")
+            insert("campaign_events", f"r{i:02d}", event_type="campaign.email_delivered", campaign_id="C1")
+            insert("campaign_events", f"r{i:02d}", event_type="campaign.email_opened", campaign_id="C1")
+        release = release_from_store(store, "fun", 10)
+        assert "campaign_funnel" not in release.unavailable
+        sizes = {c.key[2]: c.size for c in release.cells("campaign_funnel")}
+        assert sizes == {"sent": 30, "delivered": 30, "opened": 30}
+    finally:
+        store.close()
