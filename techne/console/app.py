@@ -146,7 +146,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
     t = i18n.translator(request.state.lang)
     key = {403: "csrf" if exc.detail == "csrf" else "forbidden", 404: "not_found"}.get(exc.status_code, "error")
-    return console_of(request).render(request, "error.html", exc.status_code, message=t(key))
+    message = t("too_big", mb=console_of(request).console.max_upload_bytes // 1_048_576) \
+        if exc.status_code == 413 else t(key)
+    return console_of(request).render(request, "error.html", exc.status_code, message=message)
 
 
 Handler = Callable[[Request], Awaitable[Response]]

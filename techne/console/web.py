@@ -130,11 +130,38 @@ def venue_access(request: Request) -> tuple[Console, User, str]:
     return c, user, venue
 
 
+FORM_OVERHEAD = 64 * 1024
+"""Bytes a form may hold beyond its file (``max_upload_bytes``): fields and multipart framing."""
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
 async def checked_form(request: Request) -> Any:
-    """The POSTed form, after the CSRF check."""
+    """The POSTed form, after the CSRF check. Its body is read up to ``max_upload_bytes`` +
+    :data:`FORM_OVERHEAD` (413 beyond, announced or not: Starlette spools a file part to disk
+    without a bound, and this runs before any sign-in, for the login form too)."""
     c = console_of(request)
+    limit = c.console.max_upload_bytes + FORM_OVERHEAD
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413)
+    seen = 0
+
+    async def bounded() -> Any:
+        nonlocal seen
+        message = await request.receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise _BodyTooLarge
+        return message
+
     try:
-        form = await request.form(max_files=1, max_fields=20, max_part_size=c.console.max_upload_bytes)
+        form = await Request(request.scope, bounded).form(max_files=1, max_fields=20,
+                                                          max_part_size=c.console.max_upload_bytes)
+    except _BodyTooLarge:
+        raise HTTPException(413) from None
     except Exception:  # a malformed or oversized multipart body
         raise HTTPException(400) from None
     if not csrf_ok(request.state.session, form.get("csrf")):

@@ -179,6 +179,41 @@ def test_every_form_without_its_csrf_token_is_refused(settings: Settings, users:
     assert len(uploads.recent(settings, A)) == 1  # no upload accepted without the token
 
 
+def test_a_body_over_the_upload_limit_is_refused_before_any_sign_in(settings: Settings, users: UserStore) -> None:
+    """Starlette spools a multipart file part to disk without a bound, and the login form is parsed
+    before anyone signs in: the console reads at most max_upload_bytes + FORM_OVERHEAD of a body,
+    whether its length is announced or streamed."""
+    c = client(settings, users, max_upload_bytes=2048)
+    csrf = csrf_of(c)
+    big = b"x" * (2048 + 200 * 1024)
+    resp = c.post("/connexion", data={"csrf": csrf}, files={"file": ("big.csv", big, "text/csv")})
+    assert resp.status_code == 413, resp.status_code
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts what is read
+        boundary = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\r\n"
+        yield boundary
+        for _ in range(100):
+            yield b"x" * 4096
+        yield b"\r\n--b--\r\n"
+
+    resp = c.post("/connexion", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert resp.status_code == 413, resp.status_code
+    csrf = login(c, "user-a")
+    resp = c.post(f"/lieux/{A}/import", data={"csrf": csrf, "profile": "auto"},
+                  files={"file": ("big.csv", big, "text/csv")})
+    assert resp.status_code == 413 and "trop volumineux" in resp.text
+    small = c.post(f"/lieux/{A}/import", data={"csrf": csrf, "profile": "auto"},
+                   files={"file": ("small.csv", b"x" * 2100, "text/csv")})
+    assert small.status_code == 413 and "trop volumineux" in small.text  # over the limit, within the overhead
+    export = ("N° commande;Date de commande;N° client;E-mail;Code postal;Spectacle;Code séance;Date de séance;Salle;"
+              "Genre;Tarif;Canal;Nb places;Montant TTC\r\n"
+              "C-1;01/12/2026 10:00;;lea@exemple.fr;92330;Le Misanthrope;MIS-1;28/12/2026 20:30;Grande salle;"
+              "Théâtre;Plein;Internet;2;45,00\r\n")
+    ok = c.post(f"/lieux/{A}/import", data={"csrf": csrf, "profile": "billetterie-fr"},
+                files={"file": ("ok.csv", export.encode("cp1252"), "text/csv")})
+    assert ok.status_code == 303 and ok.headers["location"].startswith(f"/lieux/{A}/import/")  # within: read as ever
+
+
 def test_login_is_rate_limited_per_address_and_per_name(settings: Settings, users: UserStore) -> None:
     c = client(settings, users, login_attempts=3, login_window_s=600)
     token = csrf_of(c)
