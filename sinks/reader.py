@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -73,8 +74,12 @@ def _params(params: Params | None) -> dict[str, Any] | None:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()} if params else None
 
 
-_CLIENTS: dict[tuple[str, str, float], httpx.Client] = {}
+_CLIENTS: OrderedDict[tuple[str, str, float], httpx.Client] = OrderedDict()
 _CLIENTS_LOCK = threading.Lock()
+MAX_CLIENTS = 32
+"""Kept-alive clients at most: a sink restarted on a new port makes a new one, the least
+recently used beyond this many is closed (a long-running console would otherwise keep one per
+port ever seen)."""
 
 
 def _client(url: str, token: str, timeout_s: float) -> httpx.Client:
@@ -85,6 +90,10 @@ def _client(url: str, token: str, timeout_s: float) -> httpx.Client:
         if client is None:
             client = _CLIENTS[key] = httpx.Client(base_url=url, timeout=timeout_s + 5.0,
                                                   headers={"Authorization": f"Bearer {token}"})
+            while len(_CLIENTS) > MAX_CLIENTS:
+                _, oldest = _CLIENTS.popitem(last=False)
+                oldest.close()
+        _CLIENTS.move_to_end(key)
         return client
 
 

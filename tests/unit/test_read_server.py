@@ -80,3 +80,14 @@ def test_a_bad_content_length_is_refused_400(served: ReadServer, length: str) ->
                      f"Content-Length: {length}\r\n\r\n".encode())
         answer = conn.recv(4096).decode()  # a negative length used to read until the client closed
     assert answer.startswith("HTTP/1.1 400"), answer
+
+
+def test_kept_alive_clients_are_bounded() -> None:
+    """A client per read server port ever seen would grow for ever in a long-running reader."""
+    from sinks import reader
+
+    first = reader._client("http://127.0.0.1:1", "t", 1.0)
+    for port in range(2, reader.MAX_CLIENTS + 10):
+        reader._client(f"http://127.0.0.1:{port}", "t", 1.0)
+    assert len(reader._CLIENTS) <= reader.MAX_CLIENTS
+    assert first.is_closed and ("http://127.0.0.1:1", "t", 1.0) not in reader._CLIENTS
