@@ -5,7 +5,7 @@
 #   deploy/backup.sh restore DIR     into a stack whose stores are empty (a new host)
 #
 # What it keeps:
-#   clickhouse-<stamp>.zip   partner databases and the audit database: ClickHouse's own BACKUP,
+#   clickhouse-<stamp>.zip   partner, venue and audit databases: ClickHouse's own BACKUP,
 #                            taken on the running server; checksums.tsv holds each table's row
 #                            count and sum(cityHash64(*)), compared again after a restore.
 #   kafka-data.tgz           the broker's volume: the consent ledger (the worker's changelog
@@ -23,7 +23,7 @@ PROJECT=techne   # `name:` of docker-compose.yml: volumes are techne_<volume>
 compose() { docker compose --env-file "$ENV_FILE" "$@"; }
 ch() { compose exec -T clickhouse clickhouse-client --query "$1"; }
 databases() {
-  # partner databases (deploy/agreements) + audit
+  # partner databases (deploy/agreements), venue_<venue> databases, audit
   ch "SELECT arrayStringConcat(groupArray(concat('DATABASE ', name)), ', ') FROM system.databases
       WHERE name NOT IN ('system', 'default', 'INFORMATION_SCHEMA', 'information_schema')"
 }

@@ -1,4 +1,5 @@
-"""Logical backup and restore of the bus's ClickHouse stores: every partner store and the audit store.
+"""Logical backup and restore of the bus's ClickHouse stores: every partner store, every venue's
+own store and the audit store.
 
 A backup is a directory: ``manifest.json`` plus one gzip'd JSON-lines file per table (one row a
 line, as ``JSONCompactEachRow``). The manifest holds, per store and table, the ``CREATE TABLE``
@@ -31,11 +32,13 @@ from typing import Any
 
 from core.errors import ConfigError, StoreUnavailable, TechneError
 from core.settings import Settings
+from core.venues import load_venues
 from schemas.agreements import load_agreements, partners
 from sinks.base import Store
 from sinks.ddl import quote
 from sinks.reader import StoreRef
 from sinks.runner import audit_ref, partner_ref
+from sinks.tables import VENUE_STORE
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -53,9 +56,12 @@ class TableState:
 
 
 def store_refs(settings: Settings) -> list[StoreRef]:
-    """Every store of the bus: one per partner of the agreements, then the audit store."""
+    """Every store of the bus: one per partner of the agreements, each venue's own store (its
+    events of every kind, kept 3 years: the SIBIL declarations read it), then the audit store."""
     known = partners(load_agreements(settings.agreements_dir))
-    return [*(partner_ref(settings, p) for p in known), audit_ref(settings)]
+    venues = sorted(load_venues(settings.venues_file))
+    return [*(partner_ref(settings, p) for p in known), *(partner_ref(settings, f"{VENUE_STORE}{v}") for v in venues),
+            audit_ref(settings)]
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 Registered by :func:`register` (one line in :mod:`techne.cli`).
 
-``backup create|restore`` cover the partner and audit stores (:mod:`techne.backup`), ``backup
+``backup create|restore`` cover the partner, venue and audit stores (:mod:`techne.backup`), ``backup
 ledger|restore-ledger`` the consent ledger in Kafka (:mod:`techne.ledger_backup`).
 
 ``deploy init`` writes ``deploy/.env`` for docker-compose.yml with a fresh random value for every
@@ -28,7 +28,8 @@ import typer
 from core.errors import TechneError
 
 deploy_app = typer.Typer(help="Server deployment (docker-compose.yml): secrets bootstrap.", no_args_is_help=True)
-backup_app = typer.Typer(help="Back up and restore the partner stores and the audit store.", no_args_is_help=True)
+backup_app = typer.Typer(help="Back up and restore the partner stores, the venues' own stores and the audit store.",
+                         no_args_is_help=True)
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
 
 
@@ -151,7 +152,7 @@ def _settings(data_dir: Path | None) -> Any:
 @backup_app.command("create")
 def backup_create(out: Annotated[Path, typer.Argument(help="New directory for the backup.")],
                   data_dir: DataDir = None) -> None:
-    """Back up every partner store and the audit store (embedded: stop the sinks first)."""
+    """Back up every partner store, every venue's own store and the audit store (embedded: stop the sinks first)."""
     from techne.backup import backup
 
     try:

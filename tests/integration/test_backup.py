@@ -1,5 +1,5 @@
 """`techne backup create` then `techne backup restore` into a new data directory: every partner
-store and the audit store come back with the same row counts and checksums.
+store, a venue's own store and the audit store come back with the same row counts and checksums.
 
 The stores are the real ones (the sinks' DDL through chDB, ``ensure_partner`` / audit ``SPEC``),
 filled with rows computed from each column's type: non-ASCII text with quotes, tabs, newlines
@@ -21,12 +21,13 @@ from sinks import audit
 from sinks.chdb import ChdbStore
 from sinks.ddl import quote
 from sinks.migrate import ensure_partner, ensure_table
-from sinks.runner import audit_store_dir, tables_for
+from sinks.runner import audit_store_dir, store_dir, tables_for
 from techne.backup import BackupMismatch, restore, table_state
 from techne.cli import app
 
 pytestmark = pytest.mark.integration
 ROWS = 500
+VENUE = "venue:gemeaux"
 
 
 def value_sql(ch_type: str) -> str:
@@ -82,6 +83,10 @@ def source(tmp_path: Path) -> Settings:
         with ChdbStore(settings.partner_store_dir(partner)) as store:
             ensure_partner(store, tables)
             assert fill(store, tables.database)
+    tables = tables_for(settings, VENUE)  # a venue's own store: 3 years of its events (SIBIL reads it)
+    with ChdbStore(store_dir(settings, VENUE)) as store:
+        ensure_partner(store, tables)
+        assert fill(store, tables.database)
     with ChdbStore(audit_store_dir(settings)) as store:
         ensure_table(store, audit.SPEC)
         assert fill(store, audit.DATABASE) == {"decisions": ROWS}
@@ -90,7 +95,7 @@ def source(tmp_path: Path) -> Settings:
 
 def _states(settings: Settings) -> dict[str, tuple[int, str]]:
     states = {}
-    stores = [(p, settings.partner_store_dir(p)) for p in ("observatoire", "reseau-danse")]
+    stores = [(p, store_dir(settings, p)) for p in ("observatoire", "reseau-danse", VENUE)]
     for name, directory in [*stores, ("audit", audit_store_dir(settings))]:
         with ChdbStore(directory) as store:
             for (database, table) in store.query("SELECT database, name FROM system.tables WHERE engine "
@@ -106,7 +111,7 @@ def test_backup_restores_every_store_with_equal_counts_and_checksums(source: Set
     created = runner.invoke(app, ["backup", "create", str(out), "--data-dir", str(source.data_dir)])
     assert created.exit_code == 0, created.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(s["name"] for s in manifest["stores"]) == ["audit", "observatoire", "reseau-danse"]
+    assert sorted(s["name"] for s in manifest["stores"]) == ["audit", "observatoire", "reseau-danse", VENUE]
     assert {t["name"] for s in manifest["stores"] for t in s["tables"]} >= {"ticket_orders", "erasures", "decisions"}
 
     target = tmp_path / "restored"
@@ -115,7 +120,7 @@ def test_backup_restores_every_store_with_equal_counts_and_checksums(source: Set
     before, after = _states(source), _states(Settings(data_dir=target))
     assert before == after
     assert all(rows == ROWS for rows, _ in before.values()), before
-    assert len(before) >= 5
+    assert len(before) >= 5 and any(k.startswith(f"{VENUE}/") for k in before), before
     views = {s["name"]: {v["name"] for v in s["views"]} for s in manifest["stores"]}
     assert views["observatoire"], "the partner store's views are in the backup"
     with ChdbStore(Settings(data_dir=target).partner_store_dir("observatoire")) as store:
