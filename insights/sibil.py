@@ -382,9 +382,10 @@ def declare_orders(rows: Iterable[Mapping[str, Any]], venue: str, quarter: Quart
     placed / paid / issued / cancelled / refunded / exchanged). The store keeps no ticket id, so
     the ticket-by-ticket rules of :func:`declare` become per-order ones (docs/sibil-mapping.md):
 
-    * an order's tickets are its ``issued`` rows when it has any (price ``amount_minor``), else
-      ``quantity`` tickets sharing the order's ``amount_minor`` (all free if ``is_invitation`` or
-      an amount of 0);
+    * an order's tickets are its ``issued`` rows when it has any (price ``amount_minor``; an order
+      known only by its tickets, as Billetweb and Weezevent send it, counts the same), else
+      ``quantity`` tickets sharing the ``placed`` row's ``amount_minor`` (all free if
+      ``is_invitation`` or an amount of 0); an order with neither is unknown (noted, ignored);
     * an ``exchanged`` row moves one live ticket of the order not already at the new performance
       to it (exact when the order's tickets share a performance), with the price difference;
     * a ``cancelled`` row removes ``quantity`` tickets (all without a quantity); a ``refunded`` row
@@ -417,16 +418,19 @@ def declare_orders(rows: Iterable[Mapping[str, Any]], venue: str, quarter: Quart
                 line(str(r["performance_id"]), r)
     for events in orders.values():
         placed = next((r for r in events if (r.get("status") or "placed") == "placed"), None)
-        if placed is None or placed.get("performance_id") is None:
+        default_performance = placed.get("performance_id") if placed is not None else None
+        issued = [r for r in events if r.get("status") == "issued"
+                  and (r.get("performance_id") or default_performance) is not None]
+        if not issued and default_performance is None:  # neither tickets nor an order naming a performance
             notes["refund_of_unknown_order" if any(r.get("status") == "refunded" for r in events)
                   else "cancellation_of_unknown_order"] += 1
             continue
         notes["fees_unknown"] += 1
-        issued = [r for r in events if r.get("status") == "issued"]
-        if issued:
-            held = [_Held(str(r.get("performance_id") or placed["performance_id"]), int(r.get("amount_minor") or 0),
+        if issued:  # ticket level (also an order known only by its tickets: Billetweb, Weezevent)
+            held = [_Held(str(r.get("performance_id") or default_performance), int(r.get("amount_minor") or 0),
                           bool(r.get("is_invitation")) or not int(r.get("amount_minor") or 0)) for r in issued]
         else:
+            assert placed is not None
             notes["order_level_orders"] += 1
             amount, quantity = int(placed.get("amount_minor") or 0), max(1, int(placed.get("quantity") or 1))
             free = bool(placed.get("is_invitation")) or amount == 0

@@ -148,3 +148,28 @@ def test_a_missing_siret_is_said_and_a_bad_one_refused(tmp_path: Any) -> None:
     bad.write_text("venues:\n  - id: gemeaux\n    name: G\n    siret: '73282932000075'\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="Luhn"):
         load_venues(bad)
+
+
+def test_orders_known_only_by_their_tickets_are_declared_from_the_venue_store(tmp_path: Any) -> None:
+    """Billetweb and Weezevent send ``ticket.issued`` per attendee and no ``ticket.order_placed``:
+    their tickets count from the venue store as from the raw events (they used to be dropped,
+    noted as cancellations of an unknown order)."""
+    from insights.sibil import declare_orders
+    from insights.sibil_source import store_rows
+    from tests.support.sibil import refunded, ticket
+
+    records = [ticket("BW1", "A1", "P1", 2500), ticket("BW1", "A2", "P1", 2500),
+               ticket("BW2", "A3", "P1", 0, invitation=True),
+               ticket("BW3", "A4", "P2", 3000), refunded("BW3", 3000)]
+    raw = declare([strip(e) for e in records], VENUE, Quarter.parse("2026Q4"))
+    store, database = _venue_store(tmp_path, records)
+    try:
+        rows, _ = store_rows(store, database, Quarter.parse("2026Q4"))
+        declaration = declare_orders(rows, VENUE, Quarter.parse("2026Q4"))
+    finally:
+        store.close()
+    counts = {x.performance_id: (x.paid, x.free, x.receipts_minor) for x in declaration.lines}
+    assert counts["P1"] == (2, 1, 5000)
+    assert counts.get("P2", (0, 0, 0)) == (0, 0, 0)  # refunded whole
+    assert {x.performance_id: (x.paid, x.free, x.receipts_minor) for x in raw.lines}["P1"] == counts["P1"]
+    assert "cancellation_of_unknown_order" not in declaration.notes
