@@ -18,7 +18,6 @@ warns, loudly, on a cluster the bus does not own: ``TECHNE_KAFKA_TOPICS_OWNED=fa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from core.errors import ConfigError
 from core.kafka_auth import env_kwargs
@@ -151,7 +150,9 @@ def _longer(actual: str | None, bound: str) -> bool:
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication: int = 1,
                         policy: TopicPolicy | None = None) -> list[str]:
     """Create the missing topics among ``names`` with the lifetimes of ``policy`` (the default
-    bounds when None); return those created."""
+    bounds when None); return those created. A topic the broker refuses to create (a replication
+    factor above the number of brokers, a configuration it rejects, no authorization) raises
+    :class:`ConfigError` naming it and the broker's reason."""
     policy = policy or TopicPolicy()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kwargs())
     await admin.start()
@@ -159,12 +160,26 @@ async def ensure_topics(bootstrap: str, names: list[str], partitions: int, repli
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently by another process
-                await admin.create_topics([NewTopic(n, partitions, replication, topic_configs=policy.configs(n) or None)
-                                           for n in missing])
+            response = await admin.create_topics([NewTopic(n, partitions, replication,
+                                                           topic_configs=policy.configs(n) or None) for n in missing])
+            raise_refused_topics(response)
         return missing
     finally:
         await admin.close()
+
+
+def raise_refused_topics(response: object) -> None:
+    """Raise :class:`ConfigError` for each topic a ``CreateTopics`` response did not create; a
+    topic created meanwhile by another process is fine. (aiokafka returns the per-topic errors
+    in the response instead of raising them.)"""
+    refused = []
+    for topic, code, *message in getattr(response, "topic_errors", []):
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        reason = f"{for_code(code).__name__}" + (f": {message[0]}" if message and message[0] else "")
+        refused.append(f"{topic} ({reason})")
+    if refused:
+        raise ConfigError("the broker refused to create topics: " + "; ".join(refused))
 
 
 async def topic_configs(bootstrap: str, names: list[str]) -> dict[str, dict[str, str]]:

@@ -10,7 +10,6 @@ waits until every partition has a leader before Faust starts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,12 +17,11 @@ from datetime import datetime
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from core import metrics
 from core.kafka_auth import aiokafka_kwargs
 from core.settings import Settings
-from core.topics import LEDGER_CHANGELOG, TopicPolicy, bus_topics, ensure_bus_topics
+from core.topics import LEDGER_CHANGELOG, TopicPolicy, bus_topics, ensure_bus_topics, raise_refused_topics
 from core.venues import load_venues
 from schemas.agreements import load_agreements, partners
 from streams.app import create_app
@@ -37,9 +35,9 @@ async def ensure_ledger_changelog(settings: Settings) -> None:
     await admin.start()
     try:
         if name not in set(await admin.list_topics()):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(name, settings.partitions, settings.replication_factor,
-                                                    topic_configs=TopicPolicy.from_settings(settings).configs(name))])
+            raise_refused_topics(await admin.create_topics([NewTopic(
+                name, settings.partitions, settings.replication_factor,
+                topic_configs=TopicPolicy.from_settings(settings).configs(name))]))
         deadline = time.monotonic() + LEADER_WAIT_S
         while time.monotonic() < deadline:
             (described,) = await admin.describe_topics([name])

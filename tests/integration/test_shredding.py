@@ -36,6 +36,7 @@ from core.topics import (
     TopicPolicy,
     check_topics,
     ensure_bus_topics,
+    ensure_topics,
     partitions_of,
     raw_topic,
     topic_configs,
@@ -89,6 +90,15 @@ async def _create_plain(bootstrap: str, topic: str) -> None:
         await admin.create_topics([NewTopic(topic, 1, 1)])
     finally:
         await admin.close()
+
+
+def test_a_topic_the_broker_refuses_to_create_is_a_clear_error(bus: Bus) -> None:
+    """aiokafka returns per-topic creation errors instead of raising them: a topic the broker
+    refused (here a replication factor above the one broker) must not pass for created."""
+    name = raw_topic(f"refused-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(ConfigError, match=f"refused to create topics: {name} \\(InvalidReplicationFactor"):
+        asyncio.run(ensure_topics(bus.kafka.bootstrap, [name], 1, replication=3))
+    assert asyncio.run(partitions_of(bus.kafka.bootstrap, [name])).get(name, []) == []
 
 
 def test_worker_start_refuses_topics_retaining_longer_than_the_bound(bus: Bus) -> None:
