@@ -147,8 +147,6 @@ def declare_gateway(venues: Iterable[str], silence_hours: Mapping[str, float]) -
             INGESTED.labels(venue=venue, status=status)
 
 
-declare_venues = declare_gateway  # its former name
-
 
 def declare_worker(shares: Iterable[tuple[str, str]]) -> None:
     """Create the worker's labelled series at 0: dead letters of its stages by reason, and per

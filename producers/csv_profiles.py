@@ -101,16 +101,6 @@ def load_profile(name_or_path: str, directory: Path = PROFILE_DIR) -> Profile:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def decode(data: bytes, encoding: str) -> str:
-    """File bytes as text: ``auto`` = UTF-8 (BOM or not), else Windows-1252 (Latin-1 with €)."""
-    if encoding != "auto":
-        return data.decode("utf-8-sig" if encoding == "utf-8" else encoding)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
 NUMBER_MAX_DIGITS = 18
 """Largest magnitude of a number cell: below 10**18 (an Avro long holds 9.2 * 10**18)."""
 

@@ -26,37 +26,17 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from producers.adapters.base import OptIn, SourceEvent, dig, listed
-from producers.adapters.billetweb import _tariff
+from producers.adapters.billetweb import PARIS, _local, _minor, _tariff  # the same Paris-time and price formats
 from producers.adapters.consent import SourceMapping, consent_events
 from producers.adapters.cursor import PolledAccount
 
 OVERLAP_S = 60
-PARIS = ZoneInfo("Europe/Paris")
-
-
-def _local(value: Any) -> str | None:
-    """Weezevent's ``YYYY-MM-DD HH:MM:SS`` (Paris time) as ISO 8601 with its offset."""
-    if not value:
-        return None
-    try:
-        return datetime.strptime(str(value), "%Y-%m-%d %H:%M:%S").replace(tzinfo=PARIS).isoformat()
-    except ValueError:
-        return str(value)  # left for schema validation to reject, with its field path
-
-
-def _minor(price: Any) -> Any:
-    try:
-        return int((Decimal(str(price)) * 100).quantize(Decimal(1)))
-    except (InvalidOperation, ValueError):
-        return price
 
 
 def _customer(p: dict[str, Any]) -> dict[str, Any]:

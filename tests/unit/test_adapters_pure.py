@@ -72,3 +72,15 @@ def test_matomo_mapping() -> None:
     assert (video["type"], video["content_type"], video["content_id"]) == ("web.content_interacted", "video",
                                                                            "teaser")
     assert json.dumps(video)  # JSON-ready as it is posted to prepare()
+
+
+def test_weezevent_reads_paris_times_and_prices_like_billetweb() -> None:
+    from producers.adapters.weezevent import map_participant
+
+    p = {"id_participant": 5, "create_date": "2026-12-05 14:48:10", "last_update": "2026-12-06 09:00:00",
+         "price": "8.50", "deleted": 1, "ticket_name": "Tarif réduit", "owner": {"email": "a@b.fr"}}
+    issued, refunded = map_participant(p, {"id": 7, "date": {"start": "2026-12-05 20:00:00"}})
+    assert issued.payload["occurred_at"] == "2026-12-05T14:48:10+01:00"
+    assert issued.payload["performance_at"] == "2026-12-05T20:00:00+01:00"
+    assert (issued.payload["price_minor"], refunded.payload["amount_minor"]) == (850, 850)
+    assert refunded.payload["occurred_at"] == "2026-12-06T09:00:00+01:00"

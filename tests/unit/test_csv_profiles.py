@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from producers.csv_profiles import CellError, FieldSpec, build_event, convert, decode, load_profile
+from producers.csv_profiles import CellError, FieldSpec, build_event, convert, load_profile
 
 PROFILE = load_profile("billetterie-fr")
 PARIS = ZoneInfo("Europe/Paris")
@@ -59,13 +59,6 @@ def test_a_row_with_an_impossible_amount_is_a_row_error() -> None:
     assert "quantity" not in event and "amount_minor" not in event
 
 
-def test_encodings_latin1_and_utf8_bom() -> None:
-    text = "Spectacle;Montant\nLe Misanthrope – Molière;12,50 €\n"
-    assert decode(text.encode("cp1252"), "auto") == text
-    assert decode(b"\xef\xbb\xbf" + text.encode("utf-8"), "auto") == text
-    assert decode(text.encode("utf-8"), "auto") == text
-
-
 def test_build_event_nests_fields_and_collects_errors() -> None:
     row = {"N° commande": "C1", "Date de commande": "02/11/2026 10:15", "N° client": "", "E-mail": "a@b.fr",
            "Code postal": "92330", "Spectacle": "Tosca", "Code séance": "S1", "Date de séance": "bientôt",
@@ -77,3 +70,13 @@ def test_build_event_nests_fields_and_collects_errors() -> None:
         ("opera", "reduit", "box_office", 4500)
     assert "hall" not in event
     assert errors == [("Date de séance", errors[0][1])]
+
+
+def test_encodings_latin1_and_utf8_bom() -> None:
+    """Files are decoded by producers.spreadsheet (csv_profiles' own decode() was left unused)."""
+    from producers.spreadsheet import decode_text
+
+    text = "Spectacle;Montant\nLe Misanthrope – Molière;12,50 €\n"
+    assert decode_text(text.encode("cp1252")) == (text, "cp1252")
+    assert decode_text(b"\xef\xbb\xbf" + text.encode("utf-8")) == (text, "utf-8")
+    assert decode_text(text.encode("utf-8")) == (text, "utf-8")
