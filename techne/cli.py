@@ -341,7 +341,7 @@ def report_sharing(venue: Annotated[str, typer.Option(help="Venue id.")], data_d
                    since: Annotated[str | None, typer.Option(help="Only decisions since YYYY-MM-DD.")] = None,
                    lang: Annotated[str, typer.Option(help="fr, en or both")] = "both") -> None:
     """What the venue shares, why, with whom: decisions per partner, purpose and event type,
-    consent drops and erasures (needs the audit sink stopped: the embedded store is exclusive)."""
+    consent drops and erasures (read through the one read path: works while the audit sink runs)."""
     from datetime import date
 
     from sinks.runner import audit_rows
