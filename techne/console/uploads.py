@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
 import time
@@ -33,6 +34,7 @@ from producers.csv_import import ImportLedger, ImportReport, RowError, read_prof
 from producers.csv_profiles import PROFILE_DIR, Profile, build_event, load_profile
 from producers.spreadsheet import Table, TableError
 
+log = logging.getLogger(__name__)
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 PREVIEW_ROWS = 10
 ERRORS_KEPT = 10_000
@@ -231,6 +233,10 @@ class Sender:
                                                                          progress=advance))
             except TechneError as exc:
                 progress.state, progress.error = "failed", str(exc)
+                return
+            except Exception as exc:  # anything else (disk, database): failed, never "running" for ever
+                log.exception("console: sending upload %s of %s failed", upload_id, venue)
+                progress.state, progress.error = "failed", type(exc).__name__
                 return
             progress.result = {**report.as_dict(), "sent_at": time.time(),
                                "errors": [vars(e) for e in report.errors[:ERRORS_KEPT]]}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sqlite3
 import time
 from pathlib import Path
 
@@ -11,6 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from core.settings import Settings
+from producers.csv_import import read_profile_table
+from producers.csv_profiles import load_profile
 from techne.console import uploads
 from techne.console.app import create_app
 from techne.console.security import ConsoleSettings
@@ -83,3 +87,38 @@ def test_old_files_are_deleted_without_anyone_opening_their_venues_pages(tmp_pat
         while data.exists() and time.monotonic() < deadline:  # no page opened: the periodic purge
             time.sleep(0.02)
         assert not data.exists()
+
+
+def test_a_send_that_fails_unexpectedly_ends_failed_and_can_be_retried(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only TechneError ended a send as "failed": any other error (a full disk under the import
+    ledger, a database error) left it "running" for ever, the page polling and its send button
+    gone until the console restarted."""
+    settings = Settings(data_dir=tmp_path, subject_key="k" * 32)
+    profile = load_profile("billetterie-fr")
+    content = ("N° commande;Date de commande;N° client;E-mail;Code postal;Spectacle;Code séance;Date de séance;Salle;"
+               "Genre;Tarif;Canal;Nb places;Montant TTC\r\n"
+               "C-1;01/12/2026 10:00;;lea@exemple.fr;92330;Le Misanthrope;MIS-1;28/12/2026 20:30;Grande salle;"
+               "Théâtre;Plein;Internet;2;45,00\r\n").encode("cp1252")
+    upload_id = uploads.save(settings, VENUE, "ventes.csv", content, profile.name, "u")
+    table = read_profile_table(content, "ventes.csv", profile)
+    calls = []
+
+    async def failing(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(uploads, "run_import", failing)
+    sender = uploads.Sender(settings)
+
+    async def send() -> uploads.Progress:
+        progress = sender.start(VENUE, upload_id, table, profile)
+        deadline = time.monotonic() + 5
+        while progress.state == "running" and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return progress
+
+    first = asyncio.run(send())
+    assert first.state == "failed" and first.error == "OperationalError"
+    assert uploads.data(settings, VENUE, upload_id) == content  # not sent: the file stays (until its day is up)
+    assert asyncio.run(send()) is not first and len(calls) == 2  # a new attempt is possible
