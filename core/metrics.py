@@ -48,7 +48,8 @@ LAG = _registry()
 # stages, and what a sink dead-letters (stage "sink", the reason of whatever refused the message)
 DLQ_REASONS: dict[str, tuple[str, ...]] = {
     "decode": ("truncated", "bad_magic", "unknown_schema", "corrupt_body", "trailing_bytes", "not_a_record",
-               "bad_seal"),  # bad_seal: a sealed identifier that does not open (schemas/sealing.py)
+               "bad_seal", "key_unreadable"),  # sealed fields that do not open (schemas/sealing.py,
+    # streams/keystore.py: a key on the key topic this worker cannot unwrap)
     "encode": ("schema_mismatch",),
     "route": ("unshareable",),
     "sink": ("tombstone", "truncated", "bad_magic", "unknown_schema", "unexpected_schema", "corrupt_body",

@@ -4,6 +4,11 @@
 from its beginning with a plain consumer (no group: every worker holds every key), then tails it.
 
 * :meth:`KeyStore.lookup` answers from memory: the cipher of ``(subject, kid)``, or ``None``.
+  A key whose record is on the topic but cannot be unwrapped (a master key version this process
+  lacks, or one that differs from the producers': a configuration error, or a damaged record) is
+  not a shredded key: its lookup raises :class:`InvalidMessage` (``decode`` / ``key_unreadable``),
+  so the event goes to ``dlq.decode``, counted and replayable once the configuration is fixed,
+  instead of being taken for an erased person's (``subject_erased``, nothing kept).
 * Read your writes: producers write a key's record, acknowledged, *before* any event sealed with
   it, so a key missing when an event is read is either not read yet or shredded.
   :meth:`KeyStore.catch_up` reads up to the key topic's current end offsets; a key still missing
@@ -13,7 +18,8 @@ from its beginning with a plain consumer (no group: every worker holds every key
   itself (lapsed consents fed back, streams/steps/expiry.py).
 * :meth:`KeyStore.expired`: keys older than the longest a sealed event can stay on a topic are
   forgotten and tombstoned by the worker (``key_max_age``), so no data key outlives its events.
-* :meth:`KeyStore.shred` catches up, then writes a tombstone for every key of a subject through
+* :meth:`KeyStore.shred` catches up, then writes a tombstone for every key of a subject (those it
+  cannot unwrap included: another process may) through
   the caller's producer and forgets them at once; other readers drop them when they read the
   tombstones.
 
@@ -53,6 +59,7 @@ class KeyStore:
         self.masters = masters
         self._bootstrap, self._auth = bootstrap, auth or KafkaAuth()
         self._keys: dict[str, dict[bytes, DataKey]] = {}
+        self._unreadable: dict[str, dict[bytes, float]] = {}  # subject -> kid -> when it was read
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: list[TopicPartition] = []
         self._tail: asyncio.Task[None] | None = None
@@ -67,9 +74,17 @@ class KeyStore:
         return sum(len(k) for k in self._keys.values())
 
     def lookup(self, subject: str, kid: bytes) -> AESGCM | None:
+        """The cipher of ``(subject, kid)``; ``None`` when the key does not exist (shredded);
+        :class:`InvalidMessage` when its record exists but cannot be unwrapped (module doc)."""
         keys = self._keys.get(subject)
         found = keys.get(kid) if keys else None
-        return found.aead if found is not None else None
+        if found is not None:
+            return found.aead
+        if kid in self._unreadable.get(subject, {}):
+            raise InvalidMessage("decode", "key_unreadable", "the event's data key is on the key topic but this "
+                                 "worker cannot unwrap it (TECHNE_DATAKEY_MASTER_KEYS: a version missing, or not "
+                                 "the producers' secret); replay this dead letter once fixed")
+        return None
 
     def lookup_kid(self, kid: bytes) -> AESGCM | None:
         """The cipher of data key ``kid`` whatever its subject (for tools that read records
@@ -87,7 +102,8 @@ class KeyStore:
         return found
 
     def kids(self, subject: str) -> list[bytes]:
-        return sorted(self._keys.get(subject, {}))
+        """Every data key id of ``subject`` on the key topic, unreadable ones included."""
+        return sorted({*self._keys.get(subject, {}), *self._unreadable.get(subject, {})})
 
     async def start(self, *, tail: bool = True) -> None:
         """Read the key topic to its current end; with ``tail``, keep reading it in the background."""
@@ -140,12 +156,21 @@ class KeyStore:
         kids = self.kids(subject)
         acks = [await send(KEYS, record_key(subject, kid), None) for kid in kids]
         self._keys.pop(subject, None)
+        self._unreadable.pop(subject, None)
         await asyncio.gather(*acks)
         return len(kids)
 
     def expired(self, now: float, max_age: float) -> list[bytes]:
         """Forget every key created more than ``max_age`` seconds before ``now`` (no event still on
-        a topic can need it); return their record keys, for the caller to tombstone."""
+        a topic can need it); return their record keys, for the caller to tombstone. Unreadable
+        records are forgotten ``max_age`` after they were read, never tombstoned (a process with
+        the right master key may still need them)."""
+        for subject, unread in list(self._unreadable.items()):
+            for kid, seen in list(unread.items()):
+                if now - seen > max_age:
+                    del unread[kid]
+            if not unread:
+                del self._unreadable[subject]
         out: list[bytes] = []
         for subject, keys in list(self._keys.items()):
             for kid, key in list(keys.items()):
@@ -187,21 +212,33 @@ class KeyStore:
                 self.apply(msg.key, msg.value)
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Fold one key-topic record into memory (a tombstone removes the key)."""
+        """Fold one key-topic record into memory (a tombstone removes the key; a record that
+        cannot be unwrapped is remembered as unreadable, see the module doc)."""
         if key is None:
             return
         try:
-            if value is None:
-                subject, kid = parse_record_key(key)
-                keys = self._keys.get(subject)
-                if keys is not None:
-                    keys.pop(kid, None)
-                    if not keys:
-                        del self._keys[subject]
-                return
-            data_key = self.masters.unwrap(key, value)
+            subject, kid = parse_record_key(key)
         except InvalidMessage as exc:
             self.invalid += 1
             log.warning("key record skipped: %s", exc.reason)
             return
+        if value is None:
+            for table in (self._keys, self._unreadable):
+                known = table.get(subject)
+                if known is not None:
+                    known.pop(kid, None)
+                    if not known:
+                        del table[subject]
+            return
+        try:
+            data_key = self.masters.unwrap(key, value)
+        except InvalidMessage as exc:
+            self.invalid += 1
+            self._unreadable.setdefault(subject, {})[kid] = time.time()
+            log.warning("key record cannot be unwrapped (%s): its events go to dlq.decode as key_unreadable",
+                        exc.reason)
+            return
+        unread = self._unreadable.get(subject)
+        if unread is not None and unread.pop(kid, None) is not None and not unread:
+            del self._unreadable[subject]
         self._keys.setdefault(data_key.subject, {})[data_key.kid] = data_key

@@ -15,7 +15,9 @@ ad spend, an anonymous scan).
 
 Sealed identifiers (schemas/sealing.py) are opened right after decoding with ``keys(subject,
 kid)`` (the worker's key store). An event whose data key was shredded (an erasure request) is
-audited ``subject_erased`` and produces nothing else; a consent-type event of such a subject
+audited ``subject_erased`` and produces nothing else (a key whose record exists but cannot be
+unwrapped is not shredded: ``keys`` raises, and the event is a dead letter ``key_unreadable``);
+a consent-type event of such a subject
 still updates the ledger (it carries no identifier the ledger needs). An erasure request sets
 :attr:`Result.shred`: once its outputs are acknowledged, the agent deletes the subject's data
 keys (streams/keystore.py) and, once the tombstones are acknowledged, sends the audit line

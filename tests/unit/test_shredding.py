@@ -251,3 +251,25 @@ def test_spool_keeps_an_events_key_records_and_purges_delivered_entries(keyring:
     assert spool.depth == 0
     spool.close()
     assert first.value not in (tmp_path / "spool.sqlite").read_bytes()  # secure_delete, WAL truncated
+
+
+def test_a_key_the_worker_cannot_unwrap_is_a_dead_letter_not_an_erasure(keyring: Keyring) -> None:
+    """A worker whose master keys differ from the producers' (or lack an old version) must not
+    take every event for an erased person's: they go to dlq.decode (key_unreadable), counted and
+    replayable; and an erasure still tombstones those keys (a process that can read them may)."""
+    worker_masters = MasterKeys({1: "other-one-0123456789", 2: "other-two-0123456789"}, current=2)
+    processor = Processor([AGREEMENT], {1: b"k" * 32}, 1)
+    store = Store(worker_masters)
+    events = [prep(consent(EMAIL)), prep(order())]
+    store.feed(events)
+    ledger: dict[str, LedgerEntry] = {}
+    results = [processor.handle(p.value, p.key, "raw.v1", ledger.get, keys=store.inner.lookup) for p in events]
+    for result in results:
+        assert result.invalid and [o.topic for o in result.outputs] == ["dlq.decode"]
+        assert dict(result.outputs[0].headers)["techne-reason"] == b"key_unreadable"
+        assert b"subject_erased" not in result.outputs[0].value
+    (key_record,) = events[0].keys
+    subject, kid = events[1].key.decode(), bytes.fromhex(key_record.key.decode().rpartition("/")[2])
+    assert store.inner.kids(subject) == [kid]  # what KeyStore.shred tombstones on an erasure request
+    store.inner.apply(key_record.key, None)  # its tombstone: then the key is simply shredded
+    assert store.inner.kids(subject) == [] and store.inner.lookup(subject, kid) is None
