@@ -15,7 +15,8 @@ query parameters (GET query string, POST form body, or one entry of a bulk
 
 The visitor is ``_id`` (Matomo's 16-hex visitor id) or ``uid`` (the site's user id, as
 customer id). Event time: ``cdt`` when the tracker sends it (Unix seconds or ``YYYY-MM-DD
-HH:MM:SS`` UTC, what server-side trackers send for queued hits), else the time of receipt.
+HH:MM:SS`` UTC, what server-side trackers send for queued hits), else the time of receipt; a
+``cdt`` in the future (beyond 10 minutes of clock skew) is replaced by the time of receipt.
 
 Event ids (:func:`hit_key`): a re-sent hit must keep its id, two distinct hits must not share
 one, and the trackers do not all help. The JavaScript tracker sends a random ``r``, a page-view
@@ -36,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -58,17 +59,27 @@ def hit_key(params: Mapping[str, str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def event_time(params: Mapping[str, str]) -> str:
-    """``cdt`` as ISO 8601 UTC when the tracker sent a readable one, else now."""
+FUTURE_SKEW = timedelta(minutes=10)
+"""How far ahead of the receipt a ``cdt`` may be (clock skew); later ones are not believed."""
+
+
+def event_time(params: Mapping[str, str], now: datetime | None = None) -> str:
+    """``cdt`` as ISO 8601 UTC when the tracker sent a readable one, else the time of receipt
+    ``now``. A ``cdt`` more than :data:`FUTURE_SKEW` after ``now`` is not believed either: the
+    tracking door is public (a site key is no secret), and a hit dated years ahead would outlive
+    the venue store's 25-month limit on measurement, which counts from the event time."""
+    now = now or datetime.now(UTC)
     cdt = params.get("cdt", "").strip()
     try:
         if re.fullmatch(r"[0-9]{1,12}", cdt):
-            return datetime.fromtimestamp(int(cdt), UTC).isoformat()
-        if cdt:
-            return datetime.strptime(cdt, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).isoformat()
+            when = datetime.fromtimestamp(int(cdt), UTC)
+        elif cdt:
+            when = datetime.strptime(cdt, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        else:
+            return now.isoformat()
     except (ValueError, OverflowError, OSError):
-        pass
-    return datetime.now(UTC).isoformat()
+        return now.isoformat()
+    return (when if when <= now + FUTURE_SKEW else now).isoformat()
 
 
 def to_event(params: Mapping[str, str], *, user_agent: str | None = None) -> tuple[dict[str, Any], str] | None:

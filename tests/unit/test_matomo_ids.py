@@ -5,6 +5,8 @@ parameters of the hit and its place among identical requests of one bulk tell hi
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,3 +49,12 @@ def test_cdt_is_the_event_time() -> None:
     assert event_time({"cdt": "1767225600"}) == "2026-01-01T00:00:00+00:00"
     assert event_time({"cdt": "2026-01-01 10:00:00"}) == "2026-01-01T10:00:00+00:00"
     assert event_time({"cdt": "yesterday"}) > "2026"  # unreadable: time of receipt
+
+
+def test_a_cdt_in_the_future_is_not_believed() -> None:
+    """The tracking door is public: a hit dated ahead would outlive the 25-month measurement limit."""
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert event_time({"cdt": "2026-12-07 12:09:00"}, now) == "2026-12-07T12:09:00+00:00"  # clock skew
+    for ahead in ("2026-12-07 12:11:00", "9999-12-31 23:59:59", str(int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()))):
+        assert event_time({"cdt": ahead}, now) == now.isoformat()
+    assert event_time({"cdt": "2026-01-01 10:00:00"}, now) == "2026-01-01T10:00:00+00:00"  # the past: as sent
