@@ -108,7 +108,7 @@ def table_state(store: Store, qualified: str) -> TableState:
 
 def backup(settings: Settings, out: Path) -> dict[str, Any]:
     """Write a backup of every store into the new directory ``out``; returns its manifest."""
-    out.mkdir(parents=True, exist_ok=False)
+    out.mkdir(parents=True, exist_ok=False, mode=0o700)  # the stores' rows (pseudonymized): owner only
     manifest: dict[str, Any] = {"format": FORMAT_VERSION, "created_at": datetime.now(UTC).isoformat(),
                                 "server": bool(settings.clickhouse_url), "stores": []}
     for ref in store_refs(settings):

@@ -18,6 +18,7 @@ import base64
 import gzip
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +93,15 @@ async def read_topic(bootstrap: str, auth: KafkaAuth, topic: str) -> tuple[int, 
 
 
 async def export(settings: Settings, out: Path, topic: str | None = None) -> dict[str, Any]:
-    """Write the ledger (or ``topic``) to ``out`` (new file); returns the header line."""
+    """Write the ledger (or ``topic``) to ``out`` (new file, mode 0600: it holds the identifiers of
+    the grants standing); returns the header line."""
     topic = topic or ledger_topic(settings)
     count, records = await read_topic(settings.bootstrap, settings.kafka_auth(), topic)
     if not count:
         raise ConfigError(f"topic {topic} does not exist: nothing to back up (is TECHNE_WORKER_ID right?)")
     header = {"topic": topic, "partitions": count, "records": len(records), "sha256": _digest(records)}
-    with gzip.open(out, "xt", encoding="utf-8") as f:
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # identifiers in clear: owner only
+    with os.fdopen(fd, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as f:
         f.write(json.dumps(header) + "\n")
         for record in records:
             f.write(json.dumps(record, separators=(",", ":")) + "\n")

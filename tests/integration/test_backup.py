@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,7 @@ def test_backup_restores_every_store_with_equal_counts_and_checksums(source: Set
     out = tmp_path / "backup"
     created = runner.invoke(app, ["backup", "create", str(out), "--data-dir", str(source.data_dir)])
     assert created.exit_code == 0, created.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
     manifest = json.loads((out / "manifest.json").read_text())
     assert sorted(s["name"] for s in manifest["stores"]) == ["audit", "observatoire", "reseau-danse", VENUE]
     assert {t["name"] for s in manifest["stores"] for t in s["tables"]} >= {"ticket_orders", "erasures", "decisions"}

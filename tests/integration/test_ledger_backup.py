@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import stat
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ def test_ledger_backup_restores_every_record_into_a_new_ledger(bus: Bus, tmp_pat
     saved = runner.invoke(app, ["backup", "ledger", str(out)], env=env)
     assert saved.exit_code == 0, saved.output
     assert "60 records over 3 partitions" in saved.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600  # identifiers of standing grants, in clear
 
     refused = runner.invoke(app, ["backup", "restore-ledger", str(out)], env=env)  # its own, non-empty ledger
     assert refused.exit_code == 1 and "already holds 60 records" in refused.output
