@@ -86,8 +86,11 @@ class EventProducer:
             if not futures:
                 continue
             done, pending = await asyncio.wait(futures, timeout=timeout or self.timeout * 3)
-            if pending or any(f.exception() is not None for f in done):
-                raise ProduceFailed(f"Kafka did not acknowledge {len(pending)} of {len(phase)} records")
+            failed = [f for f in done if f.exception() is not None]
+            if pending or failed:
+                reasons = sorted({type(f.exception()).__name__ for f in failed})
+                raise ProduceFailed(f"Kafka did not acknowledge {len(pending) + len(failed)} of {len(phase)} records"
+                                    + (f" ({', '.join(reasons)})" if reasons else " in time"))
             if phase is keys:
                 confirm_keys(keys)
 

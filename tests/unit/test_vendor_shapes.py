@@ -145,3 +145,20 @@ def test_an_import_with_kafka_unreachable_is_unavailable(tmp_path: Path) -> None
     table = read_table(b"x\n", "x.csv")
     with pytest.raises(Unavailable, match="Kafka unreachable"):
         asyncio.run(run_import(settings, table, venue, profile))
+
+
+def test_a_failed_batch_says_how_many_records_kafka_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused records are not 'pending': the message counted only those that timed out ('0 of 2')."""
+    from aiokafka.errors import KafkaTimeoutError
+
+    from producers.ingest import Prepared
+
+    async def refused(self: EventProducer, topic: str, key: bytes, value: bytes, headers: Any = None) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(KafkaTimeoutError())
+        return future
+
+    monkeypatch.setattr(EventProducer, "enqueue", refused)
+    records = [Prepared("raw.v", b"k", b"v", str(i), "ticket.order_placed", "v", "test") for i in range(2)]
+    with pytest.raises(Unavailable, match=r"did not acknowledge 2 of 2 records \(KafkaTimeoutError\)"):
+        asyncio.run(EventProducer("127.0.0.1:1").send_batch(records))
