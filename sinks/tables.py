@@ -252,6 +252,9 @@ def venue_tables(venue_id: str, retention_days: int = VENUE_RETENTION_DAYS) -> P
                          prefix=venue_topic(venue_id, "").rstrip("."))
 
 
+LIFECYCLE = ("placed", "paid", "issued", "exchanged", "cancelled", "refunded")
+"""Order of an order's lifecycle steps: the later one is its state when two rows carry the same
+instant (a CSV export with dates only puts an order and its refund at the same midnight)."""
 _ORDER_FACTS = ("production", "production_id", "performance_id", "performance_at", "discipline", "hall",
                 "price_category", "tariff", "channel", "departement", "age_band", "currency", "is_invitation")
 
@@ -268,15 +271,17 @@ def current_orders_select(database: str, columns: Collection[str]) -> str:
     event id for rows without one, e.g. orders shared before lifecycle events existed) with its
     latest ``status``, ``counts`` (false once cancelled or refunded), the quantity and amount it
     was placed (or paid) with, and each order fact's latest known value (an exchange moves the
-    performance). Source columns are renamed ``s_*`` in a subquery, so that no output alias
-    shadows a column an aggregate reads."""
+    performance). Latest: by ``occurred_at``, then by :data:`LIFECYCLE` step (a cancellation or
+    refund at the same instant as the order ends it), then by event id. Source columns are
+    renamed ``s_*`` in a subquery, so that no output alias shadows a column an aggregate reads."""
     names = set(columns)
     facts = [c for c in _ORDER_FACTS if c in names]
     inner = ["purpose", "venue_id", "event_id", "occurred_at", "subject_pseudonym", "agreement_id",
              ("coalesce(status, 'placed')" if "status" in names else "'placed'") + " AS s_status",
              ("coalesce(order_ref, toString(event_id))" if "order_ref" in names else "toString(event_id)")
              + " AS order_key", *(f"{quote(c)} AS {quote('s_' + c)}" for c in facts)]
-    latest = "(occurred_at, event_id)"
+    steps = ", ".join(f"'{step}'" for step in LIFECYCLE)
+    latest = f"(occurred_at, indexOf([{steps}], s_status), event_id)"
     outer = ["purpose", "venue_id", "order_key", "argMax(subject_pseudonym, occurred_at) AS subject_pseudonym",
              "argMax(agreement_id, occurred_at) AS agreement_id", f"argMax(s_status, {latest}) AS status",
              f"argMax(s_status, {latest}) NOT IN ('cancelled', 'refunded') AS counts",
