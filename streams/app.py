@@ -13,10 +13,11 @@ replay after a crash re-emits the same records, which sinks deduplicate by ``eve
 Sealed identifiers are opened with the worker's :class:`~streams.keystore.KeyStore` (every data
 key of ``techne.keys``, read when the agent first starts and tailed for the process's life). A
 key not in memory yet makes the agent catch up with the key topic and handle the message again;
-still missing, it was shredded. After an erasure request the agent waits for the
-acknowledgement of its outputs (erasure commands, audit), then writes the tombstones of the
-subject's data keys (:meth:`KeyStore.shred`) and, once they are acknowledged, the audit line
-``keys_shredded``.
+still missing, it was shredded (a key on the topic that this worker cannot unwrap is no shredded
+key: the message is a dead letter ``key_unreadable``, see streams/keystore.py). After an erasure
+request the agent waits for the acknowledgement of its outputs (erasure commands, audit), then
+writes the tombstones of the subject's data keys (:meth:`KeyStore.shred`) and, once they are
+acknowledged, the audit line ``keys_shredded``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from its beginning with a plain consumer (no group: every worker holds every key
 
 A deleted key is gone from this process's memory when its tombstone is read (at once in the
 worker that shreds it). How long its wrapped copy can remain in the key topic's log is bounded
-by the topic's compaction settings (:func:`core.topics.topic_configs`, docs/privacy.md).
+by the topic's compaction settings (:meth:`core.topics.TopicPolicy.configs`, docs/privacy.md).
 """
 
 from __future__ import annotations
