@@ -18,7 +18,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from core.errors import ConfigError
 from producers.csv_import import RowError, read_profile_table
-from producers.csv_profiles import load_profile
 from producers.spreadsheet import TableError
 from techne.console import i18n, uploads
 from techne.console.web import Console, checked_form, venue_access
@@ -26,7 +25,7 @@ from techne.console.web import Console, checked_form, venue_access
 
 async def import_page(request: Request, error: str | None = None, status: int = 200) -> Response:
     c, _, venue = venue_access(request)
-    return c.render(request, "import.html", status, venue=venue, profiles=uploads.profiles(), error=error,
+    return c.render(request, "import.html", status, venue=venue, profiles=uploads.profiles(c.settings), error=error,
                     recent=uploads.recent(c.settings, venue))
 
 
@@ -44,9 +43,9 @@ async def import_upload(request: Request) -> Response:
     lang = request.state.lang
     try:
         if chosen == "auto":
-            profile, problem = uploads.detect(raw, upload.filename)
+            profile, problem = uploads.detect(raw, upload.filename, uploads.profiles(c.settings))
         else:
-            profile = load_profile(chosen)
+            profile = uploads.profile_named(c.settings, chosen)
             read_profile_table(raw, upload.filename, profile)
     except TableError as exc:
         return await import_page(request, t("unreadable", why=exc.message(lang)), 400)
@@ -76,7 +75,7 @@ async def _analysis(request: Request) -> tuple[Console, str, str, dict[str, Any]
     if raw is None:
         return c, venue, upload_id, meta, None
     try:
-        profile = load_profile(meta["profile"])
+        profile = uploads.profile_named(c.settings, meta["profile"])
         analysis = await asyncio.to_thread(uploads.analyse, c.settings, venue, raw, meta["filename"], profile)
     except TableError as exc:
         return c, venue, upload_id, meta, exc.message(request.state.lang)

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import TechneError
+from core.errors import ConfigError, TechneError
 from core.settings import Settings
 from producers.csv_import import ImportLedger, ImportReport, RowError, read_profile_table, run_import, validate_rows
-from producers.csv_profiles import PROFILE_DIR, Profile, build_event, load_profile
+from producers.csv_profiles import Profile, build_event, load_profile
 from producers.spreadsheet import Table, TableError
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,19 @@ PURGE_EVERY_S = 600.0
 """How often the console deletes the files older than :data:`KEEP_S`, every venue's (and at start)."""
 
 
-def profiles() -> list[Profile]:
-    return [load_profile(p.stem) for p in sorted(PROFILE_DIR.glob("*.yaml"))]
+def profiles(settings: Settings) -> list[Profile]:
+    """The import profiles of ``TECHNE_IMPORT_PROFILES_DIR``, as ``techne import csv`` reads them."""
+    directory = settings.import_profiles_dir
+    return [load_profile(p.stem, directory) for p in sorted(directory.glob("*.yaml"))]
+
+
+def profile_named(settings: Settings, name: str) -> Profile:
+    """One of :func:`profiles` by its name (:class:`ConfigError` otherwise): the name comes from a
+    form, so it is never taken as a path."""
+    known = {p.name: p for p in profiles(settings)}
+    if name not in known:
+        raise ConfigError(f"no import profile {name[:100]!r} (known: {', '.join(sorted(known))})")
+    return known[name]
 
 
 def _root(settings: Settings, venue: str) -> Path:
@@ -139,11 +150,11 @@ def recent(settings: Settings, venue: str, limit: int = 20) -> list[dict[str, An
     return sorted(found, key=lambda m: m["uploaded_at"], reverse=True)[:limit]
 
 
-def detect(raw: bytes, filename: str, choices: list[Profile] | None = None) -> tuple[Profile | None, TableError | None]:
-    """The profile whose columns the file holds (the one using most of them); else ``None`` and
-    the reading error of the first profile (it names the likely cause: delimiter, encoding…)."""
+def detect(raw: bytes, filename: str, choices: list[Profile]) -> tuple[Profile | None, TableError | None]:
+    """The profile of ``choices`` whose columns the file holds (the one using most of them); else
+    ``None`` and the reading error of the first profile (it names the likely cause: delimiter, encoding…)."""
     fitting, first_error = [], None
-    for profile in choices if choices is not None else profiles():
+    for profile in choices:
         try:
             table = read_profile_table(raw, filename, profile)
         except TableError as exc:

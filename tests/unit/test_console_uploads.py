@@ -122,3 +122,47 @@ def test_a_send_that_fails_unexpectedly_ends_failed_and_can_be_retried(tmp_path:
     assert first.state == "failed" and first.error == "OperationalError"
     assert uploads.data(settings, VENUE, upload_id) == content  # not sent: the file stays (until its day is up)
     assert asyncio.run(send()) is not first and len(calls) == 2  # a new attempt is possible
+
+
+EXPORT = ("N° commande;Date de commande;N° client;E-mail;Code postal;Spectacle;Code séance;Date de séance;Salle;"
+          "Genre;Tarif;Canal;Nb places;Montant TTC\r\n"
+          "C-1;01/12/2026 10:00;;lea@exemple.fr;92330;Le Misanthrope;MIS-1;28/12/2026 20:30;Grande salle;"
+          "Théâtre;Plein;Internet;2;45,00\r\n").encode("cp1252")
+
+
+def test_the_import_page_uses_the_configured_profiles_and_never_a_path(tmp_path: Path) -> None:
+    """The console read the profiles of ./deploy/import-profiles whatever TECHNE_IMPORT_PROFILES_DIR
+    said (an operator's own profile was missing from the page, and a console started elsewhere had
+    none), and took the form's profile as a path: any .yaml file of the server was read, and its
+    content quoted back in the error."""
+    shipped = Path("deploy/import-profiles/billetterie-fr.yaml").read_text(encoding="utf-8")
+    mine = tmp_path / "profiles"
+    mine.mkdir()
+    (mine / "mon-export.yaml").write_text(shipped.replace("name: billetterie-fr", "name: mon-export"),
+                                          encoding="utf-8")
+    private = tmp_path / "private.yaml"
+    private.write_text("name: x\nevent_type: ticket.order_placed\npassword: TOPSECRET-42\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data", subject_key="k" * 32, import_profiles_dir=mine)
+    users = UserStore(tmp_path / "data" / "console" / "console.sqlite")
+    users.add("equipe", venue=VENUE, password=PASSWORD)
+    c = TestClient(create_app(settings, ConsoleSettings.model_validate({}), users), follow_redirects=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/connexion").text)
+    assert token
+    c.post("/connexion", data={"csrf": token.group(1), "username": "equipe", "password": PASSWORD})
+    page = c.get(f"/lieux/{VENUE}/import")
+    assert 'value="mon-export"' in page.text and 'value="billetterie-fr"' not in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+
+    for chosen in ("mon-export", "auto"):
+        sent = c.post(f"/lieux/{VENUE}/import", data={"csrf": csrf.group(1), "profile": chosen},
+                      files={"file": ("ventes.csv", EXPORT, "text/csv")})
+        assert sent.status_code == 303, (chosen, sent.text[-500:])
+        upload = c.get(sent.headers["location"])
+        assert upload.status_code == 200 and "mon-export" in upload.text
+
+    for chosen in (str(private), "../private", "billetterie-fr"):
+        refused = c.post(f"/lieux/{VENUE}/import", data={"csrf": csrf.group(1), "profile": chosen},
+                         files={"file": ("ventes.csv", EXPORT, "text/csv")})
+        assert refused.status_code == 400 and "TOPSECRET" not in refused.text, chosen
+        assert "mon-export" in refused.text  # the reason lists the known profiles
