@@ -24,6 +24,10 @@ from schemas.models import Purpose
 from schemas.sharing import PROJECTABLE_BY_TYPE
 
 PartnerId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
+RESERVED_DATABASES = frozenset({"audit", "system", "default", "information_schema"})
+"""ClickHouse databases a partner id may not name: the audit store's and the server's own."""
+VENUE_DATABASE_PREFIX = "venue_"
+"""Databases of the venues' own stores (``venue_<venue>``): never a partner's."""
 EVENT_TYPES = frozenset(PROJECTABLE_BY_TYPE)
 """The event types an agreement may share: every type of every kind of :mod:`schemas.kinds`
 (order lifecycle, e-mail clicks and campaign events, scans, page views, content interactions,
@@ -63,6 +67,10 @@ class Agreement(BaseModel):
                              f"is never shared raw): {sorted(unknown)}; shareable: {sorted(projectable)}")
         if Purpose.AUDIENCE_MEASUREMENT in self.purposes:
             raise ValueError("audience_measurement is consent-exempt and venue-internal: never shared with a partner")
+        database = self.partner.replace("-", "_")  # the partner's ClickHouse database (sinks.ddl.database_name)
+        if database in RESERVED_DATABASES or database.startswith(VENUE_DATABASE_PREFIX):
+            raise ValueError(f"partner {self.partner!r} would share the ClickHouse database {database!r} of the bus "
+                             f"itself (audit, system) or of a venue's own store (venue_<venue>): choose another id")
         return self
 
     @property

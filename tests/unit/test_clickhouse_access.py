@@ -12,6 +12,7 @@ from pathlib import Path
 
 import chdb
 import pytest
+from pydantic import ValidationError
 
 from core.errors import ConfigError
 from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
@@ -19,6 +20,7 @@ from core.venues import load_venues
 from schemas.agreements import load_agreements, partners
 from sinks.ddl import database_name
 from techne import clickhouse_access as ch
+from tests.support.builders import agreement
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "deploy" / "clickhouse" / "partners.sql"
@@ -97,6 +99,18 @@ def test_unsafe_partner_ids_are_refused() -> None:
     for bad in ("a;DROP", "a b", "x'y", "a.b"):
         with pytest.raises(ConfigError):
             ch.role_sql(bad)
+
+
+def test_a_partner_id_never_names_a_venue_store_or_the_bus_database() -> None:
+    """A partner 'venue-gemeaux' had the database venue_gemeaux, which is Les Gémeaux's own store on
+    the server: its sink wrote into it and `techne partner sql venue-gemeaux` granted SELECT on every
+    event of the venue. 'audit' and ClickHouse's own databases collide the same way."""
+    for bad in ("venue-gemeaux", "venue_gemeaux", "venue-nouveau-lieu", "audit", "system", "default",
+                "information_schema"):
+        with pytest.raises(ValidationError, match="would share the ClickHouse database"):
+            agreement(partner=bad)
+    for fine in ("venues-reseau", "auditeurs", "observatoire", "reseau-danse"):
+        assert agreement(partner=fine).partner == fine
 
 
 def test_compose_runs_the_roles_at_first_start() -> None:
