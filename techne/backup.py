@@ -172,7 +172,13 @@ def _chunks(path: Path) -> Iterator[bytes]:
 def restore(settings: Settings, source: Path) -> dict[str, dict[str, TableState]]:
     """Restore the backup in ``source`` into the (empty) stores of ``settings``; returns each
     table's state after the restore, verified against the manifest (see module doc)."""
-    manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{source / MANIFEST}: not a manifest written by `techne backup create` "
+                          f"({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or "stores" not in manifest:
+        raise ConfigError(f"{source / MANIFEST}: not a manifest written by `techne backup create`")
     if manifest.get("format") != FORMAT_VERSION:
         raise ConfigError(f"{source}: backup format {manifest.get('format')} is not {FORMAT_VERSION}")
     refs = {ref.name: ref for ref in store_refs(settings)}

@@ -24,8 +24,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
-from core.errors import ConfigError
+from core.errors import ConfigError, Unavailable
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 from core.settings import Settings
 from techne.backup import BackupMismatch
@@ -92,9 +93,20 @@ async def read_topic(bootstrap: str, auth: KafkaAuth, topic: str) -> tuple[int, 
     return count, records
 
 
+def _unreachable(bootstrap: str, exc: Exception) -> Unavailable:
+    return Unavailable(f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}); check TECHNE_BOOTSTRAP")
+
+
 async def export(settings: Settings, out: Path, topic: str | None = None) -> dict[str, Any]:
     """Write the ledger (or ``topic``) to ``out`` (new file, mode 0600: it holds the identifiers of
-    the grants standing); returns the header line."""
+    the grants standing); returns the header line (:class:`Unavailable` if Kafka cannot be reached)."""
+    try:
+        return await _export(settings, out, topic)
+    except KafkaError as exc:
+        raise _unreachable(settings.bootstrap, exc) from None
+
+
+async def _export(settings: Settings, out: Path, topic: str | None = None) -> dict[str, Any]:
     topic = topic or ledger_topic(settings)
     count, records = await read_topic(settings.bootstrap, settings.kafka_auth(), topic)
     if not count:
@@ -112,13 +124,35 @@ def _unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
+def _read_backup(source: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and records of a file of :func:`export` (:class:`ConfigError` for anything else)."""
+    try:
+        with gzip.open(source, "rt", encoding="utf-8") as f:
+            header = json.loads(f.readline())
+            records = [json.loads(line) for line in f]
+        if not (isinstance(header, dict) and {"partitions", "records", "sha256"} <= header.keys()
+                and all(isinstance(r, dict) and {"p", "k", "v", "t", "h"} <= r.keys() for r in records)):
+            raise KeyError("field")
+    except (ValueError, KeyError, TypeError, EOFError) as exc:  # JSON, missing fields, a truncated file
+        raise ConfigError(f"{source}: not a ledger backup written by `techne backup ledger` "
+                          f"({type(exc).__name__})") from None
+    return header, records
+
+
 async def restore(settings: Settings, source: Path, topic: str | None = None) -> dict[str, Any]:
     """Write the backup in ``source`` into this deployment's (missing or empty) ledger topic, or
     ``topic``; verified (module doc). A created topic has replication factor 1: on a multi-broker
-    cluster create it first (compacted, RF 3, the backup's partition count)."""
-    with gzip.open(source, "rt", encoding="utf-8") as f:
-        header = json.loads(f.readline())
-        records = [json.loads(line) for line in f]
+    cluster create it first (compacted, RF 3, the backup's partition count). :class:`ConfigError`
+    for a file that is not such a backup, :class:`Unavailable` if Kafka cannot be reached."""
+    header, records = _read_backup(source)
+    try:
+        return await _restore(settings, header, records, topic)
+    except KafkaError as exc:
+        raise _unreachable(settings.bootstrap, exc) from None
+
+
+async def _restore(settings: Settings, header: dict[str, Any], records: list[dict[str, Any]],
+                   topic: str | None) -> dict[str, Any]:
     topic = topic or ledger_topic(settings)
     bootstrap, auth = settings.bootstrap, settings.kafka_auth()
     existing, held = await read_topic(bootstrap, auth, topic)
