@@ -213,6 +213,12 @@ def create_app(settings: Settings, console: ConsoleSettings | None = None, users
     if settings.datakey_master_keys:  # imports seal identifiers like every producer (else refused when sent)
         configure(settings)
     users = users or UserStore(settings.data_dir / "console" / "console.sqlite")
+    home = settings.data_dir / "console"  # hashes, signing key, uploaded files: the owner's only
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.chmod(0o700)
+    except PermissionError:  # not ours (a mount): say so, the console still works
+        log.warning("console: cannot restrict %s to its owner (mode 0700)", home)
     state = Console(settings, console, users)
     app = Starlette(routes=routes(), middleware=[Middleware(SessionMiddleware, console=state)],
                     exception_handlers={LoginRequired: _login_required, HTTPException: _http_error},

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -76,8 +77,10 @@ def save(settings: Settings, venue: str, filename: str, data: bytes, profile: st
     purge(settings, venue)
     upload_id = secrets.token_urlsafe(16)
     path = _root(settings, venue) / upload_id
-    path.mkdir(parents=True)
-    (path / "data").write_bytes(data)
+    path.mkdir(parents=True, mode=0o700)
+    fd = os.open(path / "data", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # personal data: owner only
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     meta = {"filename": Path(filename).name[:200] or "fichier", "size": len(data), "profile": profile,
             "user": user, "uploaded_at": time.time(), "result": None}
     (path / "meta.json").write_text(json.dumps(meta, ensure_ascii=False))

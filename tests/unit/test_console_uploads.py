@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -166,3 +167,18 @@ def test_the_import_page_uses_the_configured_profiles_and_never_a_path(tmp_path:
                          files={"file": ("ventes.csv", EXPORT, "text/csv")})
         assert refused.status_code == 400 and "TOPSECRET" not in refused.text, chosen
         assert "mon-export" in refused.text  # the reason lists the known profiles
+
+
+def test_the_consoles_files_are_its_owners_only(tmp_path: Path) -> None:
+    """Uploaded exports hold personal data in clear, console.sqlite the password hashes: they were
+    written with the umask's modes (0644 files under 0755 directories), readable by every local
+    user of a shared host."""
+    settings = Settings(data_dir=tmp_path, subject_key="k" * 32)
+    (tmp_path / "console").mkdir(mode=0o755)  # e.g. left by an older version
+    users = UserStore(tmp_path / "console" / "console.sqlite")
+    create_app(settings, ConsoleSettings.model_validate({}), users)
+    upload_id = uploads.save(settings, VENUE, "ventes.csv", EXPORT, "billetterie-fr", "u")
+    home = tmp_path / "console"
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "uploads" / VENUE / upload_id).stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "uploads" / VENUE / upload_id / "data").stat().st_mode) == 0o600
