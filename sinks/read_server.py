@@ -8,7 +8,11 @@ reader (console, ``techne query``, insights, the DPO report) asks that process. 
   else it sets ``max_execution_time`` (the timeout), ``max_result_rows`` with
   ``result_overflow_mode = 'throw'`` (the row cap) and then ``readonly = 1``: ClickHouse itself
   refuses every write, DDL, ``SYSTEM``, table function and any later change of these settings
-  (``SET`` or a ``SETTINGS`` clause), whatever the SQL text. No statement is parsed here.
+  (``SET`` or a ``SETTINGS`` clause), whatever the SQL text. Two things ``readonly`` does not
+  stop in the embedded engine are refused before the statement runs, on the engine's own
+  parse of it (``formatQuerySingleLine``, so comments and quoting cannot hide them): ``INTO
+  OUTFILE`` (the local client writes the file) and the ``file()`` function (it reads any file
+  the sink's user can: other stores, endpoint tokens, keys).
 - :class:`ReadServer` serves ``POST /query`` on ``127.0.0.1`` only: JSON ``{"sql", "params",
   "format", "database"}`` with ``Authorization: Bearer <token>``; answers ``200`` with the result bytes in
   ``format`` (``JSONCompactEachRow`` by default), ``401`` for a missing or wrong token
@@ -31,6 +35,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +51,8 @@ from sinks.ddl import quote
 log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024
 DEFAULT_FORMAT = "JSONCompactEachRow"
+_OUTSIDE_THE_STORE = re.compile(r"\bINTO OUTFILE\b|(?<![\w.])file\(")
+"""In the engine's formatting of a statement: what reads or writes a file outside the store."""
 
 
 def endpoint_path(store_dir: Path) -> Path:
@@ -79,6 +86,11 @@ class ReadOnlySession:
                 raise StoreUnavailable("read-only session is closed")
             try:
                 self._session.query(f"USE {quote(self.database)}", "CSV")
+                shown = self._session.query("SELECT formatQuerySingleLine({q:String})", "TSVRaw",
+                                            params={"q": param_text(sql)})
+                if _OUTSIDE_THE_STORE.search(shown.bytes().decode(errors="replace")):
+                    raise ReadRefused("read-only: no file is read or written through the read path "
+                                      "(INTO OUTFILE, file())")
                 result = self._session.query(sql, fmt, params=text)
             except RuntimeError as exc:
                 message = redact(str(exc))

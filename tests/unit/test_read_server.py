@@ -91,3 +91,22 @@ def test_kept_alive_clients_are_bounded() -> None:
         reader._client(f"http://127.0.0.1:{port}", "t", 1.0)
     assert len(reader._CLIENTS) <= reader.MAX_CLIENTS
     assert first.is_closed and ("http://127.0.0.1:1", "t", 1.0) not in reader._CLIENTS
+
+
+def test_no_file_is_written_or_read_through_the_read_path(served: ReadServer, tmp_path: Path) -> None:
+    """``readonly = 1`` does not stop the embedded engine's ``INTO OUTFILE`` (a write, done by the
+    local client) nor its ``file()`` function (any file the sink's user can read: other stores,
+    endpoint tokens, keys); both are refused as writes (403) before they run."""
+    from core.errors import ReadRefused
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for readers")
+    settings = Settings.model_validate({"data_dir": tmp_path, "read_token": SecretStr(TOKEN)})
+    with open_reader(settings, StoreRef("b", tmp_path / "b", "db_b")) as reader:
+        for sql in (f"SELECT who FROM ticket_orders INTO OUTFILE '{tmp_path / 'out.csv'}'",
+                    f"SELECT 1 INTO/**/OUTFILE '{tmp_path / 'out2.csv'}' FORMAT CSV",
+                    f"SELECT file('{secret}')", f"SELECT `file`('{secret}') AS f"):
+            with pytest.raises(ReadRefused):
+                reader.query(sql)
+        assert reader.query("SELECT who AS file FROM ticket_orders") == [("b-row",)]  # a column may be named so
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out2.csv").exists()
