@@ -16,7 +16,7 @@ reader (console, ``techne query``, insights, the DPO report) asks that process. 
 - :class:`ReadServer` serves ``POST /query`` on ``127.0.0.1`` only: JSON ``{"sql", "params",
   "format", "database"}`` with ``Authorization: Bearer <token>``; answers ``200`` with the result bytes in
   ``format`` (``JSONCompactEachRow`` by default), ``401`` for a missing or wrong token
-  (constant-time comparison), ``400`` for a malformed body or ``Content-Length``, ``409`` when
+  (constant-time comparison), ``400`` for a malformed body, ``params`` or ``Content-Length``, ``409`` when
   the body names a ``"database"`` other than this store's (a reader following a stale endpoint
   file to a port another sink now holds), ``413`` above :data:`MAX_BODY` bytes, ``403`` for a statement
   the engine refused as a write (``READONLY``), ``422`` for any other engine error (code and
@@ -156,6 +156,10 @@ def _handler(session: ReadOnlySession, token: str) -> type[BaseHTTPRequestHandle
             except (ValueError, KeyError, TypeError, AttributeError):
                 self._error(400, "body must be JSON {\"sql\": ..., \"params\": {...}, \"format\": ...}")
                 return
+            if params is not None and not (isinstance(params, dict) and all(
+                    isinstance(v, str | int | float | bool | list) for v in params.values())):
+                self._error(400, "params must be an object of strings, numbers, booleans or arrays")
+                return
             if database is not None and str(database) != session.database:
                 self._error(409, "this read server serves another store")
                 return
@@ -164,7 +168,10 @@ def _handler(session: ReadOnlySession, token: str) -> type[BaseHTTPRequestHandle
             except ReadRefused as exc:
                 self._error(403, str(exc))
                 return
-            except (StoreUnavailable, TypeError) as exc:
+            except TypeError as exc:  # e.g. an array of objects among the params
+                self._error(400, f"params: {exc}")
+                return
+            except StoreUnavailable as exc:
                 self._error(422, str(exc))
                 return
             self._answer(200, data, "application/octet-stream")

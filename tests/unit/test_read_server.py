@@ -103,10 +103,21 @@ def test_no_file_is_written_or_read_through_the_read_path(served: ReadServer, tm
     secret.write_text("not for readers")
     settings = Settings.model_validate({"data_dir": tmp_path, "read_token": SecretStr(TOKEN)})
     with open_reader(settings, StoreRef("b", tmp_path / "b", "db_b")) as reader:
-        for sql in (f"SELECT who FROM ticket_orders INTO OUTFILE '{tmp_path / 'out.csv'}'",
+        for sql in (f"SELECT who FROM ticket_orders INTO OUTFILE '{tmp_path / 'out.csv'}'",  # noqa: S608 (the attack is the test)
                     f"SELECT 1 INTO/**/OUTFILE '{tmp_path / 'out2.csv'}' FORMAT CSV",
                     f"SELECT file('{secret}')", f"SELECT `file`('{secret}') AS f"):
             with pytest.raises(ReadRefused):
                 reader.query(sql)
         assert reader.query("SELECT who AS file FROM ticket_orders") == [("b-row",)]  # a column may be named so
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "out2.csv").exists()
+
+
+@pytest.mark.parametrize("params", [[1, 2], "x", {"v": {"nested": 1}}])
+def test_malformed_params_are_a_400_not_a_dropped_connection(served: ReadServer, params: object) -> None:
+    import httpx
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{served.port}", timeout=5) as client:
+        answer = client.post("/query", json={"sql": "SELECT {v:String}", "params": params},
+                             headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 400, answer.text
+    assert "params" in answer.json()["error"]
