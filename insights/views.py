@@ -108,14 +108,20 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "attendance": ("performance_id", SCANS),
     "campaign_funnel": (CAMPAIGN_EVENTS, CLICKS),
     "acquisition": (PAGE_VIEWS, AD_SPEND),
-    "web_before_purchase": (PAGE_VIEWS,),
+    "web_before_purchase": (),
 }
 """Columns (or the clicks table) each insight needs beyond the always-present ones."""
+NEEDS_ONE_OF: dict[str, tuple[str, ...]] = {"web_before_purchase": (PAGE_VIEWS, CONTENTS)}
+"""Tables of which an insight needs at least one (pages seen, contents seen, or both)."""
 
 
 def missing_for(insight: str, available: Collection[str]) -> list[str]:
     """What ``insight`` needs that the partner's store lacks (columns, or the clicks table)."""
-    return [c for c in NEEDS[insight] if c not in available]
+    missing = [c for c in NEEDS[insight] if c not in available]
+    either = NEEDS_ONE_OF.get(insight, ())
+    if either and not any(t in available for t in either):
+        missing.append(" | ".join(either))
+    return missing
 
 
 def _literal(value: str) -> str:

@@ -247,7 +247,8 @@ def test_views_and_engine_agree_with_the_oracle_on_sample_data(store: ChdbStore,
     reload(store, env, orders, clicks)
     release = release_from_store(store, PARTNER, 10)
     assert release.unavailable == {"attendance": ["ticket_scans"], "campaign_funnel": ["campaign_events"],
-                                   "acquisition": ["page_views", "ad_spend"], "web_before_purchase": ["page_views"]}, (
+                                   "acquisition": ["page_views", "ad_spend"],
+                                   "web_before_purchase": ["page_views | content_interactions"]}, (
         "this partner is shared neither entrance scans, campaign sends, page views nor ad spend")
     assert_protected(release, orders, clicks)
     # the aggregate views (threshold only) give the same numbers as the unprotected cells
@@ -322,7 +323,8 @@ def test_an_insight_needing_a_field_the_agreements_do_not_share_is_unavailable(s
     assert release.unavailable == {"geography": ["departement"], "conversion": ["email_clicks"],
                                    "attendance": ["ticket_scans"],
                                    "campaign_funnel": ["campaign_events", "email_clicks"],
-                                   "acquisition": ["page_views", "ad_spend"], "web_before_purchase": ["page_views"]}
+                                   "acquisition": ["page_views", "ad_spend"],
+                                   "web_before_purchase": ["page_views | content_interactions"]}
     assert not release.cells("geography")
     assert "indisponible" in render.text(release, "geography")
     assert release.protected.value(("loyalty", (2024, "*", "spectators"))) == 20

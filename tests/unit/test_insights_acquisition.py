@@ -218,3 +218,40 @@ def test_the_html_report_charts_the_cost_and_never_names_a_suppressed_page(venue
     assert "v1 · tiktok" in chart and 'fill="url(#hatch3)"' in chart, "spend without a published count: hatched"
     assert "Coût par nouveau spectateur, par canal" in page and "Pages et contenus vus avant le premier achat" in page
     assert "/programmation/a" in page and "/billetterie" not in page and "/programmation/b" not in page
+
+
+def test_content_before_first_purchase_without_page_views(tmp_path: Path) -> None:
+    """A partner whose agreements share content interactions but no page views still gets the
+    contents seen before a first order (the insight used to be 'unavailable: page_views')."""
+    from datetime import date
+
+    from insights import PURPOSE
+    from schemas.agreements import Agreement
+    from sinks.tables import partner_tables
+
+    agreement = Agreement.model_validate({
+        "id": "dsa-co", "provider_venues": ["v1"], "partner": "co", "purposes": [PURPOSE],
+        "event_types": ["ticket.order_placed", "web.content_interacted"],
+        "allowed_fields": ["content_id", "quantity"], "retention_days": 3650,
+        "valid_from": date(2020, 1, 1), "valid_until": date(2030, 1, 1)})
+    store = ChdbStore(tmp_path / "co")
+    try:
+        ensure_partner(store, partner_tables("co", [agreement]))
+        s = VenueStore(store)
+        for i in range(12):
+            for table, at, fields in (
+                    ("ticket_orders", FIRST, {"event_type": "ticket.order_placed", "status": "placed",
+                                              "order_ref": f"o{i}", "quantity": 1}),
+                    ("content_interactions", FIRST - timedelta(days=3),
+                     {"event_type": "web.content_interacted", "content_id": "VID-A"})):
+                base = {"event_id": str(uuid.uuid4()), "occurred_at": at.strftime("%Y-%m-%d %H:%M:%S"),
+                        "received_at": at.strftime("%Y-%m-%d %H:%M:%S"), "venue_id": "v1", "agreement_id": "dsa-co",
+                        "purpose": PURPOSE, "subject_pseudonym": f"c{i}", "pseudonym_key_version": 1, **fields}
+                values = ", ".join(f"'{v}'" if isinstance(v, str) else str(v) for v in base.values())
+                s.store.command(f"INSERT INTO co.{table} ({', '.join(base)}) VALUES ({values})")  # noqa: S608
+        release = release_from_store(store, "co", 10)
+        assert "web_before_purchase" not in release.unavailable
+        sizes = {c.key: c.size for c in release.cells("web_before_purchase")}
+        assert sizes == {("v1", ALL, ALL): 12, ("v1", "content", "VID-A"): 12}
+    finally:
+        store.close()
