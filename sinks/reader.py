@@ -177,10 +177,10 @@ def _endpoint(settings: Settings, ref: StoreRef) -> tuple[str, str] | None:
     """``(url, token)`` of the read server holding ``ref``, if its endpoint file is there."""
     try:
         entry = json.loads(endpoint_path(ref.store_dir).read_text())
-        port, pid = int(entry["port"]), entry.get("pid")
+        port, pid = int(entry["port"]), (int(entry["pid"]) if entry.get("pid") is not None else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if pid is not None and not _alive(int(pid)):
+    if pid is not None and not _alive(pid):
         return None  # left by a sink that was killed: its port may be anyone's now
     token = settings.read_token.get_secret_value() if settings.read_token else entry.get("token")
     if not token:
