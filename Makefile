@@ -44,7 +44,7 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 test: setup lint typecheck
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 -rs
 
 # The unit tests alone (no broker, no chDB): seconds, for the edit-test loop.
 test-fast: $(VENV)/.installed
