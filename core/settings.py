@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         default_factory=dict, description="Vendor adapter credentials: venue -> source -> secrets (rotation).")
     source_allowed_ips: dict[str, dict[str, list[str]]] = Field(
         default_factory=dict, description="Optional IP allow-list (CIDRs) per venue and source; empty: any.")
+    gateway_trusted_proxies: str = Field(
+        "127.0.0.1", description="Proxies whose X-Forwarded-For gives the gateway the client's address (uvicorn's "
+                                 "forwarded_allow_ips: comma-separated IPs/CIDRs, '*' = any). Behind the TLS proxy "
+                                 "the allow-lists and the Matomo door see the venue, not the proxy.")
     web_sites: dict[str, dict[str, str | int | list[str]]] = Field(
         default_factory=dict,
         description='Web collector sites: key -> {"venue": id, "origins": [...], "id": numeric Matomo id, optional}.')

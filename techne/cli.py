@@ -104,7 +104,8 @@ def gateway(bootstrap: Bootstrap = None, host: str = "127.0.0.1", port: int = 80
     from producers.gateway.server import run
 
     settings = _settings(bootstrap=bootstrap, kind=GatewaySettings)
-    run(create_app(settings), host, port, head_timeout=settings.request_head_timeout_s)
+    run(create_app(settings), host, port, head_timeout=settings.request_head_timeout_s,
+        trusted_proxies=settings.gateway_trusted_proxies)
 
 
 @app.command()

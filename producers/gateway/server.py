@@ -149,9 +149,13 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def run(app: Any, host: str, port: int, head_timeout: float = 30.0) -> None:
-    """Serve ``app`` with uvicorn and the bounded protocol (no access log: it would hold query strings)."""
+def run(app: Any, host: str, port: int, head_timeout: float = 30.0, trusted_proxies: str | None = None) -> None:
+    """Serve ``app`` with uvicorn and the bounded protocol (no access log: it would hold query strings).
+    ``trusted_proxies``: peers whose ``X-Forwarded-For`` names the client (``request.client``); None
+    trusts no header (the peer is the client)."""
     import uvicorn
 
     protocol = type("BoundedHttpTools", (BoundedHttpTools,), {"head_timeout": head_timeout})
-    uvicorn.run(app, host=host, port=port, http=protocol, log_level="warning", access_log=False)
+    proxies: dict[str, Any] = ({"proxy_headers": True, "forwarded_allow_ips": trusted_proxies} if trusted_proxies
+                               else {"proxy_headers": False})
+    uvicorn.run(app, host=host, port=port, http=protocol, log_level="warning", access_log=False, **proxies)
