@@ -27,7 +27,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -134,6 +134,11 @@ def use_registry(registry_url: str | None) -> None:
     _catalogue = catalogue_for(registry_url)
 
 
+FUTURE_TOLERANCE = timedelta(hours=24)
+"""How far ahead of its receipt an event may be dated (clock and time-zone slop of venues' systems);
+beyond it the event is refused: retention, erasure periods and insights count from ``occurred_at``."""
+
+
 def prepare(payload: Any, *, venue_id: str, subject_key: bytes, fallback_id: uuid.UUID, auth: str,
             received_at: datetime | None = None) -> Prepared:
     """Validate ``payload`` (a decoded JSON object) and build its Kafka record."""
@@ -146,6 +151,9 @@ def prepare(payload: Any, *, venue_id: str, subject_key: bytes, fallback_id: uui
                           "producers.ingest.configure(settings) at start)")
     name, record = to_record(event, venue_id=venue_id, received_at=received_at or datetime.now(UTC),
                              fallback_id=fallback_id)
+    if record["occurred_at"] > record["received_at"] + FUTURE_TOLERANCE:
+        raise EventRejected([{"field": "occurred_at", "message": "more than 24 h after its receipt: an event's date "
+                              "starts its retention, a future date would keep it past its limit"}])
     ref = subject_ref(subject_key, venue_id, record.get("subject") or {})
     keys: tuple[Prepared, ...] = ()
     if _keyring is not None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from core.datakeys import DataKey, MasterKeys, record_key
-from core.errors import ConfigError, InvalidMessage
+from core.errors import ConfigError, EventRejected, InvalidMessage
 from core.topics import KEYS, TopicPolicy
 from producers import ingest
 from producers.ingest import Prepared, prepare, split_keys
@@ -273,3 +273,14 @@ def test_a_key_the_worker_cannot_unwrap_is_a_dead_letter_not_an_erasure(keyring:
     assert store.inner.kids(subject) == [kid]  # what KeyStore.shred tombstones on an erasure request
     store.inner.apply(key_record.key, None)  # its tombstone: then the key is simply shredded
     assert store.inner.kids(subject) == [] and store.inner.lookup(subject, kid) is None
+
+
+def test_prepare_refuses_an_event_dated_more_than_a_day_after_its_receipt(keyring: Keyring) -> None:
+    now = datetime.now(UTC)
+    for ahead in (timedelta(hours=2), timedelta(hours=23)):  # venues' clock and time-zone slop
+        prep({**order(), "occurred_at": (now + ahead).isoformat()})
+    for ahead in (timedelta(hours=25), timedelta(days=365 * 70)):  # its retention would start in the future
+        with pytest.raises(EventRejected) as refused:
+            prep({**order(), "occurred_at": (now + ahead).isoformat()})
+        assert [e["field"] for e in refused.value.errors] == ["occurred_at"]
+        assert "24 h" in refused.value.errors[0]["message"]
