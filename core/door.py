@@ -39,6 +39,8 @@ from itertools import accumulate
 from typing import Any
 from urllib.parse import parse_qsl
 
+from core import errors
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -55,8 +57,9 @@ class Limits:
 LIMITS = Limits()
 
 
-class Refused(Exception):
-    """A body the door will not parse: HTTP ``status``, error code, a detail naming the limit."""
+class Refused(errors.Refused):
+    """A body the door will not parse: HTTP ``status``, error code, a detail naming the limit
+    (a :class:`core.errors.Refused`: whoever handles the tree's refusals handles it too)."""
 
     def __init__(self, status: int, error: str, detail: str, *, limit: str | None = None,
                  maximum: int | None = None) -> None:

@@ -1,6 +1,7 @@
 """The one exception tree of the bus.
 
-Every error the bus raises on purpose is defined here and derives from :class:`TechneError`.
+Every error the bus raises on purpose is defined here (the door's, beside its parser) and derives
+from :class:`TechneError`.
 The first split is what the caller should do about it::
 
     TechneError
@@ -16,7 +17,8 @@ The first split is what the caller should do about it::
     │   ├── StoreMissing         a store to read does not exist (a read never creates one)
     │   ├── PoisonFlood          most recent input invalid: the consumer stops instead of emptying a topic
     │   ├── AccessError          the broker refused an access-management request
-    │   └── ReadRefused          a read-only store reader refused a write (ClickHouse readonly = 1)
+    │   ├── ReadRefused          a read-only store reader refused a write (ClickHouse readonly = 1)
+    │   └── door.Refused         a body or query past the parsing door's limits (core/door.py) -> 4xx
     └── Unavailable              transient: nothing was committed; retry later (with backoff) or answer 503
         ├── StoreUnavailable     the analytical store cannot be written right now
         ├── StoreLocked          an embedded store is held by another process (a running sink)

@@ -41,7 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.datakeys import DataKey, MasterKeys, parse_record_key, record_key
-from core.errors import InvalidMessage, TechneError
+from core.errors import ConfigError, InvalidMessage, TechneError
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
 from core.topics import KEYS
 
@@ -117,7 +117,7 @@ class KeyStore:
         parts = {p["partition"] for d in described if d["topic"] == KEYS and not d["error_code"]
                  for p in d["partitions"]}
         if not parts:
-            raise TechneError(f"topic {KEYS} not found: create the bus topics first (`techne worker` does)")
+            raise ConfigError(f"topic {KEYS} not found: create the bus topics first (`techne worker` does)")
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", request_timeout_ms=10_000,
                                     **aiokafka_kwargs(self._auth))

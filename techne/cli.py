@@ -310,7 +310,6 @@ def lag(bootstrap: Bootstrap = None,
         typer.echo(lag_.format_table(asyncio.run(lag_.measure_once(settings.bootstrap, settings.kafka_auth(),
                                                                    groups))))
         return
-        return
     if settings.metrics_port is None:
         raise Refused("--serve needs TECHNE_METRICS_PORT")
     metrics.serve(settings.metrics_port, settings.metrics_host, metrics.LAG)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from starlette.requests import Request
 from starlette.routing import Route
 
-from core import metrics
+from core import errors, metrics
 from core.door import LIMITS, Refused, parse_json, parse_ndjson, parse_params
 from core.errors import ConfigError
 from core.settings import Settings
@@ -180,3 +180,10 @@ def test_no_query_string_raises_anything_but_refused(query: str) -> None:
         assert exc.error in ("too_many_params", "param_too_long")
         return
     assert len(params) <= LIMITS.params and all(isinstance(v, str) for v in params.values())
+
+
+def test_a_door_refusal_is_a_refusal_of_the_one_exception_tree() -> None:
+    with pytest.raises(errors.Refused) as refused:  # the CLI's handler and `except Refused` catch it
+        parse_json(b'{"a": 1, "a": 2}')
+    assert isinstance(refused.value, Refused) and refused.value.status == 400
+    assert not isinstance(refused.value, errors.Unavailable)
