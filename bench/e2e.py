@@ -13,6 +13,12 @@
    where the 2 cores go, and their sum over every process (``cpu_us_per_event_total``), the
    figure issue 19 tracks. Sinks' resident memory at the end is split into private (anon) and
    shared library pages (file: chDB's library, shared by every sink on the machine).
+4. **Broker requests per event** over the same sustained window, the broker's own counts (the
+   JMX exporter agent in the local broker, :mod:`bench.broker_requests`): requests per API
+   (Produce, Fetch, total), messages in per topic (records per event) and produce/fetch partition
+   entries per topic (who sends what: raw topics are the gateway's, partner, venue and audit
+   topics the worker's; records per appended batch). Without the agent (no Maven) the bench says
+   so and prints the rest.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench import broker_requests
 from bench.ingest import _fire, _orders, _signed
 from bench.procstat import cpu_seconds, peak_rss_mib, rss_mib
 from core.settings import DEFAULT_AGREEMENTS, DEFAULT_VENUES
@@ -41,6 +48,7 @@ from techne.accounting import wait_sinks_caught_up
 from techne.local import LocalKafka
 from techne.stack import Stack, generate_secrets
 
+TUNABLES = ("TECHNE_PRODUCER_LINGER_MS", "TECHNE_WORKER_COMMIT_INTERVAL_S")  # echoed: what an A/B run set
 VENUE = "chaillot"
 BATCH = 100
 
@@ -148,8 +156,10 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
                 partners_of.setdefault(p.value, []).append(a.partner)
     with tempfile.TemporaryDirectory(prefix="techne-bench-e2e-") as tmp:
         root = Path(tmp)
-        broker = LocalKafka(root / "kafka")
+        agent, metrics_url, requests_note = broker_requests.agent_options(root / "jmx")
+        broker = LocalKafka(root / "kafka", java_options=agent)
         bootstrap = broker.start()
+        requests: dict[str, dict[str, float]] = {}
         stack: Stack | None = None
         try:
             asyncio.run(ensure_topics(bootstrap, bus_topics(venues, partner_ids), 3))
@@ -177,6 +187,7 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             if broker.proc is not None:
                 pids["broker"] = broker.proc.pid
             pids["load generator"] = os.getpid()  # this process: HTTP client and lag polling
+            counts_before = broker_requests.scrape(metrics_url) if metrics_url else None
             cpu_before = _cpu_seconds(pids)
             started = time.perf_counter()
             _, statuses = asyncio.run(_fire(port, batches, 8))
@@ -186,6 +197,8 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             lags = {p: drained[f"techne-sink.{p}"] for p in partner_ids}
             elapsed = time.perf_counter() - started
             cpu_after = _cpu_seconds(pids)
+            if metrics_url and counts_before is not None:
+                requests = broker_requests.per_event(counts_before, broker_requests.scrape(metrics_url), len(orders))
             cpu_us = {name: round((cpu_after[name] - cpu_before[name]) / len(orders) * 1e6)
                       for name in cpu_after if name in cpu_before}
 
@@ -216,7 +229,13 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             "paced_rate_events_per_s": rate, "paced_seconds": seconds,
             "latency_p50_s_le": _quantile(before, after, 0.5), "latency_p99_s_le": _quantile(before, after, 0.99),
             "peak_rss_mib": rss, "rss_end_mib": rss_end, "cpu_us_per_event": cpu_us,
-            "cpu_us_per_event_total": sum(cpu_us.values())}
+            "cpu_us_per_event_total": sum(cpu_us.values()),
+            "broker_requests_per_event": requests.get("requests", {}),
+            "broker_messages_in_per_event": requests.get("messages_in", {}),
+            "broker_produce_partition_entries_per_event": requests.get("produce_partition_entries", {}),
+            "broker_fetch_partition_entries_per_event": requests.get("fetch_partition_entries", {}),
+            "broker_requests_note": requests_note,
+            "tunables": {k: v for k, v in os.environ.items() if k in TUNABLES}}
 
 
 def main(events: int, rate: int, seconds: int, as_json: bool) -> None:
@@ -233,5 +252,6 @@ def main(events: int, rate: int, seconds: int, as_json: bool) -> None:
     print(f"  CPU µs per event, summed over every process (broker included): {r['cpu_us_per_event_total']}")
     print("  CPU µs per event during the sustained phase: "
           + ", ".join(f"{k} {v}" for k, v in sorted(r["cpu_us_per_event"].items(), key=lambda kv: -kv[1])))
+    print(broker_requests.summary(r))
     if as_json:
         print(json.dumps(r))

@@ -18,7 +18,11 @@ machine the gateway shares the cores with the broker and the load generator. The
 RSS is its ``VmHWM`` from ``/proc``. ``ratio_vs_aiokafka_producer`` is
 batch events/s over the baseline's. Both gateway phases then run again on a gateway with
 ``TECHNE_SEAL_IDENTIFIERS=false``: the ``unsealed_*`` figures and ``ratio_vs_unsealed_*`` give
-what sealing identifiers (crypto-shredding) costs, per event in CPU µs and in rate.
+what sealing identifiers (crypto-shredding) costs, per event in CPU µs and in rate. During the
+sealed single-request phase the broker's CPU per request and its own Produce request count per
+webhook request are read too (the JMX exporter agent, :mod:`bench.broker_requests`; absent without
+it): what the gateway producer's linger (``TECHNE_PRODUCER_LINGER_MS``) gathers across
+concurrent webhooks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from bench import broker_requests
 from bench.procstat import cpu_seconds, peak_rss_mib
 from core.settings import DEFAULT_VENUES
 from core.topics import KEYS, ensure_topics, raw_topic
@@ -108,8 +113,9 @@ def _signed(port: int, path: str, body: bytes, secret: str, content_type: str = 
 
 
 def _gateway(env: dict[str, str], log_dir: Path, secrets: dict[str, str], events: int, singles: int,
-             concurrency: int) -> dict[str, float]:
-    """One gateway (``env``): batches then single requests; rates, CPU per single request, peak RSS."""
+             concurrency: int, broker: LocalKafka | None = None, metrics_url: str | None = None) -> dict[str, float]:
+    """One gateway (``env``): batches then single requests; rates, CPU per single request, peak RSS;
+    with ``broker``, its CPU per single request, and with ``metrics_url`` its Produce requests."""
     stack = Stack(env, log_dir)
     try:
         port = int(stack.start_gateway().rsplit(":", 1)[1])
@@ -126,9 +132,14 @@ def _gateway(env: dict[str, str], log_dir: Path, secrets: dict[str, str], events
         batch_cpu = cpu_seconds(gateway_pid) - batch_cpu
         single = [_signed(port, f"/v1/venues/{SINGLE_VENUE}/events", json.dumps(p).encode(),
                           secrets[SINGLE_VENUE]) for p in _orders(singles, SINGLE_VENUE)]
-        cpu_before = cpu_seconds(gateway_pid)
+        broker_pid = broker.proc.pid if broker is not None and broker.proc is not None else None
+        counts = broker_requests.scrape(metrics_url) if metrics_url else None
+        cpu_before, broker_cpu = cpu_seconds(gateway_pid), cpu_seconds(broker_pid) if broker_pid else 0.0
         single_s, single_status = asyncio.run(_fire(port, single, concurrency))
         single_cpu = cpu_seconds(gateway_pid) - cpu_before
+        broker_cpu = cpu_seconds(broker_pid) - broker_cpu if broker_pid else float("nan")
+        produce = (broker_requests.per_event(counts, broker_requests.scrape(metrics_url), len(single))["requests"]
+                   .get("Produce", 0.0) if metrics_url and counts else float("nan"))
         rss = peak_rss_mib(gateway_pid)
     finally:
         stack.stop_all()
@@ -137,14 +148,15 @@ def _gateway(env: dict[str, str], log_dir: Path, secrets: dict[str, str], events
     return {"batch_eps": len(orders) / batch_s, "batch_cpu_us": batch_cpu / len(orders) * 1e6,
             "single_rps": len(single) / single_s, "single_per_cpu_s": len(single) / max(single_cpu, 1e-9),
             "single_cpu_us": single_cpu / len(single) * 1e6, "rss": rss, "events": len(orders),
-            "singles": len(single)}
+            "singles": len(single), "broker_cpu_us": broker_cpu / len(single) * 1e6, "produce_requests": produce}
 
 
 def run(events: int, singles: int, concurrency: int) -> dict[str, Any]:
     venues = sorted(load_venues(DEFAULT_VENUES))
     with tempfile.TemporaryDirectory(prefix="techne-bench-ingest-") as tmp:
         root = Path(tmp)
-        broker = LocalKafka(root / "kafka")
+        agent, metrics_url, requests_note = broker_requests.agent_options(root / "jmx")
+        broker = LocalKafka(root / "kafka", java_options=agent)
         broker.start()
         try:
             asyncio.run(ensure_topics(broker.bootstrap, [*(raw_topic(v) for v in venues), KEYS], 3))
@@ -157,7 +169,7 @@ def run(events: int, singles: int, concurrency: int) -> dict[str, Any]:
                             fallback_id=derived_event_id(BASELINE_VENUE, str(i)))
                     for i, p in enumerate(_orders(events, BASELINE_VENUE))]
             baseline_eps = asyncio.run(baseline(broker.bootstrap, [(r.topic, r.key, r.value) for r in base]))
-            sealed = _gateway(env, root / "logs", secrets, events, singles, concurrency)
+            sealed = _gateway(env, root / "logs", secrets, events, singles, concurrency, broker, metrics_url)
             plain = _gateway({**env, "TECHNE_SEAL_IDENTIFIERS": "false", "TECHNE_DATA_DIR": str(root / "data-plain")},
                              root / "logs-plain", secrets, events, singles, concurrency)
         finally:
@@ -175,6 +187,10 @@ def run(events: int, singles: int, concurrency: int) -> dict[str, Any]:
             "batch_cpu_us_per_event": round(sealed["batch_cpu_us"], 1),
             "unsealed_batch_cpu_us_per_event": round(plain["batch_cpu_us"], 1),
             "single_cpu_us_per_request": round(sealed["single_cpu_us"], 1),
+            "broker_cpu_us_per_single_request": round(sealed["broker_cpu_us"], 1),
+            "broker_produce_requests_per_single_request": sealed["produce_requests"],
+            "producer_linger_ms": os.environ.get("TECHNE_PRODUCER_LINGER_MS", "default"),
+            "broker_requests_note": requests_note,
             "unsealed_single_cpu_us_per_request": round(plain["single_cpu_us"], 1),
             "ratio_vs_unsealed_batch": round(sealed["batch_eps"] / plain["batch_eps"], 3),
             "ratio_vs_unsealed_single_per_cpu_s": round(sealed["single_per_cpu_s"] / plain["single_per_cpu_s"], 3)}

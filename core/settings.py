@@ -89,6 +89,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="Consent lifetime per purpose in days (default 395, i.e. 13 months).")
     consent_expiry_scan_s: float = Field(
         3600.0, gt=0, le=86_400, description="How often the worker looks for lapsed consents to erase (<= 1 day).")
+    worker_commit_interval_s: float = Field(
+        0.5, gt=0, le=60, description="Faust's broker_commit_interval: how often the worker flushes its producer and "
+                                      "commits (a crash replays at most this much; README, performance).")
     poison_window: int = Field(1000, ge=10, description="Messages over which the invalid share is measured.")
     poison_threshold: float = Field(0.5, gt=0, le=1, description="Invalid share that stops the worker (and a sink).")
 
@@ -96,6 +99,9 @@ class Settings(BaseSettings):
     gateway_port: int = 8080
     max_body_bytes: int = Field(1_048_576, ge=1024)
     produce_timeout_s: float = Field(10.0, gt=0)
+    producer_linger_ms: int = Field(
+        5, ge=0, le=100, description="The gateway producer's linger: concurrent requests' records share a produce "
+                                     "request (202 still waits for the acknowledgement; README, performance).")
     max_batch_events: int = Field(1000, ge=1, description="Most events in one batch request (413 above).")
     request_head_timeout_s: float = Field(
         30.0, gt=0, description="Time a client has to send a request's line and headers (408 after).")

@@ -27,8 +27,9 @@ class EventProducer:
     """Thin wrapper over :class:`AIOKafkaProducer` with the delivery settings we require."""
 
     def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "techne-gateway",
-                 auth: KafkaAuth | None = None) -> None:
+                 auth: KafkaAuth | None = None, linger_ms: int = 5) -> None:
         self.timeout = timeout
+        self.linger_ms = linger_ms
         self._bootstrap = bootstrap
         self._auth = auth or KafkaAuth()
         self._client_id = client_id
@@ -46,7 +47,7 @@ class EventProducer:
             client_id=self._client_id,
             enable_idempotence=True,
             acks="all",
-            linger_ms=5,
+            linger_ms=self.linger_ms,
             request_timeout_ms=int(self.timeout * 1000),
             **aiokafka_kwargs(self._auth),
         )

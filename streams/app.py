@@ -95,7 +95,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
         broker_credentials=faust_credentials(settings.kafka_auth()),
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,
-        broker_commit_interval=0.5,
+        broker_commit_interval=settings.worker_commit_interval_s,
         processing_guarantee="at_least_once",  # exactly_once does not cover our outputs: docs/privacy.md
     )
     started = asyncio.Lock()

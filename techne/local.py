@@ -35,6 +35,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -50,8 +51,9 @@ ADMIN_USER = "techne-admin"
 """The bus's own Kafka principal (a super user) when the broker runs with SASL."""
 CONTROLLER_USER = "controller"
 SCRAM_ITERATIONS = 8192
-
-
+JMX_AGENT_ARTIFACT = "io.prometheus.jmx:jmx_prometheus_javaagent:1.0.1"
+"""The Prometheus JMX exporter agent (the compose file's ``kafka-jmx-agent`` service fetches the same)."""
+JMX_RULES = REPO_ROOT / "deploy" / "kafka" / "jmx.yml"
 
 def cache_dir() -> Path:
     return Path(os.environ.get("TECHNE_KAFKA_CACHE", Path.home() / ".cache" / "techne"))
@@ -81,6 +83,23 @@ def fetch_jars(version: str = KAFKA_VERSION) -> Path:
         raise LocalKafkaError(f"mvn failed fetching Kafka {version}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     marker.write_text(version)
     return libs
+
+
+def fetch_jmx_agent(artifact: str = JMX_AGENT_ARTIFACT) -> Path:
+    """The JMX exporter agent jar, fetched once with ``mvn dependency:copy`` into the cache
+    (:class:`LocalKafkaError` when Maven cannot fetch it, e.g. offline)."""
+    target = cache_dir() / ("jmx-" + artifact.replace(":", "-"))
+    jar = target / "jmx_prometheus_javaagent.jar"
+    if jar.exists():
+        return jar
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalKafkaError("Maven (mvn) is required to fetch the JMX exporter agent")
+    proc = subprocess.run([mvn, "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", "-Dmdep.stripVersion=true",
+                           f"-DoutputDirectory={target}"], capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0 or not jar.exists():
+        raise LocalKafkaError(f"mvn failed fetching {artifact}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return jar
 
 
 def java_bin() -> str:
@@ -161,11 +180,14 @@ class LocalKafka:
 
     ``sasl=True``: SCRAM-SHA-512 + ACLs, deny by default (see the module doc); clients use
     :attr:`admin_auth` (the super user) or credentials created through :mod:`techne.access`.
+    ``java_options`` go to the broker's JVM only (not the storage formatter), e.g. a
+    ``-javaagent:`` (the benchmarks load the JMX exporter to read the broker's request counts).
     """
 
     def __init__(self, directory: Path, *, version: str = KAFKA_VERSION, partitions: int = 3,
-                 port: int | None = None, sasl: bool = False) -> None:
+                 port: int | None = None, sasl: bool = False, java_options: Sequence[str] = ()) -> None:
         self.directory = directory.resolve()
+        self.java_options = list(java_options)
         self.sasl = sasl
         self.credentials_file = self.directory / "credentials.json"
         self.version = version
@@ -200,8 +222,8 @@ class LocalKafka:
             json.dump(creds, f)
         return creds
 
-    def _java(self, libs: Path, main: str, *args: str, log: Path | None = None) -> list[str]:
-        return [java_bin(), "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+    def _java(self, libs: Path, main: str, *args: str, options: Sequence[str] = ()) -> list[str]:
+        return [java_bin(), "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true", *options,
                 f"-Dlog4j2.configurationFile={LOG4J}", "-cp", f"{libs}/*", main, *args]
 
     def start(self, timeout: float = 90.0) -> str:
@@ -226,8 +248,8 @@ class LocalKafka:
             if fmt.returncode != 0:
                 raise LocalKafkaError(f"formatting Kafka storage failed:\n{fmt.stdout[-2000:]}{fmt.stderr[-2000:]}")
         log = self.log_file.open("ab")
-        self.proc = subprocess.Popen(self._java(libs, "kafka.Kafka", str(props)), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(self._java(libs, "kafka.Kafka", str(props), options=self.java_options),
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.state_file.write_text(json.dumps({"pid": self.proc.pid, "bootstrap": self.bootstrap}))
         self._wait_ready(timeout)
         return self.bootstrap

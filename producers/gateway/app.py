@@ -106,7 +106,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None,
     configure(settings)  # schema ids, and the keyring sealing identifiers
     gw = Gateway(settings, venues, settings.require_subject_key(), settings.data_dir / "gateway",
                  producer or EventProducer(settings.bootstrap, timeout=settings.produce_timeout_s,
-                                           auth=settings.kafka_auth()))
+                                           auth=settings.kafka_auth(), linger_ms=settings.producer_linger_ms))
     gw.consent = load_consent_sources(settings.consent_sources_file)
     gw.wrap_delivery = wrap_delivery
     gw.agreements = load_agreements(settings.agreements_dir, set(venues))

@@ -30,7 +30,8 @@ from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
 from core.kafka_auth import KafkaAuth, aiokafka_kwargs
-from techne.local import LOG4J, cache_dir, fetch_jars, free_port, java_bin
+from techne.local import LOG4J, fetch_jars, free_port, java_bin
+from techne.local import fetch_jmx_agent as techne_fetch_jmx_agent
 from tests.support.metrics import metric_names
 
 pytestmark = pytest.mark.integration
@@ -62,14 +63,7 @@ def fetch_jmx_agent(services: Compose) -> Path:
     """The agent jar of the compose file's ``kafka-jmx-agent`` service, fetched the same way (mvn)."""
     command = [str(a) for a in services["kafka-jmx-agent"]["command"]]  # type: ignore[attr-defined]
     (artifact,) = [a.split("=", 1)[1] for a in command if a.startswith("-Dartifact=")]
-    target = cache_dir() / ("jmx-" + artifact.replace(":", "-"))
-    jar = target / "jmx_prometheus_javaagent.jar"
-    if not jar.exists():
-        fetched = subprocess.run(["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={artifact}",
-                                  "-Dmdep.stripVersion=true", f"-DoutputDirectory={target}"],
-                                 capture_output=True, text=True, timeout=600, check=False)
-        assert fetched.returncode == 0 and jar.exists(), fetched.stdout[-2000:] + fetched.stderr[-2000:]
-    return jar
+    return techne_fetch_jmx_agent(artifact)
 
 
 def _local_agent(services: Compose, jar: Path, port: int) -> str:

@@ -159,6 +159,12 @@ def _compose_cli() -> list[str] | None:
     return None
 
 
+def test_the_local_broker_loads_the_jmx_agent_version_compose_deploys(services: dict[str, dict[str, Any]]) -> None:
+    from techne.local import JMX_AGENT_ARTIFACT  # what the benches load into the local broker
+
+    assert f"-Dartifact={JMX_AGENT_ARTIFACT}" in services["kafka-jmx-agent"]["command"]
+
+
 def test_docker_compose_config_accepts_the_file() -> None:
     cli = _compose_cli()
     if cli is None:
