@@ -29,6 +29,10 @@ TOPIC_RULE = {  # per-topic counts, bench only (deploy/kafka/jmx.yml exports the
 PER_TOPIC = {"messagesinpersec": "messages_in", "totalproducerequestspersec": "produce_partition_entries",
              "totalfetchrequestspersec": "fetch_partition_entries"}
 
+SUBCATEGORIES = {"FetchConsumer", "FetchFollower", "AddPartitionsToTxnVerification"}
+"""Request metrics Kafka keeps for a subset of another API's requests (a consumer's Fetch is
+counted as Fetch and FetchConsumer): shown, left out of ``total``."""
+
 Counters = dict[str, dict[str, float]]
 
 
@@ -70,13 +74,14 @@ def scrape(url: str) -> Counters:
 
 def per_event(before: Counters, after: Counters, events: int) -> dict[str, dict[str, float]]:
     """Counts between two scrapes divided by ``events`` (3 decimals), zero entries dropped; the
-    ``requests`` section also gets ``total`` (every API), and each per-topic one its ``total``."""
+    ``requests`` section also gets ``total`` (every API, :data:`SUBCATEGORIES` left out), and each
+    per-topic one its ``total``."""
     out: dict[str, dict[str, float]] = {}
     for section, now in after.items():
         then = before.get(section, {})
         deltas = {k: v - then.get(k, 0.0) for k, v in now.items()}
         deltas = {k: v for k, v in deltas.items() if v > 0}
-        deltas["total"] = sum(deltas.values())
+        deltas["total"] = sum(v for k, v in deltas.items() if section != "requests" or k not in SUBCATEGORIES)
         out[section] = {k: round(v / events, 3) for k, v in sorted(deltas.items(), key=lambda kv: -kv[1])}
     return out
 

@@ -1,9 +1,10 @@
 """``techne bench e2e``: signed batches through the gateway to the partner tables, on a real broker.
 
-1. **Throughput**: every person of the load consents first (naming both partners of the venue),
-   then ``events`` orders go out as signed 100-event batches; sustained events/s = orders / time
-   from the first batch until the worker has consumed everything and every partner sink has
-   committed (so every row is in its store).
+1. **Throughput**: every person of the load consents first (naming both partners of the venue;
+   the worker has processed every consent before the clock starts), then ``events`` orders go
+   out as signed 100-event batches; sustained events/s = orders / time from the first batch
+   until the worker has consumed everything and every partner sink has committed (so every row
+   is in its store).
 2. **Latency at ``rate`` events/s**: paced batches for ``seconds``; the sinks' end-to-end
    histogram (``received_at`` at the gateway -> insert in the partner store) gives p50/p99, read
    as bucket upper bounds from the sinks' ``/metrics`` before and after the phase.
@@ -181,6 +182,9 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             consents = _consents(orders, partners_of)
             asyncio.run(_fire(port, [_signed(port, path, json.dumps(consents[i:i + BATCH]).encode(), secret)
                                      for i in range(0, len(consents), BATCH)], 4))
+            groups = {"techne-worker": [raw_topic(VENUE)],
+                      **{f"techne-sink.{p}": [partner_topic(p, s) for s in SHARED_STREAMS] for p in partner_ids}}
+            asyncio.run(_wait_drained(bootstrap, groups, 600))  # the consents processed before the clock starts
             batches = [_signed(port, path, json.dumps(orders[i:i + BATCH]).encode(), secret)
                        for i in range(0, len(orders), BATCH)]
             pids = {name: svc.proc.pid for name, svc in stack.services.items()}
@@ -191,8 +195,6 @@ def run(events: int = 20_000, rate: int = 1_000, seconds: int = 10) -> dict[str,
             cpu_before = _cpu_seconds(pids)
             started = time.perf_counter()
             _, statuses = asyncio.run(_fire(port, batches, 8))
-            groups = {"techne-worker": [raw_topic(VENUE)],
-                      **{f"techne-sink.{p}": [partner_topic(p, s) for s in SHARED_STREAMS] for p in partner_ids}}
             drained = asyncio.run(_wait_drained(bootstrap, groups, 600))
             lags = {p: drained[f"techne-sink.{p}"] for p in partner_ids}
             elapsed = time.perf_counter() - started

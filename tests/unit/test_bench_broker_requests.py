@@ -16,6 +16,7 @@ def _exposition(produce: float, fetch: float, raw_in: float, raw_entries: float,
 kafka_network_requests_total{{request="Produce",version="11"}} {produce - 2}
 kafka_network_requests_total{{request="Produce",version="12"}} 2.0
 kafka_network_requests_total{{request="Fetch",version="17"}} {fetch}
+kafka_network_requests_total{{request="FetchConsumer",version="17"}} {fetch}
 kafka_network_requests_total{{request="Metadata",version="12"}} 7.0
 # HELP kafka_topic_messagesinpersec_total Attribute exposed for management
 # TYPE kafka_topic_messagesinpersec_total counter
@@ -32,7 +33,7 @@ kafka_server_replicamanager_leadercount 40.0
 
 def test_counters_sum_api_versions_and_keep_topics_apart() -> None:
     c = broker_requests.counters(_exposition(10, 30, 1000, 20, 2000))
-    assert c["requests"] == {"Produce": 10.0, "Fetch": 30.0, "Metadata": 7.0}
+    assert c["requests"] == {"Produce": 10.0, "Fetch": 30.0, "FetchConsumer": 30.0, "Metadata": 7.0}
     assert c["messages_in"] == {"raw.chaillot": 1000.0, "partner.a.orders": 2000.0}
     assert c["produce_partition_entries"] == {"raw.chaillot": 20.0}
     assert c["fetch_partition_entries"] == {}
@@ -42,7 +43,8 @@ def test_per_event_divides_the_window_and_drops_what_did_not_move() -> None:
     before = broker_requests.counters(_exposition(10, 30, 1000, 20, 2000))
     after = broker_requests.counters(_exposition(60, 230, 2000, 70, 4000))  # 1,000 events in the window
     r = broker_requests.per_event(before, after, 1000)
-    assert r["requests"] == {"total": 0.25, "Fetch": 0.2, "Produce": 0.05}  # Metadata unchanged: dropped
+    # Metadata unchanged: dropped; FetchConsumer (the consumers' share of Fetch) not counted twice
+    assert r["requests"] == {"total": 0.25, "Fetch": 0.2, "FetchConsumer": 0.2, "Produce": 0.05}
     assert r["messages_in"] == {"total": 3.0, "partner.a.orders": 2.0, "raw.chaillot": 1.0}
     assert r["produce_partition_entries"] == {"total": 0.05, "raw.chaillot": 0.05}
     lines = broker_requests.summary({f"broker_{k}_per_event": v for k, v in r.items()} | {"broker_requests_note": ""})
