@@ -7,6 +7,10 @@ to the client and returns the future of its acknowledgement, for callers that se
 before waiting (batches, spool replay). Note that aiokafka's idempotent producer keeps retrying
 a record that already left the buffer until the broker acknowledges it: a future that outlived
 its caller's deadline may still succeed later (the spool relies on that, see spool.py).
+
+No linger by default: records handed over while a produce request is in flight go together in
+the next one, so concurrent webhooks already share requests; a linger only delayed every answer
+(issue 19, measured in README's performance section).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class EventProducer:
     """Thin wrapper over :class:`AIOKafkaProducer` with the delivery settings we require."""
 
     def __init__(self, bootstrap: str, *, timeout: float = 10.0, client_id: str = "techne-gateway",
-                 auth: KafkaAuth | None = None, linger_ms: int = 5) -> None:
+                 auth: KafkaAuth | None = None, linger_ms: int = 0) -> None:
         self.timeout = timeout
         self.linger_ms = linger_ms
         self._bootstrap = bootstrap
