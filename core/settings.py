@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     worker_commit_interval_s: float = Field(
         0.5, gt=0, le=60, description="Faust's broker_commit_interval: how often the worker flushes its producer and "
                                       "commits (a crash replays at most this much; README, performance).")
+    worker_producer_linger_ms: int = Field(
+        10, ge=0, le=1000, description="How long the worker's producer gathers outputs into one produce request: the "
+                                       "broker's cost follows the partition batches appended (README, performance).")
     poison_window: int = Field(1000, ge=10, description="Messages over which the invalid share is measured.")
     poison_threshold: float = Field(0.5, gt=0, le=1, description="Invalid share that stops the worker (and a sink).")
 

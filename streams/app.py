@@ -91,7 +91,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
     keystore = KeyStore(settings.bootstrap, MasterKeys.from_settings(settings), settings.kafka_auth())
     app = faust.App(
         settings.worker_id,
-        **faust_settings(settings.bootstrap, settings.replication_factor),
+        **faust_settings(settings.bootstrap, settings.replication_factor, settings.worker_producer_linger_ms),
         broker_credentials=faust_credentials(settings.kafka_auth()),
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,
