@@ -47,6 +47,13 @@ def test_bench_e2e_every_request_accepted_and_every_sink_caught_up() -> None:
     assert r["sink_lag_after"] and set(r["sink_lag_after"].values()) == {0}
     assert r["latency_p99_s_le"] is not None and r["latency_p50_s_le"] <= r["latency_p99_s_le"]
     assert {"gateway", "worker", "broker"} <= set(r["cpu_us_per_event"])
+    # the broker's own counts over the orders' window: every order once on the raw topic, and the
+    # worker's audit record per order (the consents done before the clock); the JMX agent comes with
+    # Maven like the broker's jars (test_compose_kafka needs it too)
+    assert not r["broker_requests_note"], r["broker_requests_note"]
+    assert r["broker_messages_in_per_event"]["raw.chaillot"] == 1.0
+    assert 1.0 <= r["broker_messages_in_per_event"]["techne.audit"] < 1.01  # not idempotent: a rare retry
+    assert r["broker_requests_per_event"]["Produce"] > 0 and r["broker_requests_per_event"]["total"] > 0
 
 
 def test_bench_ingest_completes_with_both_sides_measured() -> None:
@@ -54,3 +61,4 @@ def test_bench_ingest_completes_with_both_sides_measured() -> None:
     assert r["events"] == 1000 and r["single_requests"] == 200
     assert r["gateway_batch_events_per_s"] > 0 and r["aiokafka_producer_events_per_s"] > 0
     assert r["gateway_single_requests_per_s"] > 0 and r["gateway_peak_rss_mib"] > 0
+    assert r["broker_produce_requests_per_single_request"] > 0 and r["broker_cpu_us_per_single_request"] > 0
