@@ -5,7 +5,7 @@ pilot venues, persons who attend several venues, a consent mix (granted, refused
 e-mail campaign clicks, mostly by people who gave a consent at that venue (its newsletter
 subscribers), some a few days before one of their orders there. With ``kinds_share`` (the demo's
 traffic), that share of the events are of the other kinds of audience data: order lifecycle
-(payments, issued tickets, a few refunds and cancellations), entrance scans, campaign sends,
+(payments, issued tickets, a few refunds and cancellations), entrance scans (of performances already played, with their orders), campaign sends,
 deliveries, opens, bounces and unsubscribes, page views and content interactions (by known
 persons and by anonymous visitors), and daily ad spend. :func:`send_all` posts each event
 through the real gateway, signed per Standard Webhooks, with bounded concurrency, and reports
@@ -65,12 +65,14 @@ def _consent(rng: random.Random, venue: str, email: str, granted: bool, at: date
             "recipient_list_version": "2026-09", "proof_ref": f"form:{venue}:newsletter-2026"}
 
 
-def _order(rng: random.Random, venue: str, email: str, at: datetime) -> dict[str, Any]:
+def _order(rng: random.Random, venue: str, email: str, at: datetime,
+           performance_at: datetime | None = None) -> dict[str, Any]:
+    """An order placed at ``at`` for a performance 3 to 120 days later (or ``performance_at``)."""
     production, discipline = rng.choice(PROGRAMME[venue])
     tariff = rng.choice(TARIFFS)
     qty = rng.choice([1, 1, 2, 2, 2, 3, 4])
     unit = 0 if tariff == "invitation" else rng.choice([1200, 1800, 2500, 3500, 5500, 9000])
-    perf_at = at + timedelta(days=rng.randint(3, 120), hours=rng.choice([0, 1, 2]))
+    perf_at = performance_at or at + timedelta(days=rng.randint(3, 120), hours=rng.choice([0, 1, 2]))
     return {"type": "ticket.order_placed", "event_id": str(uuid.uuid4()), "occurred_at": at.isoformat(),
             "source_system": "billetterie", "customer": {"email": email, "postal_code": rng.choice(POSTCODES[venue])},
             "order_id": f"{venue[:3].upper()}-{rng.randrange(10**8):08d}", "production": production,
@@ -175,14 +177,18 @@ def _other_kinds(rng: random.Random, n: int, orders: list[tuple[str, str, dict[s
     """``n`` events of the kinds other than orders and clicks (see module doc)."""
     out: list[Outgoing] = []
     known = sorted(subscribed) or [(v, p) for v, p, _ in orders]
-    for i in range(n):
-        roll = rng.random()
+    while len(out) < n:
+        i, roll = len(out), rng.random()
         if orders and roll < 0.3:
             venue, _, order = rng.choice(orders)
             out.append(Outgoing(venue, _lifecycle(rng, order), "lifecycle"))
-        elif orders and roll < 0.5:
-            venue, _, order = rng.choice(orders)
-            out.append(Outgoing(venue, _scan(rng, order), "scan"))
+        elif orders and roll < 0.5:  # scans happen at a performance already played: an earlier order's
+            venue, person, _ = rng.choice(orders)
+            played = now - timedelta(days=rng.randint(1, 30))
+            order = _order(rng, venue, person, played - timedelta(days=rng.randint(3, 60)), performance_at=played)
+            out.append(Outgoing(venue, order, "order"))
+            if len(out) < n:
+                out.append(Outgoing(venue, _scan(rng, order), "scan"))
         elif known and roll < 0.65:
             venue, person = rng.choice(known)
             at = now - timedelta(days=rng.uniform(1, 20))

@@ -12,7 +12,7 @@ import pytest
 from core.settings import DEFAULT_CONSENT_SOURCES
 from producers.adapters import PUSH
 from producers.adapters.consent import consent_events, load_consent_sources
-from producers.ingest import EventRejected, prepare
+from producers.ingest import FUTURE_TOLERANCE, EventRejected, prepare
 from producers.matomo import to_events
 from techne.demo_sources import Sourced, helloasso_order, matomo_hits, per_source, secutix_opt_in, secutix_order
 from techne.traffic import SendResult, generate
@@ -73,3 +73,12 @@ def test_invalid_generated_orders_become_invalid_deliveries_not_crashes() -> Non
         venue = "lieu-unique" if source == "helloasso" else "opera-lyon"
         with pytest.raises(EventRejected):  # the gateway answers 422 for exactly this
             events_of(source, venue, note)
+
+
+def test_generated_traffic_of_every_kind_is_dated_no_later_than_its_sending() -> None:
+    mixed = generate(2000, seed=5, now=NOW, kinds_share=0.4)
+    kinds = {e.kind for e in mixed}
+    assert {"order", "scan", "lifecycle", "campaign", "page", "content", "ad_spend"} <= kinds, kinds
+    late = [e.payload["type"] for e in mixed if isinstance(e.payload, dict) and "occurred_at" in e.payload
+            and datetime.fromisoformat(str(e.payload["occurred_at"])) > NOW + FUTURE_TOLERANCE]
+    assert late == []  # the gateway refuses an event dated more than a day ahead (retention starts there)
