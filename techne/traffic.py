@@ -5,11 +5,11 @@ pilot venues, persons who attend several venues, a consent mix (granted, refused
 e-mail campaign clicks, mostly by people who gave a consent at that venue (its newsletter
 subscribers), some a few days before one of their orders there. With ``kinds_share`` (the demo's
 traffic), that share of the events are of the other kinds of audience data: order lifecycle
-(payments, issued tickets, a few refunds and cancellations), entrance scans (of performances already played, with their orders), campaign sends,
-deliveries, opens, bounces and unsubscribes, page views and content interactions (by known
-persons and by anonymous visitors), and daily ad spend. :func:`send_all` posts each event
-through the real gateway, signed per Standard Webhooks, with bounded concurrency, and reports
-every answer.
+(payments, issued tickets, a few refunds and cancellations), entrance scans (of performances
+already played, with their orders), campaign sends, deliveries, opens, bounces and
+unsubscribes, page views and content interactions (by known persons and by anonymous
+visitors), and daily ad spend. :func:`send_all` posts each event through the real gateway,
+signed per Standard Webhooks, with bounded concurrency, and reports every answer.
 """
 
 from __future__ import annotations
