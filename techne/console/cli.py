@@ -22,11 +22,14 @@ console_app.add_typer(user_app, name="user")
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
 
 
-def _settings(data_dir: Path | None = None, bootstrap: str | None = None) -> Any:
-    from core.settings import load_settings
+def _settings(data_dir: Path | None = None, bootstrap: str | None = None, *, producer: bool = False) -> Any:
+    """The bus settings; ``producer``: the console serving imports and preference links, which
+    need the subject key (``GatewaySettings``: refused at start without it, not a 500 later)."""
+    from core.settings import GatewaySettings, Settings, load_settings
 
     overrides: dict[str, Any] = {"data_dir": data_dir, "bootstrap": bootstrap}
-    return load_settings(**{k: v for k, v in overrides.items() if v is not None})  # one line, never a value
+    kind = GatewaySettings if producer else Settings
+    return load_settings(kind, **{k: v for k, v in overrides.items() if v is not None})  # one line, never a value
 
 
 def _users(data_dir: Path | None) -> Any:
@@ -59,8 +62,9 @@ def serve(ctx: typer.Context, host: str = "127.0.0.1", port: int = 8090,
     from techne.console.app import create_app
 
     console = _console_settings()
-    uvicorn.run(create_app(_settings(data_dir, bootstrap), console), host=host, port=port, log_level="warning",
-                access_log=False, proxy_headers=True, forwarded_allow_ips=console.trusted_proxies)
+    app = create_app(_settings(data_dir, bootstrap, producer=True), console)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=True,
+                forwarded_allow_ips=console.trusted_proxies)
 
 
 @user_app.command("add")
@@ -80,6 +84,9 @@ def user_add(username: Annotated[str, typer.Argument(help="Login name (3-64 of a
     settings = _settings(data_dir)
     if operator == (venue is not None):
         raise ConfigError("give exactly one of --venue V or --operator")
+    known = set(load_venues(settings.venues_file))
+    if venue is not None and venue not in known:  # before asking for a password, not after
+        raise ConfigError(f"unknown venue {venue!r} (known: {', '.join(sorted(known))})")
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -88,7 +95,7 @@ def user_add(username: Annotated[str, typer.Argument(help="Login name (3-64 of a
     users = _users(data_dir)
     try:
         user = users.add(username, role="operator" if operator else "venue", venue=venue, password=password,
-                         known_venues=set(load_venues(settings.venues_file)))
+                         known_venues=known)
         typer.echo(f"user {user.username} added ({'operator' if operator else f'venue {venue}'})")
         if link:
             typer.echo(f"one-time sign-in link (1 h): {_base_url(url)}/connexion/lien/{users.issue_link(username)}")

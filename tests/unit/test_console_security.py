@@ -329,3 +329,20 @@ def test_after_sign_in_only_a_page_of_ones_own_venue_is_followed(settings: Setti
         resp = c.post("/connexion", data={"csrf": csrf_of(c), "username": "user-a", "password": PASSWORD,
                                           "suite": asked})
         assert resp.status_code == 303 and resp.headers["location"] == landed, asked
+
+
+def test_cli_refuses_an_unknown_venue_before_asking_for_a_password(settings: Settings) -> None:
+    env = {**os.environ, "TECHNE_DATA_DIR": str(settings.data_dir)}
+    run = subprocess.run([sys.executable, "-m", "techne.cli", "console", "user", "add", "quelqu-un", "--venue",
+                          "nulle-part"], env=env, input="", capture_output=True, text=True, timeout=60, cwd=REPO,
+                         check=False)
+    assert run.returncode == 2 and "unknown venue 'nulle-part'" in run.stderr
+    assert "password" not in run.stdout + run.stderr.split("unknown venue")[0]  # never prompted
+
+
+def test_console_refuses_to_start_without_the_subject_key(settings: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TECHNE_SUBJECT_KEY"}
+    env["TECHNE_DATA_DIR"] = str(settings.data_dir)
+    run = subprocess.run([sys.executable, "-m", "techne.cli", "console", "--port", "1"], env=env,
+                         capture_output=True, text=True, timeout=60, cwd=REPO, check=False)
+    assert run.returncode == 2 and "TECHNE_SUBJECT_KEY is required" in run.stderr  # not a 500 on the links page
