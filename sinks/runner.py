@@ -28,12 +28,13 @@ import functools
 import gc
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from core import metrics as techne_metrics
-from core.errors import ConfigError
+from core.errors import ConfigError, StoreLocked
 from core.settings import Settings
 from core.venues import load_venues
 from schemas.agreements import Agreement, load_agreements
@@ -50,6 +51,27 @@ from sinks.server import connect
 from sinks.tables import TICKET_ORDERS, VENUE_STORE, PartnerTables, partner_tables, venue_tables
 
 log = logging.getLogger(__name__)
+
+STORE_WAIT_S = 30.0
+"""How long a starting sink waits for its embedded store held by another process: a reader that
+found no running sink (``techne query``, a report) holds the directory for one query; a sink
+that still runs holds it for good, and the start then fails with ``StoreLocked``."""
+
+
+def open_embedded(path: Path, wait_s: float = STORE_WAIT_S) -> ChdbStore:
+    """The embedded store at ``path`` for a sink, waiting up to ``wait_s`` for another process's
+    lock (see :data:`STORE_WAIT_S`); ``StoreLocked`` past it, or at once for this process's own."""
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        try:
+            return ChdbStore(path)
+        except StoreLocked as exc:
+            if "another process" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            if not told:
+                log.warning("%s; waiting up to %.0f s for it to be released", exc, wait_s)
+                told = True
+            time.sleep(0.2)
 
 
 def audit_store_dir(settings: Settings) -> Path:
@@ -174,7 +196,7 @@ def run_sink_process(settings: Settings, partner_id: str, wrap_store: Callable[[
     _setup(settings)
     tables = tables_for(settings, partner_id)
     declare_sink(partner_id, [t.name for t in tables.all])
-    store: Store = _server(settings) or ChdbStore(store_dir(settings, partner_id))
+    store: Store = _server(settings) or open_embedded(store_dir(settings, partner_id))
     if wrap_store is not None:
         store = wrap_store(store)
     reads = None
@@ -191,7 +213,7 @@ def run_audit_process(settings: Settings) -> None:
     """Run the audit sink until SIGTERM/SIGINT (see module doc)."""
     _setup(settings)
     declare_sink(AUDIT_LABEL, [audit.TABLE])
-    store = _server(settings) or ChdbStore(audit_store_dir(settings))
+    store = _server(settings) or open_embedded(audit_store_dir(settings))
     reads = None
     try:
         reads = _read_server(settings, audit_ref(settings))

@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -439,3 +440,27 @@ def test_directory_held_by_another_process_is_store_locked_here(tmp_path: Path) 
     with ChdbStore(path) as store:  # released when the holder exits
         assert store.query("SELECT 1") == [(1,)]
 
+
+
+def test_a_starting_sink_waits_for_a_reader_to_release_its_store(tmp_path: Path) -> None:
+    """A reader that found no sink running holds the directory for one query: the sink starting
+    meanwhile waits for it instead of dying on the lock; a holder that stays is StoreLocked."""
+    from sinks.runner import open_embedded
+
+    path = tmp_path / "shared"
+    holder = python(HOLD, path, stdin=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    try:
+        with pytest.raises(StoreLocked, match=f"PID {holder.pid}"):
+            open_embedded(path, wait_s=0.5)  # still held past the wait
+        release = threading.Timer(1.5, lambda: holder.communicate("\n", timeout=60))
+        release.start()
+        started = time.monotonic()
+        with open_embedded(path, wait_s=30) as store:
+            assert time.monotonic() - started >= 1.0  # it did wait for the holder
+            assert store.query("SELECT 1") == [(1,)]
+        release.join()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
