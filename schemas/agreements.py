@@ -86,7 +86,11 @@ class Agreement(BaseModel):
 
 
 def load_agreements(directory: Path, known_venues: set[str] | None = None) -> list[Agreement]:
-    """Load every ``*.yaml`` under ``directory``; raise ConfigError naming file and field."""
+    """Load every ``*.yaml`` under ``directory``; raise ConfigError naming file and field, or the
+    directory if it does not exist (an empty directory is valid: no agreement yet)."""
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: agreements directory does not exist (TECHNE_AGREEMENTS_DIR; "
+                          f"a relative path is read from the working directory {Path.cwd()})")
     agreements: list[Agreement] = []
     for path in sorted(directory.glob("*.yaml")):
         try:

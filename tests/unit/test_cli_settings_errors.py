@@ -41,3 +41,26 @@ def test_a_bad_console_setting_names_its_console_variable(tmp_path: Path) -> Non
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "TECHNE_CONSOLE_SECRET: at least 32" in result.output
     assert "TECHNE_CONSOLE_SESSION_HOURS" in result.output and "short" not in result.output
+
+
+@pytest.mark.parametrize("command", [["agreements", "check"], ["query", "--partner", "observatoire", "SELECT 1"],
+                                     ["agreements", "export", "--format", "odrl"]], ids=" ".join)
+def test_a_missing_agreements_directory_is_named_not_read_as_no_agreement(command: list[str], tmp_path: Path) -> None:
+    """An operator started from another directory (or with a typo in TECHNE_AGREEMENTS_DIR) is told
+    the directory is missing; read as empty, the worker would route nothing and the partner look unknown."""
+    missing = tmp_path / "agreemnts"
+    result = CliRunner().invoke(app, [*command, "--data-dir", str(tmp_path)] if command[0] == "query" else command,
+                                env={"TECHNE_AGREEMENTS_DIR": str(missing)})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert str(missing) in result.output and "TECHNE_AGREEMENTS_DIR" in result.output, result.output
+    assert "no data-sharing agreement names" not in result.output
+    assert not missing.exists()
+
+
+def test_load_agreements_refuses_a_missing_directory(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+    from schemas.agreements import load_agreements
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_agreements(tmp_path / "nowhere")
+    assert load_agreements(tmp_path) == []  # an existing, empty directory: no agreement yet
