@@ -105,12 +105,25 @@ NUMBER_MAX_DIGITS = 18
 """Largest magnitude of a number cell: below 10**18 (an Avro long holds 9.2 * 10**18)."""
 
 
+_SPACES_AND_UNITS = re.compile("[\\s\u00a0\u202f'’]|€|EUR")
+"""What a number cell may hold besides digits, sign and separators: spaces (of every width),
+apostrophes grouping thousands (1'234,50), the currency."""
+
+
 def _number(raw: str) -> Decimal:
     """A finite number below ``10**NUMBER_MAX_DIGITS``: ``NaN``, ``Infinity`` or ``1e999999999``
     (which ``Decimal`` reads, and ``int()`` would expand digit by digit) is a cell error."""
-    cleaned = raw.replace("\u00a0", "").replace("\u202f", "").replace(" ", "").replace("€", "").replace("EUR", "")
-    if "," in cleaned:
-        cleaned = cleaned.replace(".", "").replace(",", ".")  # 1.234,50 -> 1234.50
+    cleaned = _SPACES_AND_UNITS.sub("", raw)
+    # the decimal separator is the last of ',' and '.', written once; the other one groups digits
+    # (1.234,50 and 1,234.50 are both 1234.50; a lone ',' is a decimal comma, as French tools write)
+    decimal = max(",", ".", key=cleaned.rfind) if "," in cleaned or "." in cleaned else None
+    if decimal is not None:
+        grouping = "." if decimal == "," else ","
+        whole, _, fraction = cleaned.rpartition(decimal)
+        if decimal in whole or grouping in fraction:
+            raise CellError("not a number (its ',' and '.' separators contradict each other)",
+                            "pas un nombre (ses séparateurs ',' et '.' se contredisent)")
+        cleaned = whole.replace(grouping, "") + "." + fraction
     try:
         value = Decimal(cleaned)
     except InvalidOperation:

@@ -25,9 +25,17 @@ def test_french_dates_in_the_profile_time_zone(raw: str, expected: datetime) -> 
 
 
 @pytest.mark.parametrize(("raw", "minor"), [("45,50", 4550), ("1 234,50 €", 123450), ("1.234,5", 123450),
-                                            ("12", 1200), ("0,00", 0), ("9\u00a0000,00", 900000)])
+                                            ("12", 1200), ("0,00", 0), ("9\u00a0000,00", 900000),
+                                            ("1,234.50", 123450), ("12.50", 1250), ("1.234.567,8", 123456780),
+                                            ("1,234,567.8", 123456780), ("1'234,50", 123450)])
 def test_money_with_decimal_commas(raw: str, minor: int) -> None:
     assert convert(raw, FieldSpec(column="m", type="money"), PROFILE) == minor
+
+
+@pytest.mark.parametrize("raw", ["1,2.3,4", "1.2,3.4", "12,5,0"])
+def test_a_number_whose_separators_contradict_each_other_is_a_cell_error(raw: str) -> None:
+    with pytest.raises(CellError, match="not a number"):
+        convert(raw, FieldSpec(column="m", type="money"), PROFILE)
 
 
 def test_bad_cells_give_reasons_without_values() -> None:
