@@ -13,6 +13,8 @@ was detected (format, encoding, delimiter) so that a person can be told.
   Roman, DOS 850); the dialect (delimiter and quote) comes from :class:`csv.Sniffer`. When the
   caller knows the columns it expects (``expected``), the delimiter that finds the most of them
   in the header wins over the sniffer's guess, and the choice is reported.
+- **Header row** (:mod:`producers.header_row`): title lines above it are skipped (noted), and a
+  column the caller reads that is named twice is refused naming its positions.
 - **Unbalanced quotes**: a quote opened and never closed makes the CSV parser swallow the
   following lines into one cell; a cell holding line breaks *and* delimiters is therefore
   refused as "rows merged", naming the lines, and so is a quote still open at the end of the file.
@@ -28,9 +30,11 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from itertools import chain, islice
 from typing import Any
 
 from core.errors import Refused
+from producers.header_row import SEARCH_ROWS, duplicated, header_index, row_cells, skipped_note
 
 DELIMITERS = ";,\t|"
 ENCODINGS = ["cp1252", "mac_roman", "cp850"]
@@ -84,7 +88,7 @@ def read_table(data: bytes, filename: str = "", *, expected: Iterable[str] = (),
     ``expected`` names the columns the caller will look for (helps choose the delimiter)."""
     name = filename.lower()
     if data[:4] == b"PK\x03\x04" or name.endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(data)
+        return _read_xlsx(data, set(expected))
     if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" or name.endswith(".xls"):
         raise TableError("format Excel 97-2003 (.xls) non pris en charge : enregistrez le fichier en XLSX ou en CSV",
                          "Excel 97-2003 (.xls) files are not supported: save the file as XLSX or CSV")
@@ -122,9 +126,10 @@ def _sniff(text: str) -> csv.Dialect | None:
         return None
 
 
-def _header(text: str, delimiter: str) -> list[str]:
-    first = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
-    return [h.strip() for h in first]
+def _named(text: str, delimiter: str, expected: set[str]) -> int:
+    """How many ``expected`` columns the best header candidate names, cut by ``delimiter``."""
+    rows = islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), SEARCH_ROWS)
+    return max((len(expected & {c.strip() for c in row}) for row in rows), default=0)
 
 
 def _choose_delimiter(text: str, expected: set[str], forced: str | None) -> tuple[str, str]:
@@ -136,7 +141,7 @@ def _choose_delimiter(text: str, expected: set[str], forced: str | None) -> tupl
     quote = (dialect.quotechar if dialect is not None else None) or '"'
     if expected:
         def found(d: str) -> int:
-            return len(expected & set(_header(text, d)))
+            return _named(text, d, expected)
 
         best = max(DELIMITERS, key=lambda d: (found(d), d == sniffed, d == ";"))
         if found(best) > (found(sniffed) if sniffed else -1):
@@ -147,20 +152,14 @@ def _choose_delimiter(text: str, expected: set[str], forced: str | None) -> tupl
     return max(DELIMITERS, key=lambda d: (first.count(d), d == ";")), '"'
 
 
-def _read_csv(text: str, encoding: str, expected: set[str], forced: str | None) -> Table:
-    delimiter, quote = _choose_delimiter(text, expected, forced)
+def _records(text: str, delimiter: str, quote: str) -> list[tuple[int, int, list[str]]]:
+    """``(first line, last line, cells)`` of every record of the CSV text."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote, strict=True)
+    records: list[tuple[int, int, list[str]]] = []
     start = 1
     try:
-        header = [h.strip() for h in next(reader)]
-        table = Table(header, [], "csv", encoding, delimiter)
-        start = reader.line_num + 1
         for cells in reader:
-            _check_merged(cells, delimiter, len(header), start, reader.line_num)
-            if any(c.strip() for c in cells):
-                if sum(1 for c in cells[len(header):] if c.strip()):
-                    table.width_errors.append((start, len(cells)))
-                table.rows.append((start, dict(zip(header, cells, strict=False))))
+            records.append((start, reader.line_num, cells))
             start = reader.line_num + 1
     except csv.Error:
         line = reader.line_num
@@ -168,7 +167,35 @@ def _read_csv(text: str, encoding: str, expected: set[str], forced: str | None) 
                          "cellule ; fermez le guillemet ou retirez-le",
                          f"unbalanced or misplaced quote: lines {start} to {line} read as one cell; close or remove "
                          "the quote") from None
+    return records
+
+
+def _read_csv(text: str, encoding: str, expected: set[str], forced: str | None) -> Table:
+    delimiter, quote = _choose_delimiter(text, expected, forced)
+    records = _records(text, delimiter, quote)
+    at = header_index([cells for _, _, cells in records], expected)
+    header = [h.strip() for h in records[at][2]] if records else []
+    table = _table(header, "csv", expected, encoding, delimiter, records[at][0] if records else 1)
+    for first, last, cells in records[at + 1:]:
+        _check_merged(cells, delimiter, len(header), first, last)
+        _add_row(table, first, cells)
     return table
+
+
+def _table(header: list[str], fmt: str, expected: set[str], encoding: str | None, delimiter: str | None,
+           line: int) -> Table:
+    """An empty table for ``header`` (read on ``line``), or :class:`TableError` if it names a read column twice."""
+    refused = duplicated(header, expected)
+    if refused is not None:
+        raise TableError(*refused)
+    return Table(header, [], fmt, encoding, delimiter, notes=[skipped_note(line)] if line > 1 else [])
+
+
+def _add_row(table: Table, line: int, cells: list[str]) -> None:
+    if any(c.strip() for c in cells):
+        if sum(1 for c in cells[len(table.header):] if c.strip()):
+            table.width_errors.append((line, len(cells)))
+        table.rows.append((line, row_cells(table.header, cells)))
 
 
 def _check_merged(cells: list[str], delimiter: str, width: int, first: int, last: int) -> None:
@@ -203,7 +230,7 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _read_xlsx(data: bytes) -> Table:
+def _read_xlsx(data: bytes, expected: set[str]) -> Table:
     from zipfile import BadZipFile
 
     from openpyxl import load_workbook
@@ -218,18 +245,17 @@ def _read_xlsx(data: bytes) -> Table:
         if sheet is None:
             raise TableError("le classeur n'a aucune feuille", "the workbook has no sheet")
         rows = sheet.iter_rows(values_only=True)
-        header = [cell_text(v).strip() for v in next(rows, ())]
+        top = [[cell_text(v) for v in values] for values in islice(rows, SEARCH_ROWS)]
+        at = header_index(top, expected)
+        header = [h.strip() for h in top[at]] if top else []
         while header and not header[-1]:
             header.pop()
         if not header:
             raise TableError("la première feuille du classeur est vide", "the workbook's first sheet is empty")
-        table = Table(header, [], "xlsx")
-        for line, values in enumerate(rows, start=2):
-            cells = [cell_text(v) for v in values]
-            if any(c.strip() for c in cells):
-                if sum(1 for c in cells[len(header):] if c.strip()):
-                    table.width_errors.append((line, len(cells)))
-                table.rows.append((line, dict(zip(header, cells, strict=False))))
+        table = _table(header, "xlsx", expected, None, None, at + 1)
+        for line, cells in enumerate(chain(top[at + 1:], ([cell_text(v) for v in values] for values in rows)),
+                                     start=at + 2):
+            _add_row(table, line, cells)
         return table
     finally:
         workbook.close()

@@ -168,3 +168,48 @@ def test_a_small_table_with_a_multiline_note_holding_a_delimiter_is_kept() -> No
     table = read_table(data, "notes.csv")
     assert [line for line, _ in table.rows] == [2, 4]
     assert table.rows[0][1]["Note"] == "Merci\nà bientôt; Léa"
+
+
+def _xlsx(rows: list[list[object]]) -> bytes:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name", ["ventes.csv", "ventes.xlsx"])
+def test_a_header_below_title_lines_is_found_and_the_lines_above_ignored(name: str) -> None:
+    rows = [["Export des ventes du 01/12/2026"], [""], HEADER, GOOD, GOOD]
+    data = _xlsx(rows) if name.endswith("xlsx") else csv_bytes(rows)
+    table = read_profile_table(data, name, PROFILE)
+    assert table.header == HEADER and [line for line, _ in table.rows] == [4, 5]
+    (fr, en), = table.notes
+    assert "en-tête lu ligne 3" in fr and "header read on line 3" in en
+    valid, report = validate_rows(table, PROFILE, "gemeaux", KEY)
+    assert len(valid) == 2 and report.errors == []
+
+
+@pytest.mark.parametrize("name", ["ventes.csv", "ventes.xlsx"])
+def test_a_column_the_profile_reads_named_twice_is_refused_naming_it(name: str) -> None:
+    rows = [[*HEADER, "E-mail"], [*GOOD, ""]]  # the second, empty, E-mail would erase the first
+    data = _xlsx(rows) if name.endswith("xlsx") else csv_bytes(rows)
+    with pytest.raises(TableError) as err:
+        read_profile_table(data, name, PROFILE)
+    assert "« E-mail » figure 2 fois (colonnes 4 et 15)" in err.value.fr
+    assert "'E-mail' appears 2 times (columns 4 and 15)" in err.value.en
+
+
+def test_a_column_the_profile_ignores_named_twice_keeps_its_first_cell() -> None:
+    rows = [[*HEADER, "Commentaire", "Commentaire"], [*GOOD, "premier", "second"]]
+    table = read_profile_table(csv_bytes(rows), "ventes.csv", PROFILE)
+    assert table.rows[0][1]["Commentaire"] == "premier" and table.rows[0][1]["E-mail"] == "lea@exemple.fr"
+
+
+def test_a_comma_file_with_a_title_line_is_cut_on_its_commas() -> None:
+    rows = [["Export des ventes", "saison 2026"], [*HEADER[:-1], "Montant TTC"], [*GOOD[:-1], "45.00"]]
+    table = read_profile_table(csv_bytes(rows, ","), "ventes.csv", PROFILE)
+    assert table.delimiter == "," and table.header == HEADER and table.rows[0][0] == 3
