@@ -1,3 +1,6 @@
+import tracemalloc
+import uuid
+
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,3 +19,22 @@ def test_same_partitions_as_kafkas_default_partitioner(keys: list[bytes], n: int
 def test_unkeyed_records_spread_over_available_partitions() -> None:
     chosen = {CachedPartitioner()(None, [0, 1, 2, 3], [1, 3]) for _ in range(200)}
     assert chosen == {1, 3}
+
+
+def test_memory_stays_bounded_under_keys_never_seen_twice() -> None:
+    """Audit records are keyed by event id: every event brings a new key. The cache must stop
+    growing at its bound (about 1 MiB), not grow for a quarter of an hour of traffic."""
+    partitioner, parts = CachedPartitioner(), list(range(12))
+    keys = [str(uuid.uuid4()).encode() for _ in range(60_000)]
+    tracemalloc.start()
+    try:
+        for key in keys[:20_000]:
+            partitioner(key, parts, parts)
+        filled, _ = tracemalloc.get_traced_memory()
+        for key in keys[20_000:]:
+            partitioner(key, parts, parts)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert filled < 2 * 2**20
+    assert after - filled < 64 * 1024  # 40,000 more new keys: nothing more kept
