@@ -38,7 +38,7 @@ from core.errors import ConfigError, StoreLocked
 from core.settings import Settings
 from core.venues import load_venues
 from schemas.agreements import Agreement, load_agreements
-from sinks import audit
+from sinks import audit, partner_sql
 from sinks.base import Store
 from sinks.chdb import ChdbStore
 from sinks.consumer import run_audit_sink, run_sink
@@ -225,8 +225,11 @@ def run_audit_process(settings: Settings) -> None:
 
 
 def query_store(settings: Settings, partner_id: str, sql: str, fmt: str = "PrettyCompact") -> str:
-    """Run ``sql`` (read-only) on the partner's store and return the output rendered in ``fmt``."""
-    with open_reader(settings, partner_ref(settings, partner_id)) as reader:
+    """Run ``sql`` (read-only, on the store's own database only: :mod:`sinks.partner_sql`) on the
+    partner's store and return the output rendered in ``fmt``."""
+    ref = partner_ref(settings, partner_id)
+    with open_reader(settings, ref) as reader:
+        partner_sql.check(reader, ref.database, sql)
         return reader.query_text(sql, fmt)
 
 
