@@ -40,6 +40,7 @@ from core.topics import KEYS, raw_topic
 from producers.keyring import Keyring
 from schemas import CATALOGUE, Catalogue
 from schemas.models import INCOMING, to_record
+from schemas.moments import out_of_range
 from schemas.sealing import SEALER
 
 if TYPE_CHECKING:
@@ -146,6 +147,8 @@ def prepare(payload: Any, *, venue_id: str, subject_key: bytes, fallback_id: uui
         event = INCOMING.validate_python(payload)
     except ValidationError as exc:
         raise EventRejected(field_errors(exc)) from None
+    if problems := out_of_range(event):
+        raise EventRejected(problems)
     if not _configured:
         raise ConfigError("producer not configured to seal identifiers (TECHNE_DATAKEY_MASTER_KEYS; "
                           "producers.ingest.configure(settings) at start)")

@@ -64,6 +64,11 @@ BAD: list[tuple[str, dict[str, Any], int, str]] = [
     ("malformed json", {"body": b'{"type": "ticket.order_placed", '}, 400, "malformed_json"),
     ("schema invalid", {"body": json.dumps({**ORDER, "quantity": "deux", "discipline": "jazz"}).encode()},
      422, "schema_invalid"),
+    ("moment past year 1 in UTC", {"body": json.dumps({**ORDER, "occurred_at": "0001-01-01T00:30:00+01:00"}).encode()},
+     422, "schema_invalid"),  # was a 500 (OverflowError converting to UTC)
+    ("date the stores cannot hold", {"body": json.dumps({**ORDER, "performance_at": "1850-01-01T20:00:00Z"}).encode()},
+     422, "schema_invalid"),  # was a 202, then a dead letter at every partner sink
+    ("UTF-8 BOM", {"body": b"\xef\xbb\xbf" + json.dumps(ORDER).encode()}, 400, "malformed_json"),
     ("unknown venue", {"venue": "nowhere"}, 404, "unknown_venue"),
     ("wrong content type", {"content_type": "text/plain"}, 415, "unsupported_media_type"),
     ("oversized body", {"body": json.dumps({**ORDER, "production": "x" * 2_000_000}).encode()}, 413,
