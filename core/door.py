@@ -9,7 +9,7 @@ names (``limit``, ``max``). Nothing else escapes: no ``RecursionError`` from dee
 
 What is refused, and why:
 
-* ``malformed_json`` (400): not JSON, or not UTF-8 (UTF-16/32 bodies and a BOM included);
+* ``malformed_json`` (400): not JSON, or not UTF-8 (a UTF-16/32 body or a BOM is named as such);
 * ``too_deep`` (400): arrays/objects nested deeper than ``depth`` (counted before parsing, on
   the bytes, so the recursive parser never sees it);
 * ``number_too_long`` (400): a number literal longer than ``number_chars``;
@@ -163,8 +163,22 @@ def _check_values(value: Any, limits: Limits, surrogates: bool) -> None:
             stack.extend(node.values())
 
 
+def _other_encoding(head: bytes) -> str | None:
+    """What a body that starts with ``head`` is written in, when it is UTF-8 with a BOM or another
+    Unicode encoding (RFC 4627's detection: JSON text starts with two ASCII characters)."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "UTF-8 with a byte order mark (BOM)"
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) or (len(head) == 4 and head.count(0) == 3):
+        return "UTF-32"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) >= 2 and head[:2].count(0) == 1):
+        return "UTF-16"
+    return None
+
+
 def parse_json(body: bytes, limits: Limits = LIMITS) -> Any:
     """The JSON document in ``body`` (UTF-8), or :class:`Refused` naming what is wrong."""
+    if (written_in := _other_encoding(body[:4])) is not None:
+        raise Refused(400, "malformed_json", f"the body is {written_in}: send UTF-8 without a byte order mark")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

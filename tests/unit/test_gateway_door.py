@@ -65,6 +65,17 @@ def test_each_hostile_shape_is_refused_naming_its_limit(body: bytes, status: int
         assert str(getattr(LIMITS, limit)) in refused.value.detail
 
 
+@pytest.mark.parametrize(("body", "named"), [
+    (b"\xef\xbb\xbf{}", "UTF-8 with a byte order mark"), (b"\xff\xfe[\x001\x00]\x00", "UTF-16"),
+    (b"\xfe\xff\x00[\x001\x00]", "UTF-16"), ("{}".encode("utf-32"), "UTF-32"),
+    (b"[\x001\x00]\x00", "UTF-16"),  # UTF-16 without a BOM: NUL bytes between ASCII ones
+])
+def test_a_body_in_another_unicode_encoding_is_refused_naming_it(body: bytes, named: str) -> None:
+    with pytest.raises(Refused) as err:
+        parse_json(body)
+    assert err.value.error == "malformed_json" and named in err.value.detail and "UTF-8" in err.value.detail
+
+
 def test_what_is_within_the_limits_parses() -> None:
     assert parse_json(b"[" * 32 + b"]" * 32) is not None
     assert parse_json(b'"' + b"[" * 50 + b'"') == "[" * 50  # brackets in a string
