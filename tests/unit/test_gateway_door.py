@@ -1,4 +1,4 @@
-"""The gateway's parsing door (producers/gateway/door.py) and its middleware (http.Door).
+"""The parsing door (core/door.py) and the gateway's middleware around it (producers/gateway/http.Door).
 
 Each hostile shape is refused with its own code and the limit it breaks; arbitrary bytes never
 raise anything but :class:`Refused`; documents within the limits parse exactly as ``json.loads``
