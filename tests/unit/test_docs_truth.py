@@ -92,13 +92,16 @@ def test_defaults_stated_in_readme_and_env_example_are_the_code_defaults() -> No
 
 
 def _quoted_commands(text: str) -> list[str]:
-    found = []
-    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.DOTALL):
-        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-            found += re.findall(r"^\s*(?:\.venv/bin/|docker compose exec \S+ )?(techne\s[^#]*)", line)
-    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL).replace("\n", " ")
-    found += [span for span in re.findall(r"`([^`]+)`", prose) if span.startswith("techne ")]
-    return found
+    """Every ``techne …`` in a code block line or a code span, also after ``&&`` or ``docker compose run``."""
+    lines = [line for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.DOTALL)
+             for line in re.sub(r"\\\n\s*", " ", block).splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL).replace("\n", " ").replace("# ", " ")
+    quoted = [*lines, *re.findall(r"`([^`]+)`", prose)]
+    return [m for q in quoted for m in re.findall(r"(?:^|(?<=[\s/]))(techne\s+[a-z][^#&;]*)", q)]
+
+
+def _options(*commands: Any) -> set[str]:
+    return {o for c in commands for p in c.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
 
 
 def _problems(command: Any, words: list[str], path: str) -> list[str]:
@@ -109,8 +112,11 @@ def _problems(command: Any, words: list[str], path: str) -> list[str]:
             return []
         word = word.strip("[]()")
         if isinstance(command, typer.core.TyperGroup) and word and not word.startswith("-"):
-            if re.fullmatch(r"[A-Z]+|<[^>]+>|…|\.\.\.", word):
-                return []
+            if re.fullmatch(r"[A-Z]+|<[^>]+>|…|\.\.\.", word):  # `techne insights NAME --json`: some NAME takes it
+                known = _options(*command.commands.values())
+                options = [w.strip("[]()").split("=")[0] for w in words[i + 1:]]
+                wrong = [o for o in options if o.startswith("--") and o not in known]
+                return [f"{path} {word}: no subcommand takes {wrong[0]}"] if wrong else []
             names = word.split("|")
             unknown = [n for n in names if n not in command.commands]
             if unknown:
@@ -118,8 +124,7 @@ def _problems(command: Any, words: list[str], path: str) -> list[str]:
             return [p for n in names for p in _problems(command.commands[n], words[i + 1:], f"{path} {n}")]
         for option in word.split("|"):
             option = option.strip("[]()").split("=")[0]
-            known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
-            if option.startswith("--") and option not in known:
+            if option.startswith("--") and option not in _options(command):
                 return [f"{path}: no option {option}"]
     return []
 
@@ -128,6 +133,8 @@ def test_every_quoted_techne_command_parses() -> None:
     root = typer.main.get_command(app)
     assert _problems(root, ["sink", "--partnr", "P"], "techne") == ["techne sink: no option --partnr"]
     assert _problems(root, ["backup", "create|restor", "DIR"], "techne") == ["techne backup: no subcommand 'restor'"]
+    placeholder = _problems(root, ["insights", "NAME", "[--jsn]"], "techne")
+    assert placeholder == ["techne insights NAME: no subcommand takes --jsn"]
     problems = []
     for doc in DOCS:
         for quoted in _quoted_commands(doc.read_text(encoding="utf-8")):
