@@ -198,3 +198,38 @@ def test_valid_events_of_unshareable_types_are_audited_not_dead_lettered() -> No
     [line] = result.outputs
     assert line.topic == "techne.audit"
     assert json.loads(line.value)["outcome"] == "no_agreement"
+
+
+def test_event_type_label_stays_within_the_catalogue() -> None:
+    """A raw record's ``event_type`` is a free string in its Avro schema: whoever can write a raw
+    topic could mint one metric series per value. Unknown types are counted under ``other``."""
+    from core import metrics
+    from schemas.examples import example_record
+
+    name = next(n for n in CATALOGUE.names() if n.endswith("SiteSearched"))
+    minted = f"x.{uuid.uuid4().hex}"
+    value = CATALOGUE.encode(name, {**example_record(CATALOGUE.entry(name).raw), "event_type": minted})
+
+    def count(label: str) -> float:
+        return metrics.WORKER.get_sample_value("techne_stream_events_total", {"event_type": label}) or 0.0
+
+    before = count("other")
+    Processor([agreement()], KEYS, 1).handle(value, b"k", "raw.v1", lambda _: None)
+    assert metrics.WORKER.get_sample_value("techne_stream_events_total", {"event_type": minted}) is None
+    assert count("other") == before + 1
+
+
+def test_consent_purpose_label_stays_within_the_purposes() -> None:
+    from core import metrics
+
+    minted = f"p{uuid.uuid4().hex}"
+
+    def count(label: str) -> float:
+        return metrics.WORKER.get_sample_value("techne_consent_updates_total",
+                                               {"purpose": label, "outcome": "applied"}) or 0.0
+
+    before = count("other")
+    Ledger().feed(Processor([agreement()], KEYS, 1), consent("a@b.fr", "granted", purpose=minted))
+    assert metrics.WORKER.get_sample_value("techne_consent_updates_total",
+                                           {"purpose": minted, "outcome": "applied"}) is None
+    assert count("other") == before + 1
