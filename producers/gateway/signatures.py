@@ -27,13 +27,15 @@ REASONS = SignatureRejected.REASONS
 
 
 def _well_formed(signature_header: str) -> bool:
+    """Whether one entry of the space-delimited list is ``v1,<base64>`` (the others, other schemes
+    or entries we cannot read, are left to the library, which tries every one)."""
     for entry in signature_header.split():
         version, _, value = entry.partition(",")
         if version == "v1":
             try:
                 base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
-                return False
+                continue
             return True
     return False
 

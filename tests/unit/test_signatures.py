@@ -37,3 +37,16 @@ def test_other_venue_secret_rejected() -> None:
     body = b"{}"
     with pytest.raises(SignatureRejected):
         verify(body, sign(body, secret=OTHER, msg_id="m", timestamp=time.time()), [SecretStr(SECRET)])
+
+
+@pytest.mark.parametrize("others", ["v1,not*base64", "v1,", "v1a,c2lnbmF0dXJl", "v2,???", "garbage", "v1,AAAA"])
+def test_several_signatures_in_one_header_any_right_one_is_enough(others: str) -> None:
+    """Standard Webhooks: the header is a space-delimited list (senders rotating their secret sign
+    with both); an entry we cannot read beside the right one does not refuse the delivery."""
+    body = b'{"a": 1}'
+    headers = sign(body, secret=SECRET, msg_id="msg_1", timestamp=time.time())
+    for listed in (f"{others} {headers['webhook-signature']}", f"{headers['webhook-signature']} {others}"):
+        verify(body, {**headers, "webhook-signature": listed}, [SecretStr(SECRET)])
+    with pytest.raises(SignatureRejected) as info:
+        verify(body, {**headers, "webhook-signature": f"{others} {others}"}, [SecretStr(SECRET)])
+    assert info.value.code in ("malformed", "no_match")
