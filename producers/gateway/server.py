@@ -8,6 +8,8 @@ reaches the app, and closes the connection:
 * ``414 uri_too_long``: a request target over ``MAX_URL_BYTES``;
 * ``431 headers_too_large``: headers over ``MAX_HEADER_BYTES`` in total, or more than
   ``MAX_HEADERS`` of them;
+* ``400 malformed_http``: what the HTTP parser itself refuses (both ``Content-Length`` and
+  ``Transfer-Encoding``, a bad chunk size, a malformed header), instead of uvicorn's plain text;
 * ``408 request_timeout``: a request line and headers not complete ``head_timeout`` seconds after
   the connection opened or the previous answer (a slow-loris client holds no connection forever;
   uvicorn itself only times out idle keep-alive connections).
@@ -41,12 +43,13 @@ LINGER_SECONDS = 5.0
 class HeadRefused(Exception):
     """Raised inside a parser callback: the request head is over a bound (stops the parser)."""
 
-    def __init__(self, status: int, error: str, detail: str, limit: str, maximum: int) -> None:
+    def __init__(self, status: int, error: str, detail: str, limit: str | None = None,
+                 maximum: int | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail, self.limit, self.maximum = status, error, detail, limit, maximum
 
 
-_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {400: b"Bad Request", 408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
 class BoundedHttpTools(HttpToolsProtocol):
@@ -130,13 +133,15 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         refused, self._head_refused = self._head_refused, None
-        if refused is None:
-            super().send_400_response(msg)
-            return
+        if refused is None:  # the parser's own refusal (its message may quote the input: not kept)
+            refused = HeadRefused(400, "malformed_http", "the request is not valid HTTP/1.1 (e.g. both "
+                                  "Content-Length and Transfer-Encoding, a bad chunk size or header)")
         metrics.INGESTED.labels(venue="unknown", status=str(refused.status)).inc()
         metrics.INGEST_REJECTED.labels(venue="unknown", reason=refused.error).inc()
-        body = json.dumps({"error": refused.error, "detail": refused.detail, "limit": refused.limit,
-                           "max": refused.maximum}).encode()
+        fields: dict[str, str | int | None] = {"error": refused.error, "detail": refused.detail}
+        if refused.limit is not None:
+            fields.update(limit=refused.limit, max=refused.maximum)
+        body = json.dumps(fields).encode()
         self.transport.write(b"".join([
             b"HTTP/1.1 %d %s\r\n" % (refused.status, _REASONS[refused.status]),
             b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body),

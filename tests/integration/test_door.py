@@ -145,6 +145,21 @@ def test_oversized_or_too_many_headers_are_431(bus: Bus) -> None:
     assert 'techne_gateway_requests_total{status="431",venue="unknown"}' in metrics
 
 
+@pytest.mark.parametrize(("head", "body"), [
+    (b"content-length: 2\r\ntransfer-encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n"),  # smuggling shape
+    (b"transfer-encoding: chunked\r\n", b"zz\r\n{}\r\n0\r\n\r\n"),  # a chunk size that is no number
+    (b"content-length: two\r\n", b"{}"),
+])
+def test_a_request_that_is_not_valid_http_is_a_counted_400_problem(bus: Bus, head: bytes, body: bytes) -> None:
+    before = _raw_total(bus)
+    request = b"POST /v1/venues/opera-lyon/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    status, problem = _status(_raw_http(bus, request + head + b"\r\n", body))
+    assert status == 400 and problem["error"] == "malformed_http" and "HTTP/1.1" in problem["detail"]
+    assert _raw_total(bus) == before
+    metrics = httpx.get(f"{bus.gateway_url}/metrics/", timeout=10).text
+    assert 'techne_gateway_events_rejected_total{reason="malformed_http",venue="unknown"}' in metrics
+
+
 def _urllib(url: str, body: bytes, content_type: str = "application/json",
             headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     assert url.startswith("http://127.0.0.1:")
