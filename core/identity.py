@@ -8,6 +8,7 @@ e-mail address. Two domains never yield the same value for the same person.
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,24 +16,54 @@ import phonenumbers
 
 DEFAULT_PHONE_REGION = "FR"
 
+OVERSEAS_PREFIXES = {"590": "GP", "690": "GP", "691": "GP", "596": "MQ", "696": "MQ", "697": "MQ",
+                     "594": "GF", "694": "GF", "262": "RE", "692": "RE", "693": "RE", "269": "YT", "639": "YT"}
+"""French numbers in national form that ring overseas (ARCEP's plan: ``0590 12 34 56`` is in
+Guadeloupe, ``+590 590 12 34 56``): the libphonenumber region of each 3-digit prefix after the 0.
+libphonenumber's FR region refuses some of them and wrongly reads others as ``+33``."""
+
+
+def _unicode_label(label: str) -> str:
+    if not label.startswith("xn--"):
+        return label
+    try:
+        decoded = label[4:].encode("ascii").decode("punycode")
+    except (UnicodeError, ValueError):
+        return label  # not punycode after all: kept as written
+    if decoded.isascii() or decoded.encode("punycode").decode("ascii") != label[4:]:
+        return label
+    return unicodedata.normalize("NFC", decoded).lower()
+
 
 def normalize_email(value: str) -> str:
-    """The one normalization of an e-mail address: trimmed and lower-cased."""
-    return value.strip().lower()
+    """The one normalization of an e-mail address: trimmed, accents composed (NFC), lower-cased,
+    and a domain written in punycode (``xn--thtre-4qa2c.fr``) in its Unicode form (``théâtre.fr``):
+    however a tool writes one address, it is one identifier."""
+    text = unicodedata.normalize("NFC", value.strip()).lower()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text
+    return f"{local}@{'.'.join(_unicode_label(label) for label in domain.split('.'))}"
 
 
 def normalize_phone(value: str | None, region: str = DEFAULT_PHONE_REGION) -> str | None:
-    """E.164 (``+33612345678``; numbers without a country code read in ``region``), or None when
-    ``value`` is not a valid phone number."""
+    """E.164 (``+33612345678``; numbers without a country code read in ``region``, and for France
+    overseas too: ``0590 12 34 56`` is ``+590590123456``), or None when ``value`` is not a valid
+    phone number."""
     if not value:
         return None
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    digits = "".join(c for c in value if c.isdigit())
+    regions = [region]
+    if region == "FR" and not value.lstrip().startswith(("+", "00")) and len(digits) == 10 and digits[0] == "0":
+        regions[:0] = [OVERSEAS_PREFIXES[digits[1:4]]] if digits[1:4] in OVERSEAS_PREFIXES else []
+    for where in regions:
+        try:
+            number = phonenumbers.parse(value, where)
+        except phonenumbers.NumberParseException:
+            return None
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
 
 
 def keyed_digest(key: bytes, domain: str, value: str) -> str:
