@@ -1,7 +1,8 @@
 """The ``customer`` block of the JSON events venues post: who the event is about.
 
 It becomes the Avro ``subject`` record (``org.techne.common.Subject``, same field names) and
-is normalized on the way in: e-mail lower-cased, phone numbers parsed with libphonenumber
+is normalized on the way in (a blank value is an absent one, :mod:`schemas.blanks`): e-mail
+lower-cased, phone numbers parsed with libphonenumber
 (French numbers without a country code are accepted) and written in E.164. Which identifiers
 are required depends on the event (the schema's ``techne.customer`` attribute):
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from core.identity import normalize_email, normalize_phone
+from schemas.blanks import Posted
 
 
-class OptionalCustomer(BaseModel):
+class OptionalCustomer(Posted):
     """Identifiers of a person as the venue knows them; every field is optional."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)

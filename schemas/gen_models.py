@@ -168,7 +168,7 @@ def render(catalogue: Catalogue = CATALOGUE) -> dict[str, str]:
     rec_body += ["", "", "class _Record(BaseModel):", '    model_config = ConfigDict(extra="forbid", frozen=True)']
     for name in r.order:
         rec_body += r.record_class(name, r.records[name])
-    inc_body = ["", "", "class EventIn(BaseModel):",
+    inc_body = ["", "", "class EventIn(Posted):",
                 '    """What every event a venue posts carries; the bus owns received_at and venue_id."""', "",
                 '    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)', "",
                 "    type: str",
@@ -191,7 +191,8 @@ def render(catalogue: Catalogue = CATALOGUE) -> dict[str, str]:
     incoming = [_HEADER.format(title="Pydantic models of the JSON events venues post (one per event schema).",
                                what="``<Record>In`` = the record's own fields + ``type``, ``event_id`` (optional),\n"
                                     "``occurred_at``, ``source_system`` and ``customer``; the bus adds the rest."),
-                *_stdlib(inc_text), "from pydantic import AwareDatetime, BaseModel, ConfigDict, Field", "",
+                *_stdlib(inc_text), "from pydantic import AwareDatetime, ConfigDict, Field", "",
+                "from schemas.blanks import Posted",
                 f"from schemas.customer import {', '.join(customers)}",
                 "from schemas.generated.records import (", *(f"    {n}," for n in shared), ")", inc_text]
     return {"records.py": "\n".join(records) + "\n", "incoming.py": "\n".join(incoming) + "\n"}

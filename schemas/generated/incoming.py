@@ -12,8 +12,9 @@ import datetime
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
+from schemas.blanks import Posted
 from schemas.customer import Customer, OptionalCustomer, VisitorCustomer
 from schemas.generated.records import (
     AdPlatform,
@@ -36,7 +37,7 @@ from schemas.generated.records import (
 )
 
 
-class EventIn(BaseModel):
+class EventIn(Posted):
     """What every event a venue posts carries; the bus owns received_at and venue_id."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
