@@ -22,7 +22,7 @@ insights_app = typer.Typer(
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
 Partner = Annotated[str, typer.Option("--partner",
-                                      help="Partner id whose store is read (venue:V: venue V's own store).")]
+                                      help="Partner id whose store is read (venue:V for venue V's own store).")]
 Lang = Annotated[str, typer.Option("--lang", help="fr (default) or en.")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object on the last line.")]
 Season = Annotated[str | None, typer.Option("--season", help="Season, e.g. 2026 or 2026-27 (rows of the release).")]
