@@ -8,7 +8,8 @@ was detected (format, encoding, delimiter) so that a person can be told.
   values as the text a French export would hold (dates ``25/12/2026 20:30:00``, decimal
   numbers as written, booleans ``oui``/``non``); line = the sheet's row number. Old ``.xls``
   files are refused with the way out (save as XLSX or CSV).
-- **CSV**: the encoding is UTF-8 when the bytes decode as UTF-8 (with or without BOM), else
+- **CSV**: the encoding is UTF-16/32 when a BOM or NUL bytes say so (Excel's « Texte Unicode »,
+  tab-separated), UTF-8 when the bytes decode as UTF-8 (with or without BOM), else
   charset-normalizer's best guess among the encodings French tools write (Windows-1252, Mac
   Roman, DOS 850); the dialect (delimiter and quote) comes from :class:`csv.Sniffer`. When the
   caller knows the columns it expects (``expected``), the delimiter that finds the most of them
@@ -25,6 +26,7 @@ Errors are :class:`TableError`: a ``Refused`` with the reason in French (``.fr``
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterable
@@ -107,6 +109,13 @@ def decode_text(data: bytes, encoding: str = "auto") -> tuple[str, str]:
         except UnicodeDecodeError:
             raise TableError(f"le fichier n'est pas en {encoding} (encodage imposé par le profil)",
                              f"the file is not {encoding} (the profile's encoding)") from None
+    wide = _wide_encoding(data)
+    if wide is not None:
+        try:
+            return data.decode(wide), wide
+        except UnicodeDecodeError:
+            raise TableError(f"le fichier semble en {wide.upper()} mais ne se lit pas ainsi (fichier tronqué ?)",
+                             f"the file looks {wide.upper()} but does not decode as such (truncated?)") from None
     try:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
@@ -116,6 +125,22 @@ def decode_text(data: bytes, encoding: str = "auto") -> tuple[str, str]:
     best = from_bytes(data, cp_isolation=ENCODINGS).best()
     chosen = best.encoding if best is not None else "cp1252"
     return data.decode(chosen, errors="replace"), chosen
+
+
+_BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16")]
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """UTF-16 or UTF-32 (Excel's « Texte Unicode »), by its BOM or by the NUL bytes of a first ASCII
+    character (a CSV in any other encoding never starts with a NUL byte); None otherwise."""
+    codec = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    head = data[:4]
+    if codec is None and len(head) == 4 and head.count(0) == 3:
+        codec = "utf-32-le" if head[0] else "utf-32-be"
+    elif codec is None and len(head) >= 2 and head[:2].count(0) == 1:
+        codec = "utf-16-le" if head[0] else "utf-16-be"
+    return codec
 
 
 def _sniff(text: str) -> csv.Dialect | None:

@@ -213,3 +213,15 @@ def test_a_comma_file_with_a_title_line_is_cut_on_its_commas() -> None:
     rows = [["Export des ventes", "saison 2026"], [*HEADER[:-1], "Montant TTC"], [*GOOD[:-1], "45.00"]]
     table = read_profile_table(csv_bytes(rows, ","), "ventes.csv", PROFILE)
     assert table.delimiter == "," and table.header == HEADER and table.rows[0][0] == 3
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_excel_unicode_text_exports_are_read(encoding: str) -> None:
+    """Excel's « Texte Unicode (*.txt) »: UTF-16 with its BOM, tab-separated (UTF-16/32 without a
+    BOM too: told apart by the NUL bytes of its ASCII characters)."""
+    text = "\r\n".join("\t".join(row) for row in [HEADER, GOOD]) + "\r\n"
+    table = read_profile_table(text.encode(encoding), "ventes.txt", PROFILE)
+    assert table.header == HEADER and table.rows[0][1]["Spectacle"] == "Le Misanthrope – Molière"
+    assert table.encoding is not None and table.encoding.startswith(("utf-16", "utf-32"))
+    valid, report = validate_rows(table, PROFILE, "gemeaux", KEY)
+    assert len(valid) == 1 and report.errors == []
