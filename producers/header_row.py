@@ -4,6 +4,8 @@
   first :data:`SEARCH_ROWS` rows, the header is the first one naming the most of the columns the
   caller expects; the rows above it are ignored, and a note says so. Without expected columns,
   or when no row names one, the header is the first non-empty row.
+* **Spelling**: a column name matches an expected one whatever its case, spaces (no-break
+  ones, doubled) or accent encoding (:func:`column_key`), and takes the expected spelling.
 * **A column named twice**: when the caller reads that column, the file is refused naming it and
   its positions (which cell it meant cannot be guessed, and the last one would silently win);
   a duplicated column it does not read keeps its first cell.
@@ -11,16 +13,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 SEARCH_ROWS = 20
 
 
+def column_key(name: str) -> str:
+    """What identifies a column name: accents composed (NFC), any run of spaces (no-break ones
+    included) one space, trimmed, case folded; « E-MAIL » and « E-mail » are one column."""
+    return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
+
+
+def canonical(header: Sequence[str], expected: Iterable[str]) -> list[str]:
+    """``header`` with each name that is an expected column, however spelt, in the expected spelling."""
+    spelling = {column_key(name): name for name in expected}
+    return [spelling.get(column_key(name), name.strip()) for name in header]
+
+
 def header_index(rows: Sequence[Sequence[str]], expected: set[str]) -> int:
     """Index in ``rows`` of the header row (see module doc)."""
+    keys = {column_key(name) for name in expected}
+
     def named(row: Sequence[str]) -> int:
-        return len(expected & {c.strip() for c in row})
+        return len(keys & {column_key(c) for c in row})
 
     candidates = list(rows[:SEARCH_ROWS])
     best = max(range(len(candidates)), key=lambda i: (named(candidates[i]), -i), default=0)

@@ -36,7 +36,15 @@ from itertools import chain, islice
 from typing import Any
 
 from core.errors import Refused
-from producers.header_row import SEARCH_ROWS, duplicated, header_index, row_cells, skipped_note
+from producers.header_row import (
+    SEARCH_ROWS,
+    canonical,
+    column_key,
+    duplicated,
+    header_index,
+    row_cells,
+    skipped_note,
+)
 
 DELIMITERS = ";,\t|"
 ENCODINGS = ["cp1252", "mac_roman", "cp850"]
@@ -154,7 +162,8 @@ def _sniff(text: str) -> csv.Dialect | None:
 def _named(text: str, delimiter: str, expected: set[str]) -> int:
     """How many ``expected`` columns the best header candidate names, cut by ``delimiter``."""
     rows = islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), SEARCH_ROWS)
-    return max((len(expected & {c.strip() for c in row}) for row in rows), default=0)
+    keys = {column_key(name) for name in expected}
+    return max((len(keys & {column_key(c) for c in row}) for row in rows), default=0)
 
 
 def _choose_delimiter(text: str, expected: set[str], forced: str | None) -> tuple[str, str]:
@@ -210,6 +219,7 @@ def _read_csv(text: str, encoding: str, expected: set[str], forced: str | None) 
 def _table(header: list[str], fmt: str, expected: set[str], encoding: str | None, delimiter: str | None,
            line: int) -> Table:
     """An empty table for ``header`` (read on ``line``), or :class:`TableError` if it names a read column twice."""
+    header = canonical(header, expected)
     refused = duplicated(header, expected)
     if refused is not None:
         raise TableError(*refused)

@@ -4,6 +4,8 @@ cause named when columns are missing, unbalanced quotes caught, row errors in Fr
 from __future__ import annotations
 
 import io
+import unicodedata
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -225,3 +227,24 @@ def test_excel_unicode_text_exports_are_read(encoding: str) -> None:
     assert table.encoding is not None and table.encoding.startswith(("utf-16", "utf-32"))
     valid, report = validate_rows(table, PROFILE, "gemeaux", KEY)
     assert len(valid) == 1 and report.errors == []
+
+
+@pytest.mark.parametrize("rename", [
+    lambda h: h.upper(), lambda h: h.replace(" ", "\u00a0"), lambda h: h.replace(" ", "  "),
+    lambda h: unicodedata.normalize("NFD", h), lambda h: f" {h}\u202f",
+])
+def test_column_names_differing_only_in_case_spaces_or_accent_encoding_are_found(
+        rename: Callable[[str], str]) -> None:
+    """What a person cannot see (a no-break space, a decomposed accent, a double space) or does not
+    mean (« E-MAIL » for « E-mail ») does not make a column missing."""
+    for name in ("ventes.csv", "ventes.xlsx"):
+        rows = [[rename(h) for h in HEADER], GOOD]
+        table = read_profile_table(_xlsx(rows) if name.endswith("xlsx") else csv_bytes(rows), name, PROFILE)
+        assert table.header == HEADER
+        valid, report = validate_rows(table, PROFILE, "gemeaux", KEY)
+        assert len(valid) == 1 and report.errors == []
+
+
+def test_two_spellings_of_one_read_column_are_one_column_named_twice() -> None:
+    with pytest.raises(TableError, match="« E-mail » figure 2 fois"):
+        read_profile_table(csv_bytes([[*HEADER, "E-MAIL"], [*GOOD, ""]]), "ventes.csv", PROFILE)
