@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from core.errors import ConfigError
 from core.settings import DEFAULT_IMPORT_PROFILES
+from producers.header_row import column_key
 
 PROFILE_DIR = DEFAULT_IMPORT_PROFILES  # settings.import_profiles_dir in the CLI
 MONTHS = {"janvier": 1, "janv": 1, "février": 2, "fevrier": 2, "févr": 2, "fevr": 2, "mars": 3, "avril": 4,
@@ -150,6 +151,15 @@ def _datetime(raw: str, profile: Profile) -> datetime:
                     f"date ou heure illisible (formats attendus, par exemple : {examples})")
 
 
+def _mapped(labels: dict[str, Any], raw: str) -> Any:
+    """The value of label ``raw``, written as in the profile or differing only in case, spaces or
+    accent encoding (« réduit », « RÉDUIT » for « Réduit »); None if no label is it."""
+    if raw in labels:
+        return labels[raw]
+    key = column_key(raw)
+    return next((value for label, value in labels.items() if column_key(str(label)) == key), None)
+
+
 def _unknown_label(labels: dict[str, Any]) -> CellError:
     known = ", ".join(sorted(map(str, labels))[:12])
     return CellError(f"unknown label (known: {known})", f"libellé inconnu (libellés connus : {known})")
@@ -162,12 +172,12 @@ def convert(raw: str, spec: FieldSpec, profile: Profile) -> Any:
         items = [i.strip() for i in re.split(r"[,|;]", raw) if i.strip()]
         if spec.map is None:
             return items or spec.default
-        unknown = [i for i in items if spec.map.get(i, spec.map.get(i.lower())) is None]
+        unknown = [i for i in items if _mapped(spec.map, i) is None]
         if unknown:
             raise _unknown_label(spec.map)
-        return [spec.map.get(i, spec.map.get(i.lower())) for i in items] or spec.default
+        return [_mapped(spec.map, i) for i in items] or spec.default
     if spec.map is not None and raw:
-        mapped = spec.map.get(raw, spec.map.get(raw.lower()))
+        mapped = _mapped(spec.map, raw)
         if mapped is None and spec.default is None:
             raise _unknown_label(spec.map)
         return mapped if mapped is not None else spec.default

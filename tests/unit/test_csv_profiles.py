@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -88,3 +89,12 @@ def test_encodings_latin1_and_utf8_bom() -> None:
     assert decode_text(text.encode("cp1252")) == (text, "cp1252")
     assert decode_text(b"\xef\xbb\xbf" + text.encode("utf-8")) == (text, "utf-8")
     assert decode_text(text.encode("utf-8")) == (text, "utf-8")
+
+
+@pytest.mark.parametrize("written", ["Réduit", "réduit", "RÉDUIT", " Réduit ", unicodedata.normalize("NFD", "Réduit")])
+def test_a_label_is_found_whatever_its_case_spaces_or_accent_encoding(written: str) -> None:
+    spec = FieldSpec(column="Tarif", map={"Réduit": "reduit", "Plein tarif": "plein"})
+    assert convert(written, spec, PROFILE) == "reduit"
+    assert convert("plein\u00a0TARIF", spec, PROFILE) == "plein"
+    assert convert(f"{written}, Plein  tarif", FieldSpec(column="t", type="list", map=spec.map), PROFILE) == [
+        "reduit", "plein"]
