@@ -43,7 +43,7 @@ from core.venues import Venue, load_venues
 from producers.adapters.consent import ConsentSources, load_consent_sources
 from producers.delivery import Delivery
 from producers.gateway import collector, events, openapi, preferences, sources
-from producers.gateway.http import Door
+from producers.gateway.http import Door, not_routed
 from producers.ingest import configure
 from producers.kafka import EventProducer
 from producers.ledger import WebhookLedger
@@ -142,6 +142,7 @@ def create_app(settings: Settings, producer: EventProducer | None = None,
         Route("/healthz", health),
         Mount("/metrics", app=make_asgi_app(registry=metrics.GATEWAY)),  # its own series only
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Door, venue_of=venue_of)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(Door, venue_of=venue_of)],
+                    exception_handlers={404: not_routed, 405: not_routed})
     app.state.gateway = gw
     return app

@@ -44,6 +44,15 @@ def refusal(exc: Refused, venue: str, *, headers: dict[str, str] | None = None) 
     return problem(exc.status, exc.error, exc.detail, venue, headers=headers, **exc.extra)
 
 
+async def not_routed(request: Request, exc: Exception) -> JSONResponse:
+    """The problem answer of a request no route takes: 404 (no such path) or 405 (naming the
+    methods the path answers, in ``Allow`` too)."""
+    allow = (getattr(exc, "headers", None) or {}).get("Allow")
+    if getattr(exc, "status_code", 404) == 405 and allow:
+        return problem(405, "method_not_allowed", f"this route answers {allow}", "unknown", headers={"Allow": allow})
+    return problem(404, "not_found", "no such route (the routes: /docs)", "unknown")
+
+
 def answer(status: int, body: dict[str, Any], venue: str, headers: dict[str, str] | None = None) -> JSONResponse:
     metrics.INGESTED.labels(venue=venue, status=str(status)).inc()
     return JSONResponse(body, status_code=status, headers=headers)

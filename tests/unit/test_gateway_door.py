@@ -198,3 +198,18 @@ def test_a_door_refusal_is_a_refusal_of_the_one_exception_tree() -> None:
         parse_json(b'{"a": 1, "a": 2}')
     assert isinstance(refused.value, Refused) and refused.value.status == 400
     assert not isinstance(refused.value, errors.Unavailable)
+
+
+def test_an_unknown_route_or_method_is_a_problem_answer(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, subject_key="k" * 32, datakey_master_keys={1: "m" * 32}))
+
+    async def call(method: str, path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            return await client.request(method, path)
+
+    wrong = asyncio.run(call("GET", "/v1/venues/opera-lyon/events"))
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json() == {"error": "method_not_allowed", "detail": "this route answers POST"}
+    missing = asyncio.run(call("POST", "/v1/venue/opera-lyon/events"))
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found" and "/docs" in missing.json()["detail"]
