@@ -65,8 +65,9 @@ async def _authenticated(gw: Gateway, request: Request, media: tuple[str, ...]) 
 
 
 def replayed(venue_id: str, earlier: dict[str, Any]) -> JSONResponse:
+    """The first answer again: 202, or 200 for a delivery that recorded no event (as it was)."""
     metrics.WEBHOOK_REPLAYS.labels(venue=venue_id).inc()
-    return answer(202, {**earlier, "status": "already_accepted"}, venue_id)
+    return answer(200 if earlier.get("event_ids") == [] else 202, {**earlier, "status": "already_accepted"}, venue_id)
 
 
 async def deliver(gw: Gateway, records: list[Prepared], venue_id: str) -> Response | None:

@@ -213,3 +213,11 @@ def test_an_unknown_route_or_method_is_a_problem_answer(tmp_path: Path) -> None:
     assert wrong.json() == {"error": "method_not_allowed", "detail": "this route answers POST"}
     missing = asyncio.run(call("POST", "/v1/venue/opera-lyon/events"))
     assert missing.status_code == 404 and missing.json()["error"] == "not_found" and "/docs" in missing.json()["detail"]
+
+
+def test_a_replayed_delivery_gets_its_first_status_again() -> None:
+    from producers.gateway.events import replayed
+
+    assert replayed("opera-lyon", {"status": "accepted", "event_ids": []}).status_code == 200  # nothing recorded
+    assert replayed("opera-lyon", {"status": "accepted", "event_ids": ["e"]}).status_code == 202
+    assert replayed("opera-lyon", {"status": "accepted", "event_id": "e"}).status_code == 202
