@@ -1,7 +1,7 @@
 """The ``customer`` block of the JSON events venues post: who the event is about.
 
 It becomes the Avro ``subject`` record (``org.techne.common.Subject``, same field names) and
-is normalized on the way in (a blank value is an absent one, :mod:`schemas.blanks`): e-mail
+is normalized on the way in (a blank value is an absent one, :mod:`schemas.posted`): e-mail
 lower-cased, phone numbers parsed with libphonenumber
 (French numbers without a country code are accepted) and written in E.164. Which identifiers
 are required depends on the event (the schema's ``techne.customer`` attribute):
@@ -21,7 +21,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from core.identity import normalize_email, normalize_phone
-from schemas.blanks import Posted
+from schemas.posted import Posted
 
 
 class OptionalCustomer(Posted):

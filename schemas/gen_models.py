@@ -192,9 +192,9 @@ def render(catalogue: Catalogue = CATALOGUE) -> dict[str, str]:
                                what="``<Record>In`` = the record's own fields + ``type``, ``event_id`` (optional),\n"
                                     "``occurred_at``, ``source_system`` and ``customer``; the bus adds the rest."),
                 *_stdlib(inc_text), "from pydantic import AwareDatetime, ConfigDict, Field", "",
-                "from schemas.blanks import Posted",
                 f"from schemas.customer import {', '.join(customers)}",
-                "from schemas.generated.records import (", *(f"    {n}," for n in shared), ")", inc_text]
+                "from schemas.generated.records import (", *(f"    {n}," for n in shared), ")",
+                "from schemas.posted import Posted", inc_text]
     return {"records.py": "\n".join(records) + "\n", "incoming.py": "\n".join(incoming) + "\n"}
 
 

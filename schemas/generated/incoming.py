@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from schemas.blanks import Posted
 from schemas.customer import Customer, OptionalCustomer, VisitorCustomer
 from schemas.generated.records import (
     AdPlatform,
@@ -35,6 +34,7 @@ from schemas.generated.records import (
     Tariff,
     UnsubscribeScope,
 )
+from schemas.posted import Posted
 
 
 class EventIn(Posted):
