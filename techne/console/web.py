@@ -37,6 +37,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'self'"
 PERIOD_DAYS = 30
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2299, 12, 30)
+"""A period is kept within these days (the engine's DateTime64 range, its end day included):
+``?jusqu=9999-12-31`` reads everything instead of overflowing the page."""
 INSIGHTS_CACHE_S = 60.0
 
 
@@ -178,6 +181,7 @@ def period(request: Request) -> tuple[date, date]:
             else until - timedelta(days=PERIOD_DAYS)
     except ValueError:
         raise HTTPException(400) from None
+    since, until = (min(max(d, FIRST_DAY), LAST_DAY) for d in (since, until))
     return (since, until) if since <= until else (until, since)
 
 
