@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from core.errors import Refused, TechneError, Unavailable
 from insights import cli as insights_cli
 from techne import dataspace_cli, deploy_cli, known, preference_cli
+from techne.choices import Lang, LangOrBoth
 from techne.console import cli as console_cli
 
 
@@ -161,7 +162,7 @@ deploy_cli.register(app)  # deploy init, backup create|restore
 
 @agreements_app.command("check")
 def agreements_check(path: Annotated[Path | None, typer.Argument(help="Agreements directory.")] = None,
-                     lang: Annotated[str, typer.Option(help="fr, en or both")] = "both") -> None:
+                     lang: Annotated[LangOrBoth, typer.Option(help="fr, en or both")] = LangOrBoth.both) -> None:
     """Validate every agreement (exit 2 naming the file and field if one is invalid) and print,
     per venue, what is shared, with whom, for what purpose and for how long."""
     from core.venues import load_venues
@@ -172,7 +173,7 @@ def agreements_check(path: Annotated[Path | None, typer.Argument(help="Agreement
     venues = load_venues(settings.venues_file)
     agreements = load_agreements(path or settings.agreements_dir, set(venues))
     names = {v.id: v.name for v in venues.values()}
-    for language in (["fr", "en"] if lang == "both" else [lang]):
+    for language in (["fr", "en"] if lang is LangOrBoth.both else [lang.value]):
         typer.echo(summarize(agreements, names, language))
     typer.echo(f"{len(agreements)} agreement(s) valid.")
 
@@ -339,7 +340,7 @@ app.add_typer(report_app, name="report")
 @report_app.command("sharing")
 def report_sharing(venue: Annotated[str, typer.Option(help="Venue id.")], data_dir: DataDir = None,
                    since: Annotated[str | None, typer.Option(help="Only decisions since YYYY-MM-DD.")] = None,
-                   lang: Annotated[str, typer.Option(help="fr, en or both")] = "both") -> None:
+                   lang: Annotated[LangOrBoth, typer.Option(help="fr, en or both")] = LangOrBoth.both) -> None:
     """What the venue shares, why, with whom: decisions per partner, purpose and event type,
     consent drops and erasures (read through the one read path: works while the audit sink runs)."""
     from datetime import date
@@ -350,10 +351,13 @@ def report_sharing(venue: Annotated[str, typer.Option(help="Venue id.")], data_d
     known.venue(_settings(), venue)
     try:
         day = date.fromisoformat(since) if since else None
+    except ValueError:
+        raise Refused(f"--since {since!r}: expected a day as YYYY-MM-DD") from None
+    try:
         rows = audit_rows(_settings(data_dir), report_sql(venue, day))
     except ValueError as exc:
         raise Refused(str(exc)) from None
-    for language in (["fr", "en"] if lang == "both" else [lang]):
+    for language in (["fr", "en"] if lang is LangOrBoth.both else [lang.value]):
         typer.echo(render(rows, venue, language, day) + "\n")
 
 
@@ -449,7 +453,7 @@ def import_csv(file: Annotated[Path, typer.Argument(help="The export: CSV (delim
                dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; send nothing.")] = False,
                errors_out: Annotated[Path | None, typer.Option(help="Write every row error to this CSV.")] = None,
                as_json: Annotated[bool, typer.Option("--json", help="Summary as JSON on the last line.")] = False,
-               lang: Annotated[str, typer.Option(help="Language of the summary and row errors: fr or en.")] = "fr"
+               lang: Annotated[Lang, typer.Option(help="Language of the summary and row errors: fr or en.")] = Lang.fr
                ) -> None:
     """Import a CSV or XLSX export: one event per row, row errors reported (line, column, reason, in
     French by default) without stopping; re-importing the same file sends nothing again. Exit 1 if
@@ -458,7 +462,7 @@ def import_csv(file: Annotated[Path, typer.Argument(help="The export: CSV (delim
 
     known.venue(_settings(), venue)
     report = import_main(_settings(data_dir, bootstrap), file, venue, profile, dry_run=dry_run,
-                         errors_out=errors_out, as_json=as_json, lang="en" if lang == "en" else "fr")
+                         errors_out=errors_out, as_json=as_json, lang=lang.value)
     if report.errors:
         raise typer.Exit(1)
 

@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from techne.choices import Lang, ReceiptFormat
+
 consent_app = typer.Typer(help="Consent: a person's receipt (ISO/IEC TS 27560 layout).", no_args_is_help=True)
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
 AgreementsDir = Annotated[Path | None, typer.Option("--dir", help="Agreements directory (default: settings).")]
@@ -143,9 +145,9 @@ def consent_receipt(
                                                                         "(raw-topic key).")] = None,
     email: Annotated[str | None, typer.Option("--email", help="Or the person's e-mail (needs the subject key).")]
     = None,
-    lang: Annotated[str, typer.Option(help="fr or en.")] = "fr",
-    fmt: Annotated[str, typer.Option("--format", help="json (ISO/IEC TS 27560 layout) or text (to read).")]
-    = "json",
+    lang: Annotated[Lang, typer.Option(help="fr or en.")] = Lang.fr,
+    fmt: Annotated[ReceiptFormat, typer.Option("--format", help="json (ISO/IEC TS 27560 layout) or text (to read).")]
+    = ReceiptFormat.json,
     data_dir: DataDir = None,
 ) -> None:
     """Print a person's consent receipt (ISO/IEC TS 27560 layout) with the erasures done at partners."""
@@ -156,13 +158,11 @@ def consent_receipt(
         _fail("error: give --person-ref or --email (one of them)")
     settings = _settings(data_dir=data_dir)  # errors: one line on stderr, exit 2 refused / 1 unavailable
     ref = person_ref if person_ref is not None else ref_of(settings, venue, str(email))
-    if fmt not in ("json", "text"):
-        _fail(f"error: unknown format {fmt!r} (json, text)")
-    given = receipt(settings, venue, ref, lang)
-    if fmt == "text":
+    given = receipt(settings, venue, ref, lang.value)
+    if fmt is ReceiptFormat.text:
         from techne.receipt_text import render
 
-        typer.echo(render(given, lang))
+        typer.echo(render(given, lang.value))
     else:
         _dump(given)
 

@@ -64,3 +64,24 @@ def test_load_agreements_refuses_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_agreements(tmp_path / "nowhere")
     assert load_agreements(tmp_path) == []  # an existing, empty directory: no agreement yet
+
+
+@pytest.mark.parametrize("command", [
+    ["agreements", "check", "--lang", "de"],
+    ["report", "sharing", "--venue", "gemeaux", "--data-dir", "{tmp}", "--lang", "de"],
+    ["consent", "receipt", "--venue", "gemeaux", "--person-ref", "x", "--data-dir", "{tmp}", "--lang", "de"],
+    ["consent", "receipt", "--venue", "gemeaux", "--person-ref", "x", "--data-dir", "{tmp}", "--format", "xml"],
+    ["import", "csv", "{tmp}/f.csv", "--venue", "gemeaux", "--profile", "generic", "--dry-run", "--lang", "de"],
+], ids=lambda c: " ".join(c[:2] + c[-2:]))
+def test_an_unknown_language_or_format_is_refused_before_anything_runs(command: list[str], tmp_path: Path) -> None:
+    (tmp_path / "f.csv").write_text("a\n1\n")
+    result = CliRunner().invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in command])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output and ("'de'" in result.output or "'xml'" in result.output), result.output
+    assert "is not one of" in result.output, result.output  # refused by the option itself, listing the choices
+
+
+def test_report_sharing_names_a_malformed_since_option(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", "sharing", "--venue", "gemeaux", "--data-dir", str(tmp_path),
+                                      "--since", "garbage"])
+    assert result.exit_code == 2 and "--since" in result.output and "YYYY-MM-DD" in result.output, result.output
