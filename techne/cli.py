@@ -115,7 +115,9 @@ def worker(bootstrap: Bootstrap = None, data_dir: DataDir = None, loglevel: str 
     from core.settings import WorkerSettings
     from streams.worker import run_worker
 
-    run_worker(_settings(data_dir, bootstrap, kind=WorkerSettings), loglevel=loglevel)
+    settings = _settings(data_dir, bootstrap, kind=WorkerSettings)
+    with _kafka_errors(settings.bootstrap):
+        run_worker(settings, loglevel=loglevel)
 
 
 @app.command()
@@ -131,10 +133,12 @@ def sink(partner: Annotated[str | None, typer.Option(help="Partner id (its topic
 
     if [partner is not None, venue is not None, audit].count(True) != 1:
         raise Refused("give exactly one of --partner P, --venue V or --audit")
-    if audit:
-        run_audit_process(_settings(data_dir, bootstrap, kind=SinkSettings))
-    else:
-        run_sink_process(_settings(data_dir, bootstrap, kind=SinkSettings), partner or f"{VENUE_STORE}{venue}")
+    settings = _settings(data_dir, bootstrap, kind=SinkSettings)
+    with _kafka_errors(settings.bootstrap):
+        if audit:
+            run_audit_process(settings)
+        else:
+            run_sink_process(settings, partner or f"{VENUE_STORE}{venue}")
 
 
 @app.command()
