@@ -13,13 +13,18 @@ escaped on one line) and names the reason:
 - a table function only generates rows (``numbers``, ``values``, ``null``, …) or is ``view()``
   (whose tables obey the same rule);
 - no function reads outside the database (``file``, ``joinGet``, dictionaries, server settings).
+
+:func:`run` checks, then runs the statement. An engine error on the statement (syntax, unknown
+column, wrong type, row cap) is :class:`ReadRefused` too (exit 2: fix the SQL, retrying will not
+help); only the engine's transient failures (timeout, memory, too many queries, network) stay
+:class:`~core.errors.StoreUnavailable`.
 """
 
 from __future__ import annotations
 
 import re
 
-from core.errors import ReadRefused
+from core.errors import ReadRefused, StoreUnavailable
 from sinks.reader import Reader
 
 STATEMENTS = {"SelectWithUnionQuery", "DescribeQuery", "ShowTables"}
@@ -27,6 +32,9 @@ TABLE_FUNCTIONS = {"numbers", "numbers_mt", "zeros", "zeros_mt", "values", "null
                    "generate_series", "generateseries", "view"}
 _OUTSIDE_FUNCTIONS = re.compile(r"file|joinget.*|dict.*|hascolumnintable|getserversetting|getmergetreesetting"
                                 r"|catboostevaluate|modelevaluate|filesystem.*|getmacro")
+TRANSIENT_CODES = {159, 202, 209, 210, 241, 425}
+"""Timeout, too many simultaneous queries, socket timeout, network error, memory limit, system error."""
+_ENGINE_ERROR = re.compile(r"ClickHouse error (\d+) ?(\w*)")
 _NODE = re.compile(r"^( *)(\S+)(?: (.*?))?(?: \(alias [^)]*\))?(?: \(children \d+\))?$")
 
 
@@ -69,3 +77,18 @@ def check(reader: Reader, database: str, sql: str) -> None:
     why = refusal(reader.query_text(f"EXPLAIN AST {sql}", "TSVRaw"), database)
     if why is not None:
         raise ReadRefused(f"refused: {why}")
+
+
+def run(reader: Reader, database: str, sql: str, fmt: str) -> str:
+    """Check ``sql`` (:func:`check`), run it and return its output in ``fmt`` (see module doc)."""
+    try:
+        check(reader, database, sql)
+        return reader.query_text(sql, fmt)
+    except StoreUnavailable as exc:
+        match = _ENGINE_ERROR.search(str(exc))
+        if match is None or int(match.group(1)) in TRANSIENT_CODES:
+            raise
+        hint = " (one statement at a time)" if match.group(2) == "SYNTAX_ERROR" and ";" in sql.strip().rstrip(";") \
+            else ""
+        raise ReadRefused(f"the engine refused the statement: ClickHouse error {match.group(1)} "
+                          f"{match.group(2)}{hint}") from None

@@ -229,8 +229,7 @@ def query_store(settings: Settings, partner_id: str, sql: str, fmt: str = "Prett
     partner's store and return the output rendered in ``fmt``."""
     ref = partner_ref(settings, partner_id)
     with open_reader(settings, ref) as reader:
-        partner_sql.check(reader, ref.database, sql)
-        return reader.query_text(sql, fmt)
+        return partner_sql.run(reader, ref.database, sql, fmt)
 
 
 def partner_rows(settings: Settings, partner_id: str, sql: str) -> list[tuple[Any, ...]]:

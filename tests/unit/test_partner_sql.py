@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ReadRefused
+from core.errors import ReadRefused, StoreUnavailable
 from sinks.chdb import ChdbStore
-from sinks.partner_sql import check
+from sinks.partner_sql import check, run
 from sinks.read_server import ReadOnlySession
 from sinks.reader import SessionReader
 
@@ -104,6 +104,39 @@ def test_sql_reaching_outside_its_store_is_refused_with_the_reason(reader: Sessi
     assert reason in str(refused.value), str(refused.value)
 
 
+MISTAKES = {
+    "SELEC venue_id FROM ticket_orders": "62 SYNTAX_ERROR",
+    "SELECT 1; SELECT 2": "SYNTAX_ERROR (one statement at a time)",
+    "SELECT no_such_column FROM ticket_orders": "UNKNOWN_IDENTIFIER",
+    "SELECT * FROM no_such_table": "UNKNOWN_TABLE",
+    "SELECT number FROM numbers(5000)": "TOO_MANY_ROWS_OR_BYTES",
+}
+
+
+@pytest.mark.parametrize(("sql", "reason"), MISTAKES.items(), ids=lambda s: str(s)[:40])
+def test_a_mistake_in_the_sql_is_refused_not_transient(reader: SessionReader, sql: str, reason: str) -> None:
+    """Exit 2 (fix the SQL), not exit 1 (retry later): the same statement fails again."""
+    with pytest.raises(ReadRefused) as refused:
+        run(reader, DB, sql, "TSV")
+    assert reason in str(refused.value), str(refused.value)
+
+
+class _Overloaded:
+    def query_text(self, sql: str, fmt: str = "TSV") -> str:
+        if sql.startswith("EXPLAIN AST"):
+            return " SelectWithUnionQuery\n"
+        raise StoreUnavailable("read server answered 422: ClickHouse error 159 TIMEOUT_EXCEEDED")
+
+    def query(self, sql: str, params: object = None) -> list[tuple[object, ...]]:
+        raise NotImplementedError
+
+
+def test_an_engine_timeout_stays_transient() -> None:
+    with pytest.raises(StoreUnavailable) as failed:
+        run(_Overloaded(), DB, "SELECT 1", "TSV")
+    assert not isinstance(failed.value, ReadRefused) and "TIMEOUT_EXCEEDED" in str(failed.value)
+
+
 def test_techne_query_refuses_another_database_exit_2(tmp_path: Path) -> None:
     """Through the command, in its own process (chDB holds one directory per process)."""
     script = (f"from sinks.chdb import ChdbStore\n"
@@ -119,3 +152,5 @@ def test_techne_query_refuses_another_database_exit_2(tmp_path: Path) -> None:
     result = subprocess.run([*techne, "SELECT x FROM other.secret"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "SECRET" not in result.stdout + result.stderr, result
     assert "other.secret" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    typo = subprocess.run([*techne, "SELEC 1"], capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 2 and "SYNTAX_ERROR" in typo.stderr, typo.stderr
