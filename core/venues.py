@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import ConfigError
 
@@ -54,7 +54,7 @@ def load_venues(path: Path) -> dict[str, Venue]:
         parsed = _VenueFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    except ValidationError as exc:
+    except ValueError as exc:  # pydantic's ValidationError; PyYAML's date 2028-02-30; a file not in UTF-8
         raise ConfigError(f"{path}: {exc}") from exc
     ids = [v.id for v in parsed.venues]
     if len(ids) != len(set(ids)):

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import ConfigError
 from core.settings import DEFAULT_IMPORT_PROFILES
@@ -98,7 +98,7 @@ def load_profile(name_or_path: str, directory: Path = PROFILE_DIR) -> Profile:
     except FileNotFoundError:
         known = sorted(p.stem for p in directory.glob("*.yaml"))
         raise ConfigError(f"no import profile '{name_or_path}' (known: {', '.join(known)})") from None
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
+    except (OSError, yaml.YAMLError, ValueError) as exc:  # ValueError: pydantic's, a date 2028-02-30, not UTF-8
         raise ConfigError(f"{path}: {exc}") from exc
 
 

@@ -100,6 +100,8 @@ def load_agreements(directory: Path, known_venues: set[str] | None = None) -> li
         except ValidationError as exc:
             where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"{path}: {where}") from exc
+        except ValueError as exc:  # PyYAML's date 2028-02-30, a file not in UTF-8
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if known_venues is not None:
             unknown = set(agreement.provider_venues) - known_venues
             if unknown:

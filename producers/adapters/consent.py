@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import ConfigError, Refused
 from producers.adapters.base import OptIn, SourceEvent
@@ -118,7 +118,7 @@ def load_consent_sources(path: Path) -> ConsentSources:
         return ConsentSources()
     try:
         return ConsentSources.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
+    except (OSError, yaml.YAMLError, ValueError) as exc:  # ValueError: pydantic's, a date 2028-02-30, not UTF-8
         raise ConfigError(f"{path}: {exc}") from exc
 
 
