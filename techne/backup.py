@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, StoreUnavailable, TechneError
+from core.errors import ConfigError, StoreMissing, StoreUnavailable, TechneError
 from core.settings import Settings
 from core.venues import load_venues
 from schemas.agreements import load_agreements, partners
@@ -107,7 +107,11 @@ def table_state(store: Store, qualified: str) -> TableState:
 
 
 def backup(settings: Settings, out: Path) -> dict[str, Any]:
-    """Write a backup of every store into the new directory ``out``; returns its manifest."""
+    """Write a backup of every store into the new directory ``out``; returns its manifest. An
+    embedded data directory that does not exist is refused (a wrong ``--data-dir`` is not an
+    empty backup)."""
+    if not settings.clickhouse_url and not settings.data_dir.is_dir():
+        raise StoreMissing(f"data directory {settings.data_dir} does not exist (check --data-dir): nothing backed up")
     out.mkdir(parents=True, exist_ok=False, mode=0o700)  # the stores' rows (pseudonymized): owner only
     manifest: dict[str, Any] = {"format": FORMAT_VERSION, "created_at": datetime.now(UTC).isoformat(),
                                 "server": bool(settings.clickhouse_url), "stores": []}
@@ -172,6 +176,9 @@ def _chunks(path: Path) -> Iterator[bytes]:
 def restore(settings: Settings, source: Path) -> dict[str, dict[str, TableState]]:
     """Restore the backup in ``source`` into the (empty) stores of ``settings``; returns each
     table's state after the restore, verified against the manifest (see module doc)."""
+    if not (source / MANIFEST).is_file():
+        raise ConfigError(f"no backup in {source}: {MANIFEST} is missing "
+                          "(a directory written by `techne backup create`)")
     try:
         manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
     except ValueError as exc:

@@ -52,3 +52,19 @@ def test_a_file_that_is_not_a_backup_is_one_line(tmp_path: Path) -> None:
         code, output, exc = run("backup", "restore", str(store_backup), "--data-dir", str(tmp_path / "target"))
         assert code == 1 and isinstance(exc, SystemExit), (manifest, output, exc)
         assert "not a manifest written by `techne backup create`" in output, output
+
+
+def test_a_backup_of_a_missing_data_directory_is_refused_not_an_empty_backup(tmp_path: Path) -> None:
+    """A wrong --data-dir (or TECHNE_DATA_DIR) wrote a backup of nothing and answered 'backup written', exit 0."""
+    missing, out = tmp_path / "techne-typo", tmp_path / "backup"
+    code, output, exc = run("backup", "create", str(out), "--data-dir", str(missing))
+    assert code == 1 and isinstance(exc, SystemExit), (output, exc)
+    assert f"data directory {missing} does not exist" in output and "backup written" not in output, output
+    assert not out.exists() and not missing.exists()
+
+
+def test_a_missing_backup_directory_is_named(tmp_path: Path) -> None:
+    code, output, exc = run("backup", "restore", str(tmp_path / "nowhere"), "--data-dir", str(tmp_path / "target"))
+    assert code == 1 and isinstance(exc, SystemExit), (output, exc)
+    assert "no backup in" in output and "Errno" not in output, output
+    assert not (tmp_path / "target").exists()
