@@ -16,7 +16,8 @@ the timeout ``settings.read_timeout_s`` and the row cap ``settings.read_max_rows
    never creates a store: a missing data directory or store raises
    :class:`~core.errors.StoreMissing`.
 
-Errors: :class:`~core.errors.ReadRefused` for a statement the engine refused as a write;
+Errors: :class:`~core.errors.ReadRefused` for a statement the engine refused as a write or one
+above the read server's body cap;
 :class:`~core.errors.StoreUnavailable` for any other failure (engine error as code and name,
 read server unreachable, token refused); :class:`~core.errors.StoreLocked` when the store is
 held by a process that serves no reads (e.g. a sink of an older version).
@@ -116,7 +117,7 @@ class _HttpReader:
             message = str(resp.json().get("error", ""))
         except ValueError:
             message = resp.text[:200]
-        if resp.status_code == 403:
+        if resp.status_code in (403, 413):  # a write, or a statement above the body cap: the same again fails
             raise ReadRefused(message)
         raise StoreUnavailable(f"read server answered {resp.status_code}: {message}")
 

@@ -121,3 +121,16 @@ def test_malformed_params_are_a_400_not_a_dropped_connection(served: ReadServer,
                              headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 400, answer.text
     assert "params" in answer.json()["error"]
+
+
+def test_a_statement_too_long_for_the_read_server_is_refused_not_transient(served: ReadServer, tmp_path: Path) -> None:
+    """Above the server's body cap (413) the same statement is refused again: exit 2 for
+    ``techne query``, as the engine's own cap on a store read directly, not 'retry later'."""
+    from core.errors import ReadRefused
+    from sinks.read_server import MAX_BODY
+
+    settings = Settings.model_validate({"data_dir": tmp_path, "read_token": SecretStr(TOKEN)})
+    with open_reader(settings, StoreRef("b", tmp_path / "b", "db_b")) as reader:
+        with pytest.raises(ReadRefused, match="bytes"):
+            reader.query("SELECT count() FROM ticket_orders WHERE who != '" + "x" * MAX_BODY + "'")  # noqa: S608
+        assert reader.query("SELECT who FROM ticket_orders") == [("b-row",)]
