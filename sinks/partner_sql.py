@@ -9,7 +9,8 @@ escaped on one line) and names the reason:
 
 - the statement is one ``SELECT`` (CTEs, window functions, ``UNION``, subqueries, ``FORMAT``),
   ``EXPLAIN`` of one, ``DESCRIBE`` a table, or ``SHOW TABLES``; anything else is refused;
-- every table is of the store's own database (unqualified, or qualified by that database);
+- every table is of the store's own database (unqualified, or qualified by that database), also
+  a table named on the right of ``IN`` (``'x' IN other.t`` would tell whether ``other.t`` holds ``'x'``);
 - a table function only generates rows (``numbers``, ``values``, ``null``, …) or is ``view()``
   (whose tables obey the same rule);
 - no function reads outside the database (``file``, ``joinGet``, dictionaries, server settings).
@@ -32,6 +33,7 @@ TABLE_FUNCTIONS = {"numbers", "numbers_mt", "zeros", "zeros_mt", "values", "null
                    "generate_series", "generateseries", "view"}
 _OUTSIDE_FUNCTIONS = re.compile(r"file|joinget.*|dict.*|hascolumnintable|getserversetting|getmergetreesetting"
                                 r"|catboostevaluate|modelevaluate|filesystem.*|getmacro")
+_IN_FUNCTIONS = {"in", "notin", "globalin", "globalnotin", "nullin", "notnullin", "globalnullin", "globalnotnullin"}
 TRANSIENT_CODES = {159, 202, 209, 210, 241, 425}
 """Timeout, too many simultaneous queries, socket timeout, network error, memory limit, system error."""
 _ENGINE_ERROR = re.compile(r"ClickHouse error (\d+) ?(\w*)")
@@ -48,6 +50,27 @@ def _nodes(ast: str) -> list[tuple[int, str, str]]:
     return nodes
 
 
+def _outside(name: str, database: str) -> bool:
+    """Whether the table name ``name`` (as the AST shows it) may be outside ``database``."""
+    return "." in name and (name.count(".") > 1 or not name.startswith(f"{database}."))
+
+
+def _in_tables(nodes: list[tuple[int, str, str]]) -> list[str]:
+    """Names given as the right operand of an ``IN`` (an identifier there names a table)."""
+    names = []
+    for i, (depth, node, arg) in enumerate(nodes):
+        if node == "Function" and arg.lower() in _IN_FUNCTIONS:
+            operands = []
+            for child_depth, child, child_arg in nodes[i + 1:]:
+                if child_depth <= depth:
+                    break
+                if child_depth == depth + 2:
+                    operands.append((child, child_arg))
+            if len(operands) > 1 and operands[1][0] == "Identifier":
+                names.append(operands[1][1])
+    return names
+
+
 def refusal(ast: str, database: str) -> str | None:
     """Why the statement parsed as ``ast`` may not run on ``database``, or None if it may."""
     nodes = _nodes(ast)
@@ -59,14 +82,16 @@ def refusal(ast: str, database: str) -> str | None:
     if statement == "ShowTables" and len(nodes) > 1 and nodes[1] != (nodes[1][0], "Identifier", database):
         return f"SHOW TABLES FROM {nodes[1][2]}: only this store's database {database} may be read"
     for (depth, node, arg), following in zip(nodes, [*nodes[1:], None], strict=True):
-        if node == "TableIdentifier":
-            if "." in arg and (arg.count(".") > 1 or not arg.startswith(f"{database}.")):
-                return f"table {arg}: only this store's database {database} may be read"
+        if node == "TableIdentifier" and _outside(arg, database):
+            return f"table {arg}: only this store's database {database} may be read"
         elif node == "Function" and _OUTSIDE_FUNCTIONS.fullmatch(arg.lower()):
             return f"function {arg}() reads outside this store's database {database}"
         elif node == "TableExpression" and following is not None and following[1] == "Function" \
                 and following[0] > depth and following[2].lower() not in TABLE_FUNCTIONS:
             return f"table function {following[2]}() reads outside this store's database {database}"
+    for name in _in_tables(nodes):
+        if _outside(name, database):
+            return f"table {name} (after IN): only this store's database {database} may be read"
     return None
 
 

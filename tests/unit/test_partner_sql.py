@@ -61,6 +61,12 @@ def test_an_analysts_sql_runs(reader: SessionReader, sql: str) -> None:
     reader.query_text(sql, "TSV")
 
 
+def test_a_table_of_its_own_after_in_is_allowed(reader: SessionReader) -> None:
+    check(reader, DB, f"SELECT 1 WHERE ('gemeaux', 1) IN {DB}.ticket_orders AND 'x' NOT IN ('a', 'b')")
+    check(reader, DB, "WITH v AS (SELECT venue_id FROM ticket_orders) "
+                      "SELECT count() FROM ticket_orders WHERE venue_id IN v")
+
+
 ESCAPES = {
     "SELECT * FROM other.secret": "table other.secret",
     "SELECT * FROM `other`.`secret`": "table other.secret",
@@ -85,6 +91,8 @@ ESCAPES = {
     "SELECT file('/etc/passwd')": "file()",
     "SELECT joinGet('other.j', 'x', 1)": "function joinGet()",
     "SELECT dictGet('other.d', 'x', 1)": "function dictGet()",
+    "SELECT 'SECRET' IN other.secret": "table other.secret (after IN)",
+    "SELECT count() FROM ticket_orders WHERE venue_id GLOBAL NOT IN `other`.secret": "table other.secret (after IN)",
     "SHOW TABLES FROM other": "SHOW TABLES FROM other",
     "SHOW COLUMNS FROM other.secret": "not ShowColumns",
     "INSERT INTO ticket_orders VALUES ('x', 1)": "not InsertQuery",
