@@ -10,9 +10,13 @@ of the broker, caches filling to their bounds).
 
 What bounds the in-memory state that could grow with traffic (see README, "Memory over time"):
 sinks' recent-id window (``sinks/recent.py``, a fixed number of ids), chDB's caches
-(``sinks/chdb.py`` :data:`ENGINE_SETTINGS`, capped), Prometheus label sets (partners, purposes,
-event types, reasons: finite catalogues, never ids), the worker's consent ledger (one entry per
-person: grows with people, not with events; held in RocksDB/Faust's table, not a Python cache).
+(``sinks/chdb.py`` :data:`ENGINE_SETTINGS`, capped), the worker's partitioner cache
+(``streams/partitioner.py``, 8,192 keys: every audit record brings a new key), Prometheus label
+sets (partners, purposes, event types, reasons: finite catalogues, never ids or free strings).
+State that grows with people, not with events: the worker's consent ledger (one entry per person
+and purpose, ~0.8 KiB, in Faust's table) and its data keys (``streams/keystore.py``, ~1 KiB each,
+the keys made in the last raw-topic retention). The bench's orders come from ten people
+(fresh event ids), so what it measures is growth per event, not per person.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from core.errors import StoreUnavailable
 from core.kafka_auth import aiokafka_kwargs
 from core.settings import Settings
 from core.topics import AUDIT, ensure_topics
+from schemas.registry_client import catalogue_for
 from sinks import audit
 from sinks.base import Backoff, Store
 from sinks.dlq import TOPIC as DLQ_TOPIC
@@ -121,8 +122,12 @@ async def run_sink(
     shared: SharedFormat | None = None,
 ) -> None:
     """Run the sink of ``tables.partner`` into ``store`` until ``stop`` is set (see module doc);
-    ``on_invalid`` defaults to dead letters on ``dlq.sink``."""
+    ``on_invalid`` defaults to dead letters on ``dlq.sink``. Schema ids are read as the worker
+    wrote them: ``shared``'s catalogue, else the external registry's
+    (``TECHNE_SCHEMA_REGISTRY_URL``, resolved once at start), else the shipped manifest's."""
     partner = tables.partner
+    if shared is None:
+        shared = SharedFormat(catalogue_for(settings.schema_registry_url))
     if not await _ensure(lambda: ensure_partner(store, tables), stop, partner):
         return
     producer = _producer(settings, f"techne-sink-{partner}")
@@ -138,7 +143,7 @@ async def run_sink(
                                batch_seconds=settings.sink_batch_seconds, shared=shared)
     erase = EraseHandler(
         store, tables, tombstones, publish, topic=tables.topic("erasure"),
-        batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds),
+        batch_seconds=min(ERASURE_BATCH_S, settings.sink_batch_seconds), catalogue=shared.catalogue,
     )
     consumer = _consumer(settings, group_for(partner), f"techne-sink-{partner}")
     on_invalid = on_invalid or await _dead_letters(settings, producer, partner)

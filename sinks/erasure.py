@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import InvalidMessage
-from schemas.codec import CATALOGUE
+from schemas.codec import CATALOGUE, Catalogue
 from schemas.models import ERASURE_COMMAND
 from sinks import metrics
 from sinks.base import Batch, Params, Store, WriteResult, insert_token
@@ -78,11 +78,12 @@ def ch_time(us: int) -> str:
     return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def parse_command(value: bytes | None, partner: str) -> ErasureCommand:
-    """Pure: a framed ``ErasureCommand`` for ``partner``, or :class:`InvalidMessage`."""
+def parse_command(value: bytes | None, partner: str, catalogue: Catalogue = CATALOGUE) -> ErasureCommand:
+    """Pure: a framed ``ErasureCommand`` for ``partner``, or :class:`InvalidMessage`; schema ids
+    are ``catalogue``'s (an external registry's when one is configured)."""
     if value is None:
         raise InvalidMessage("decode", "tombstone", "message has no value")
-    name, r = CATALOGUE.decode(value)
+    name, r = catalogue.decode(value)
     if name != ERASURE_COMMAND:
         raise InvalidMessage("decode", "unexpected_schema", name)
     if r["partner"] != partner:
@@ -222,13 +223,14 @@ class EraseHandler:
         batch_rows: int = 500,
         batch_seconds: float = 0.1,
         now_us: Callable[[], int] = lambda: micros(datetime.now(UTC)),
+        catalogue: Catalogue = CATALOGUE,
     ) -> None:
         self.store, self.tables, self.tombstones, self.publish = store, tables, tombstones, publish
         self.topic, self.batch_rows, self.batch_seconds = topic, batch_rows, batch_seconds
-        self.now_us = now_us
+        self.now_us, self.catalogue = now_us, catalogue
 
     def decode(self, value: bytes | None) -> ErasureCommand:
-        return parse_command(value, self.tables.partner)
+        return parse_command(value, self.tables.partner, self.catalogue)
 
     def tables_to_erase(self) -> list[str]:
         sql = (

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,6 +28,7 @@ from sinks.runner import partner_rows
 from techne.accounting import collect_audit
 from tests.conftest import Bus
 from tests.integration.connector_flows import FLOWS, Flow
+from tests.support.events import eventually
 
 pytestmark = pytest.mark.integration
 PARTNER = "observatoire"
@@ -60,13 +60,6 @@ def stored(bus: Bus, event_ids: list[str]) -> list[str] | None:
         return None
 
 
-def eventually(check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
 
 
 @pytest.mark.parametrize("connector", sorted(FLOWS))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 from sinks.runner import partner_rows
 from techne.accounting import collect_audit, wait_sinks_caught_up
 from tests.conftest import Bus
-from tests.support.events import NOW, PEOPLE, order_payload, send
+from tests.support.events import PEOPLE, consent_payload, order_payload, send
 
 pytestmark = pytest.mark.integration
 OBS, DANSE = "observatoire", "reseau-danse"
@@ -44,10 +43,6 @@ EXPECTED = {
 ORDERS_PER_PAIR = 3
 
 
-def consent_payload(person: str, kind: str, purpose: str, recipients: list[str], days: int) -> dict[str, Any]:
-    return {"type": f"consent.{kind}", "occurred_at": (NOW - timedelta(days=days)).isoformat(),
-            "customer": {"email": PEOPLE[person]}, "purpose": purpose, "recipients": recipients,
-            "recipient_list_version": "2026-09", "proof_ref": "form:test"}
 
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,22 @@ PEOPLE = {
     "david": "david.moreau@exemple.fr",
     "emma": "emma.petit@exemple.fr",
 }
+
+
+def consent_payload(person: str, kind: str, purpose: str, recipients: list[str], days: int) -> dict[str, Any]:
+    return {"type": f"consent.{kind}", "occurred_at": (NOW - timedelta(days=days)).isoformat(),
+            "customer": {"email": PEOPLE[person]}, "purpose": purpose, "recipients": recipients,
+            "recipient_list_version": "2026-09", "proof_ref": "form:test"}
+
+
+def eventually(check: Callable[[], Any], timeout: float = 90.0) -> Any:
+    """``check()``'s first truthy result, polled every 0.5 s; its last result after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
 
 
 def order_payload(person: str, i: int) -> dict[str, Any]:
