@@ -18,7 +18,7 @@ uuid5 of venue + event type + those values, so importing the same file twice yie
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
@@ -135,6 +135,29 @@ def _number(raw: str) -> Decimal:
     return value
 
 
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+_SERIAL = re.compile(r"\d{5}(?:[.,]\d+)?")
+EXCEL_EPOCH = datetime(1899, 12, 30)
+SERIAL_DAYS = (20_000, 80_000)
+"""Excel serial numbers read as dates (1954-10-03 .. 2119-01-10): the day count a workbook stores,
+shown when the cell is not formatted as a date."""
+
+
+def _iso_or_serial(text: str) -> datetime | None:
+    """Whatever the profile's formats: an ISO 8601 date/time (unambiguous), or an Excel serial
+    number of days (a date column cannot hold another five-digit number)."""
+    if _ISO.fullmatch(text):
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if _SERIAL.fullmatch(text):
+        days = Decimal(text.replace(",", "."))
+        if SERIAL_DAYS[0] <= days < SERIAL_DAYS[1]:
+            return EXCEL_EPOCH + timedelta(seconds=int((days * 86_400).to_integral_value()))
+    return None
+
+
 def _datetime(raw: str, profile: Profile) -> datetime:
     text = _MONTH_RE.sub(lambda m: f"{MONTHS[m.group(1).lower()]:02d}", raw.strip())
     text = re.sub(r"(\d{1,2})\s+(\d{2})\s+(\d{4})", r"\1/\2/\3", text)  # 25 12 2026 (from a month name)
@@ -146,6 +169,9 @@ def _datetime(raw: str, profile: Profile) -> datetime:
         except ValueError:
             continue
         return parsed.replace(tzinfo=ZoneInfo(profile.timezone)) if parsed.tzinfo is None else parsed
+    other = _iso_or_serial(text)
+    if other is not None:
+        return other.replace(tzinfo=ZoneInfo(profile.timezone)) if other.tzinfo is None else other
     examples = ", ".join(EXAMPLE_MOMENT.strftime(f) for f in profile.date_formats)
     raise CellError(f"not a date/time in the formats {', '.join(profile.date_formats)} (e.g. {examples})",
                     f"date ou heure illisible (formats attendus, par exemple : {examples})")

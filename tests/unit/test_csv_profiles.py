@@ -25,6 +25,25 @@ def test_french_dates_in_the_profile_time_zone(raw: str, expected: datetime) -> 
     assert convert(raw, FieldSpec(column="d", type="datetime"), PROFILE) == expected.isoformat()
 
 
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("2026-12-25 20:30:00", datetime(2026, 12, 25, 20, 30, tzinfo=PARIS)),  # ISO 8601, whatever the profile
+    ("2026-12-25T20:30", datetime(2026, 12, 25, 20, 30, tzinfo=PARIS)),
+    ("2026-12-25T19:30:00Z", datetime(2026, 12, 25, 20, 30, tzinfo=PARIS)),
+    ("2026-07-01", datetime(2026, 7, 1, tzinfo=PARIS)),
+    ("46381.8541666667", datetime(2026, 12, 25, 20, 30, tzinfo=PARIS)),  # an Excel serial (cell not date-formatted)
+    ("46204", datetime(2026, 7, 1, tzinfo=PARIS)),
+])
+def test_iso_dates_and_excel_serial_numbers_are_read(raw: str, expected: datetime) -> None:
+    got = datetime.fromisoformat(convert(raw, FieldSpec(column="d", type="datetime"), PROFILE))
+    assert got == expected  # the same instant (a naive one read in the profile's time zone)
+
+
+@pytest.mark.parametrize("raw", ["12", "2026", "123456", "2026-13-01", "46381,5,1"])
+def test_other_numbers_in_a_date_column_are_still_cell_errors(raw: str) -> None:
+    with pytest.raises(CellError, match="not a date"):
+        convert(raw, FieldSpec(column="d", type="datetime"), PROFILE)
+
+
 @pytest.mark.parametrize(("raw", "minor"), [("45,50", 4550), ("1 234,50 €", 123450), ("1.234,5", 123450),
                                             ("12", 1200), ("0,00", 0), ("9\u00a0000,00", 900000),
                                             ("1,234.50", 123450), ("12.50", 1250), ("1.234.567,8", 123456780),
