@@ -98,14 +98,19 @@ def local_down(data_dir: DataDir = None) -> None:
 
 
 @app.command()
-def gateway(bootstrap: Bootstrap = None, host: str = "127.0.0.1", port: int = 8080) -> None:
+def gateway(bootstrap: Bootstrap = None,
+            host: Annotated[str | None, typer.Option(help="Listen address [default: TECHNE_GATEWAY_HOST, "
+                                                          "127.0.0.1]")] = None,
+            port: Annotated[int | None, typer.Option(help="Listen port [default: TECHNE_GATEWAY_PORT, "
+                                                          "8080]")] = None) -> None:
     """Run the webhook gateway (HTTP): signed venue events in, Avro on raw topics out."""
     from core.settings import GatewaySettings
     from producers.gateway import create_app
     from producers.gateway.server import run
 
     settings = _settings(bootstrap=bootstrap, kind=GatewaySettings)
-    run(create_app(settings), host, port, head_timeout=settings.request_head_timeout_s,
+    run(create_app(settings), host or settings.gateway_host, port or settings.gateway_port,
+        head_timeout=settings.request_head_timeout_s,
         trusted_proxies=settings.gateway_trusted_proxies)
 
 

@@ -8,6 +8,7 @@ any other peer the header is ignored, so a venue cannot forge its way past the l
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -48,3 +49,24 @@ def test_allow_list_sees_the_forwarded_client_only_through_a_trusted_proxy(gatew
         refused = post(url, forwarded)
         assert refused.status_code == 403, (forwarded, refused.text)
         assert refused.json()["error"] == "address_not_allowed"
+
+
+def test_listen_port_from_the_settings_when_no_option_is_given(bus: Bus) -> None:
+    """``techne gateway`` without --port listens on TECHNE_GATEWAY_PORT (documented in env.example)."""
+    from techne.stack import free_port
+
+    port = free_port()
+    own = Stack({**bus.env, "TECHNE_GATEWAY_PORT": str(port)}, bus.stack.log_dir / "gateway-port")
+    own._spawn("gateway", ["gateway"])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            own.check()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, own.log_tail("gateway")
+            time.sleep(0.2)
+    finally:
+        own.stop("gateway")
