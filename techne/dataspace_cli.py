@@ -11,6 +11,7 @@ comment listing what the foreign terms said that the YAML cannot keep (also prin
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,9 @@ import yaml
 
 from techne.choices import Lang, ReceiptFormat
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+"""What ``--email`` must look like: another text would name another person's reference (the empty
+one is every anonymous event's) or nobody's, read as 'no consent recorded'."""
 consent_app = typer.Typer(help="Consent: a person's receipt (ISO/IEC TS 27560 layout).", no_args_is_help=True)
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Local state directory (default ./.techne).")]
 AgreementsDir = Annotated[Path | None, typer.Option("--dir", help="Agreements directory (default: settings).")]
@@ -156,6 +160,8 @@ def consent_receipt(
 
     if (person_ref is None) == (email is None):
         _fail("error: give --person-ref or --email (one of them)")
+    if email is not None and not _EMAIL.fullmatch(email.strip()):
+        _fail(f"error: adresse e-mail invalide / not an e-mail address: {email!r}")
     settings = _settings(data_dir=data_dir)  # errors: one line on stderr, exit 2 refused / 1 unavailable
     ref = person_ref if person_ref is not None else ref_of(settings, venue, str(email))
     given = receipt(settings, venue, ref, lang.value)

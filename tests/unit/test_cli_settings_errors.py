@@ -85,3 +85,14 @@ def test_report_sharing_names_a_malformed_since_option(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "sharing", "--venue", "gemeaux", "--data-dir", str(tmp_path),
                                       "--since", "garbage"])
     assert result.exit_code == 2 and "--since" in result.output and "YYYY-MM-DD" in result.output, result.output
+
+
+@pytest.mark.parametrize("email", ["", "notanemail", "a@", "@theatre.fr", "a b@theatre.fr"])
+def test_a_receipt_for_something_that_is_not_an_e_mail_is_refused_first(email: str, tmp_path: Path) -> None:
+    """Its reference would be another person's ('' is every anonymous event's), or nobody's: a DPO
+    would read 'no consent recorded' for a typo. Refused before the ledger is read."""
+    result = CliRunner().invoke(app, ["consent", "receipt", "--venue", "gemeaux", "--email", email,
+                                      "--data-dir", str(tmp_path)],
+                                env={"TECHNE_SUBJECT_KEY": "k" * 32, "TECHNE_BOOTSTRAP": "127.0.0.1:1"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "adresse e-mail invalide" in result.output and "not an e-mail address" in result.output, result.output
