@@ -6,7 +6,8 @@ was detected (format, encoding, delimiter) so that a person can be told.
 
 - **XLSX** (zip signature or ``.xlsx``/``.xlsm`` name): the first worksheet through openpyxl,
   values as the text a French export would hold (dates ``25/12/2026 20:30:00``, decimal
-  numbers as written, booleans ``oui``/``non``); line = the sheet's row number. Old ``.xls``
+  numbers as written, booleans ``oui``/``non``); line = the sheet's row number. A formula
+  without its computed value (a workbook written by a program) is refused naming its cell. Old ``.xls``
   files are refused with the way out (save as XLSX or CSV).
 - **CSV**: the encoding is UTF-16/32 when a BOM or NUL bytes say so (Excel's « Texte Unicode »,
   tab-separated), UTF-8 when the bytes decode as UTF-8 (with or without BOM), else
@@ -29,6 +30,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -265,6 +267,27 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+# a cell holding a formula and no computed value (<v> absent, or empty but not an empty text result)
+_UNCOMPUTED = re.compile(rb'<c r="([A-Z]{1,3}[0-9]{1,7})"(?![^>]*t="str")[^>]*>\s*<f(?:[^>]*/>|[^>]*>[^<]*</f>)'
+                         rb'\s*(?:<v\s*/>|<v></v>)?\s*</c>')
+
+
+def _check_computed(data: bytes, sheet_path: str) -> None:
+    """Refuse a sheet with a formula whose value was never computed (a workbook written by a
+    program and never opened in a spreadsheet): openpyxl reads it as an empty cell."""
+    from zipfile import ZipFile
+
+    with ZipFile(io.BytesIO(data)) as archive:
+        xml = archive.read(sheet_path) if sheet_path in archive.namelist() else b""
+    found = _UNCOMPUTED.search(xml)
+    if found is not None:
+        cell = found.group(1).decode()
+        raise TableError(f"la cellule {cell} contient une formule sans valeur calculée (classeur créé par un "
+                         "programme) : ouvrez-le et enregistrez-le dans Excel ou LibreOffice, puis réessayez",
+                         f"cell {cell} holds a formula without its computed value (a workbook written by a "
+                         "program): open and save it in Excel or LibreOffice, then try again")
+
+
 def _read_xlsx(data: bytes, expected: set[str]) -> Table:
     from zipfile import BadZipFile
 
@@ -279,6 +302,7 @@ def _read_xlsx(data: bytes, expected: set[str]) -> Table:
         sheet = workbook.worksheets[0] if workbook.worksheets else None
         if sheet is None:
             raise TableError("le classeur n'a aucune feuille", "the workbook has no sheet")
+        _check_computed(data, getattr(sheet, "_worksheet_path", ""))
         rows = sheet.iter_rows(values_only=True)
         top = [[cell_text(v) for v in values] for values in islice(rows, SEARCH_ROWS)]
         at = header_index(top, expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import unicodedata
+import zipfile
 from collections.abc import Callable
 from datetime import datetime
 
@@ -248,3 +249,38 @@ def test_column_names_differing_only_in_case_spaces_or_accent_encoding_are_found
 def test_two_spellings_of_one_read_column_are_one_column_named_twice() -> None:
     with pytest.raises(TableError, match="« E-mail » figure 2 fois"):
         read_profile_table(csv_bytes([[*HEADER, "E-MAIL"], [*GOOD, ""]]), "ventes.csv", PROFILE)
+
+
+def test_a_formula_without_its_computed_value_is_refused_naming_its_cell() -> None:
+    """A workbook written by a program (not saved by Excel or LibreOffice) holds formulas without
+    their values: read as empty cells, an e-mail computed by =LOWER(...) silently disappeared."""
+    good = [*GOOD[:3], '=LOWER("LEA@EXEMPLE.FR")', *GOOD[4:]]
+    with pytest.raises(TableError) as err:
+        read_profile_table(_xlsx([HEADER, GOOD, good]), "ventes.xlsx", PROFILE)
+    assert "D3" in err.value.fr and "enregistrez" in err.value.fr and "D3" in err.value.en
+
+
+def test_formulas_with_their_computed_values_are_read() -> None:
+    data = _xlsx([HEADER, [*GOOD[:3], '=LOWER("LEA@EXEMPLE.FR")', *GOOD[4:]]])
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as saved:  # as Excel saves it: the formula and its value
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = content.replace(b'<c r="D2"><f>', b'<c r="D2" t="str"><f>').replace(
+                    b'</f><v></v>', b"</f><v>lea@exemple.fr</v>")
+            saved.writestr(item, content)
+    table = read_profile_table(out.getvalue(), "ventes.xlsx", PROFILE)
+    assert table.rows[0][1]["E-mail"] == "lea@exemple.fr"
+
+
+def test_a_formula_whose_computed_value_is_empty_text_is_read() -> None:
+    data = _xlsx([HEADER, [*GOOD[:8], '=""', *GOOD[9:]]])
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as saved:  # Excel writes an empty text result as t="str" and <v></v>
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = content.replace(b'<c r="I2"><f>', b'<c r="I2" t="str"><f>')
+            saved.writestr(item, content)
+    assert read_profile_table(out.getvalue(), "ventes.xlsx", PROFILE).rows[0][1]["Salle"] == ""
