@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,11 @@ class _OneErrorHandler(TyperGroup):
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(1 if isinstance(exc, Unavailable) else 2) from None
 
+
+logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+"""The Kafka client's own lines ('Unable connect to …', one per attempt) are not printed by a
+command that configured no logging (its one error line says it all); a service's configured
+handlers still receive them."""
 
 app = typer.Typer(help="Techné audience bus: consent-filtered, pseudonymized venue events for partners.",
                   no_args_is_help=True, pretty_exceptions_enable=False, cls=_OneErrorHandler)

@@ -127,7 +127,8 @@ class LagMeter:
             except (OSError, TimeoutError) as exc:
                 error = exc
             await self.close()  # reconnect from scratch next time
-            raise LagUnavailable(f"measuring consumer lag: {type(error).__name__}: {error}") from None
+            raise LagUnavailable(f"measuring consumer lag at {self._options['bootstrap_servers']}: "
+                                 f"{type(error).__name__}: {error}") from None
 
     async def _measure(self) -> list[PartitionLag]:
         admin, consumer = await self._clients()

@@ -247,7 +247,8 @@ def receipt(settings: Settings, venue: str, person: str, lang: str = "fr",
         events = asyncio.run(consent_events(settings.bootstrap, venue, person,
                                             catalogue_for(settings.schema_registry_url)))
     except KafkaError as exc:
-        raise Unavailable(f"Kafka injoignable / unreachable: {type(exc).__name__}") from None
+        raise Unavailable(f"Kafka injoignable à {settings.bootstrap} / unreachable at {settings.bootstrap}: "
+                          f"{type(exc).__name__}") from None
     if not events:
         raise ReceiptError(f"aucun consentement enregistré pour cette personne à {venue} / "
                            f"no consent recorded for this person at {venue}")
