@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,6 +34,7 @@ from techne.local import LocalKafka
 from techne.stack import Stack, generate_secrets
 from tests.conftest import TEST_MASTER_KEY, Bus
 from tests.producer_env import PRODUCER_ENV
+from tests.support.asgi import serving
 from tests.support.events import consent_payload, eventually, order_payload, send
 
 pytestmark = pytest.mark.integration
@@ -81,25 +79,10 @@ def registry_app() -> Starlette:
                              Route("/subjects", listing)])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def registry_url() -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(registry_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "registry did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with serving(registry_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
