@@ -9,8 +9,9 @@ other sites' pages from sending under it. Routes:
   a Matomo tracker's requests — query string, form body (what ``sendBeacon`` posts), or bulk JSON
   ``{"requests": ["?…", …]}`` (matomo.py maps them). Answer 204 (what trackers expect).
 * ``POST /v1/collect/{site_key}``: canonical ``web.*`` events as JSON (one object or an array),
-  sent as ``application/json`` or ``text/plain`` (``navigator.sendBeacon`` with a string, no
-  preflight). Answer 202 with ``event_ids``.
+  sent as ``application/json``, ``text/plain`` (``navigator.sendBeacon`` with a string, no
+  preflight) or with no ``Content-Type`` (``sendBeacon`` with an untyped ``Blob``). Answer 202
+  with ``event_ids``.
 * ``OPTIONS`` on both: the CORS preflight for allowed origins.
 
 Checks: 404 unknown site; 403 ``Origin`` not allowed for the site (requests without ``Origin``
@@ -168,7 +169,8 @@ async def collect(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     venue, origin = found
-    body = await read_body(request, BEACON_MEDIA, gw.settings.max_body_bytes, venue)
+    # "": no Content-Type at all, what navigator.sendBeacon sends for an untyped Blob
+    body = await read_body(request, (*BEACON_MEDIA, ""), gw.settings.max_body_bytes, venue)
     if isinstance(body, Response):
         return body
     try:

@@ -95,9 +95,10 @@ def body_timeout(request: Request, venue: str, headers: dict[str, str] | None = 
 
 async def read_body(request: Request, media: Sequence[str], cap: int, venue: str) -> bytes | JSONResponse:
     """The body of a request of one of the ``media`` types, at most ``cap`` bytes; else the
-    refusal: 415 naming the accepted types, 413 naming the limit, or 408 for a body too slow."""
+    refusal: 415 naming the accepted types, 413 naming the limit, or 408 for a body too slow.
+    ``""`` among ``media`` accepts a request without a ``Content-Type``."""
     if media_type(request) not in media:
-        return problem(415, "unsupported_media_type", f"send {' or '.join(media)}", venue)
+        return problem(415, "unsupported_media_type", f"send {' or '.join(m for m in media if m)}", venue)
     try:
         return await read_capped(request, cap)
     except BodyTimeout:

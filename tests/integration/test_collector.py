@@ -80,6 +80,23 @@ def test_beacon_collector_text_plain_like_send_beacon(bus: Bus) -> None:
     assert len(resp.json()["event_ids"]) == 2
 
 
+def test_beacon_without_content_type_like_send_beacon_with_a_blob(bus: Bus) -> None:
+    """``navigator.sendBeacon(url, new Blob([json]))`` sends no Content-Type: accepted; a wrong
+    type is still a 415 naming the accepted ones."""
+    event = {"type": "web.page_viewed", "occurred_at": "2026-11-20T18:00:00+01:00",
+             "customer": {"visitor_id": f"v-{uuid.uuid4().hex[:12]}"}, "page_url": "https://www.lelieuunique.test/"}
+    url = f"{bus.gateway_url}/v1/collect/{SITE_KEY}"
+    request = httpx.Request("POST", url, content=json.dumps(event).encode(), headers={"origin": SITE_ORIGIN})
+    assert "content-type" not in request.headers
+    with httpx.Client() as client:
+        resp = client.send(request)
+    assert resp.status_code == 202, resp.text
+    assert len(resp.json()["event_ids"]) == 1
+    wrong = httpx.post(url, content=b"{}", headers={"origin": SITE_ORIGIN, "content-type": "image/png"})
+    assert wrong.status_code == 415
+    assert wrong.json()["detail"] == "send application/json or text/plain", wrong.text
+
+
 @pytest.mark.parametrize(("body", "status"), [
     ({"type": "ticket.order_placed", "occurred_at": "2026-11-20T18:00:00+01:00"}, 422),  # web.* only
     ({"type": "web.page_viewed", "occurred_at": "2026-11-20T18:00:00+01:00", "customer": {}}, 422),
