@@ -18,10 +18,24 @@ from __future__ import annotations
 import datetime
 from typing import Annotated
 
+import pycountry
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from core.identity import normalize_email, normalize_phone
 from schemas.posted import Posted
+
+
+def country_code(value: str) -> str | None:
+    """The ISO 3166-1 alpha-2 code of a country written as its alpha-2, alpha-3 or numeric code
+    or its English name, in any case (``fr``, ``FRA``, ``250``, ``France`` -> ``FR``; HelloAsso
+    sends alpha-3); ``None`` when it names no country (pycountry's ISO 3166 tables)."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        return None
 
 
 class OptionalCustomer(Posted):
@@ -46,6 +60,16 @@ class OptionalCustomer(Posted):
     @classmethod
     def _lower(cls, v: str | None) -> str | None:
         return normalize_email(v) if v else v
+
+    @field_validator("country_code", mode="before")
+    @classmethod
+    def _alpha2(cls, v: object) -> object:
+        if not isinstance(v, str) or not v.strip():
+            return v
+        code = country_code(v)
+        if code is None:
+            raise ValueError("not an ISO 3166 country (alpha-2 such as FR, alpha-3 such as FRA, or its English name)")
+        return code
 
     @field_validator("phone")
     @classmethod

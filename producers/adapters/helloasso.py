@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from producers.adapters.base import Adapter, AuthRejected, OptIn, PayloadRejected, SourceEvent, dig, listed
+from schemas.customer import country_code
 
 SIGNATURE_HEADER = "x-ha-signature"
 MEANS = {"Card": "card", "Sepa": "direct_debit", "Check": "cheque", "Cash": "cash", "BankTransfer": "transfer"}
@@ -83,9 +84,9 @@ def _customer(payer: Any) -> dict[str, Any]:
     customer = {"email": dig(payer, "email"), "first_name": dig(payer, "firstName"),
                 "last_name": dig(payer, "lastName"), "postal_code": dig(payer, "zipCode"),
                 "city": dig(payer, "city")}
-    country = dig(payer, "country")
-    if isinstance(country, str) and len(country) == 2:
-        customer["country_code"] = country.upper()
+    country = dig(payer, "country")  # alpha-3 ("FRA") in HelloAsso's API
+    if isinstance(country, str) and (code := country_code(country)):
+        customer["country_code"] = code
     return {k: v for k, v in customer.items() if v}
 
 

@@ -84,3 +84,32 @@ def test_weezevent_reads_paris_times_and_prices_like_billetweb() -> None:
     assert issued.payload["performance_at"] == "2026-12-05T20:00:00+01:00"
     assert (issued.payload["price_minor"], refunded.payload["amount_minor"]) == (850, 850)
     assert refunded.payload["occurred_at"] == "2026-12-06T09:00:00+01:00"
+
+
+def test_helloasso_payer_country_in_alpha_3_is_kept() -> None:
+    """HelloAsso's API gives the payer's country in ISO 3166 alpha-3 ("FRA"): it was dropped."""
+    body = json.dumps({"eventType": "Order", "data": {
+        "id": 9, "date": "2026-11-20T18:00:00+01:00", "amount": {"total": 2500},
+        "payer": {"email": "a@b.fr", "country": "FRA", "zipCode": "44000"}}}).encode()
+    [event] = PUSH["helloasso"].events(body)
+    assert event.payload["customer"]["country_code"] == "FR"
+    unknown = json.dumps({"eventType": "Order", "data": {
+        "id": 10, "date": "2026-11-20T18:00:00+01:00", "amount": {"total": 2500},
+        "payer": {"email": "a@b.fr", "country": "XYZ"}}}).encode()
+    assert "country_code" not in PUSH["helloasso"].events(unknown)[0].payload["customer"]
+
+
+@pytest.mark.parametrize(("written", "code"), [("FR", "FR"), ("fr", "FR"), (" FRA ", "FR"), ("250", "FR"),
+                                               ("France", "FR"), ("BEL", "BE"), ("Belgium", "BE"),
+                                               ("ZZ", None), ("Atlantis", None), ("", None)])
+def test_country_codes_as_venues_write_them(written: str, code: str | None) -> None:
+    from pydantic import ValidationError
+
+    from schemas.customer import Customer, country_code
+
+    assert country_code(written) == code
+    if code is not None:
+        assert Customer(email="a@b.fr", country_code=written).country_code == code
+    elif written:
+        with pytest.raises(ValidationError, match="not an ISO 3166 country"):
+            Customer(email="a@b.fr", country_code=written)
