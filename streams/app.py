@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -49,6 +51,19 @@ from streams.steps.expiry import AUTH as EXPIRY_AUTH
 from streams.steps.expiry import lapsed
 
 log = logging.getLogger("techne.worker")
+CRASH_EXIT_S = 15.0
+"""After a poison flood, the most the worker waits for Faust's shutdown before it ends itself:
+Faust's stop after ``app.crash`` has hung now and then (the suite saw a crashed worker still
+alive 90 s later), and a supervisor can only restart, and an operator only see, a process that
+ended. At-least-once holds: nothing past the last commit is lost, it is read again."""
+
+
+def exit_soon(seconds: float, code: int = 1) -> threading.Timer:
+    """End the process with ``code`` in ``seconds`` unless it has ended by then (daemon timer)."""
+    timer = threading.Timer(seconds, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def header_value(headers: object, name: str) -> str | None:
@@ -150,6 +165,7 @@ def create_app(settings: Settings, agreements: list[Agreement] | None = None,
                 guard.record(result.invalid)
             except PoisonFlood as exc:
                 log.critical("%s", exc)
+                exit_soon(CRASH_EXIT_S)  # whatever Faust's shutdown does
                 await keystore.stop()  # its consumer and tail task would keep the crashed process alive
                 await app.crash(exc)
                 return
