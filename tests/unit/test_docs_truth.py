@@ -31,6 +31,7 @@ NOT_SETTINGS = {  # variable -> the file that reads it
     "TECHNE_CONSOLE_HOST": "docker-compose.yml", "TECHNE_TLS": "docker-compose.yml",
     "TECHNE_KAFKA_CONTROLLER_PASSWORD": "docker-compose.yml",
     "TECHNE_GRAFANA_CLICKHOUSE_PASSWORD": "docker-compose.yml",
+    "TECHNE_TEST_CLICKHOUSE_URL": "tests/integration/test_sink_server.py",
 }
 VARIABLE = re.compile(r"TECHNE_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_*])")
 
