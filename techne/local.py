@@ -65,22 +65,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _mvn(args: list[str], what: str, timeout: float = 900) -> None:
+    """Run ``mvn -q -B <args>`` (quiet, batch); :class:`LocalKafkaError` naming ``what`` when Maven
+    is missing or fails (offline, unknown artifact), with the end of its output."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise LocalKafkaError(f"Maven (mvn) is required to fetch {what}; install it (apt-get install maven)")
+    proc = subprocess.run([mvn, "-q", "-B", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise LocalKafkaError(f"mvn failed fetching {what}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
 def fetch_jars(version: str = KAFKA_VERSION) -> Path:
     """Return the directory holding the broker classpath, fetching it with mvn if needed."""
     libs = cache_dir() / f"kafka-{version}" / "libs"
     marker = libs / ".complete"
     if marker.exists():
         return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalKafkaError("Maven (mvn) is required to fetch the Kafka jars; install it (apt-get install maven)")
     if libs.exists():
         shutil.rmtree(libs)
-    cmd = [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
-           f"-DoutputDirectory={libs}", f"-Dkafka.version={version}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise LocalKafkaError(f"mvn failed fetching Kafka {version}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    _mvn(["-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
+          f"-DoutputDirectory={libs}", f"-Dkafka.version={version}"], f"Kafka {version}")
     marker.write_text(version)
     return libs
 
@@ -92,13 +97,10 @@ def fetch_jmx_agent(artifact: str = JMX_AGENT_ARTIFACT) -> Path:
     jar = target / "jmx_prometheus_javaagent.jar"
     if jar.exists():
         return jar
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalKafkaError("Maven (mvn) is required to fetch the JMX exporter agent")
-    proc = subprocess.run([mvn, "-q", "-B", "dependency:copy", f"-Dartifact={artifact}", "-Dmdep.stripVersion=true",
-                           f"-DoutputDirectory={target}"], capture_output=True, text=True, timeout=600, check=False)
-    if proc.returncode != 0 or not jar.exists():
-        raise LocalKafkaError(f"mvn failed fetching {artifact}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    _mvn(["dependency:copy", f"-Dartifact={artifact}", "-Dmdep.stripVersion=true", f"-DoutputDirectory={target}"],
+         artifact)
+    if not jar.exists():
+        raise LocalKafkaError(f"mvn fetched {artifact} but {jar} is missing")
     return jar
 
 
