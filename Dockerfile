@@ -1,7 +1,7 @@
 # One image for every bus process: `techne gateway`, `techne worker`, `techne sink --partner X`,
 # `techne sink --audit`, `techne lag --serve`, `techne registry` (docker-compose.yml).
 #
-# Reproducible: every Python dependency comes from requirements.lock (exact versions, hashes
+# Reproducible: every Python dependency comes from requirements.txt (exact versions, hashes
 # checked, --no-deps: nothing is resolved at build time); the project's own wheel is built with
 # the locked setuptools/wheel (--no-build-isolation). No secret is baked in: webhook secrets,
 # HMAC keys and passwords come from the environment at run time (deploy/.env, see
@@ -16,9 +16,9 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY requirements.lock ./
+COPY requirements.txt ./
 RUN python -m venv /opt/techne \
-    && /opt/techne/bin/pip install --require-hashes --no-deps -r requirements.lock
+    && /opt/techne/bin/pip install --require-hashes --no-deps -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY schemas ./schemas

@@ -12,18 +12,18 @@ prereqs:
 	@bash deploy/local/compose-plugin.sh
 
 # Everything comes from the lock (hash-checked), then the project itself without resolving again.
-$(VENV)/.installed: requirements-dev.lock pyproject.toml
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-dev.lock
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 # Refresh the locks on purpose (after changing a range in pyproject.toml): runtime, then dev on top.
 lock:
-	$(PY) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --extra build \
-	    -o requirements.lock pyproject.toml
-	$(PY) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --extra build --extra dev \
-	    -c requirements.lock -o requirements-dev.lock pyproject.toml
+	$(PY) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links --extra build \
+	    -o requirements.txt pyproject.toml
+	$(PY) -m piptools compile -q --generate-hashes --strip-extras --allow-unsafe --no-emit-find-links --extra build --extra dev \
+	    -c requirements.txt -o requirements-dev.txt pyproject.toml
 
 kafka: prereqs $(VENV)/.installed
 	@$(PY) -c "from techne.local import fetch_jars; print('kafka jars:', fetch_jars())"

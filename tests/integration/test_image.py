@@ -5,7 +5,7 @@ What ``docker build`` would do, step by step, under a temporary "image root":
 1. the build context is assembled exactly as ``.dockerignore`` lets it through
    (:mod:`tests.dockerctx`, moby's pattern semantics);
 2. the Dockerfile's build stage runs as written: its ``COPY`` from that context, then its
-   ``RUN`` lines (venv from ``requirements.lock`` hash-checked with ``--no-deps``, the project
+   ``RUN`` lines (venv from ``requirements.txt`` hash-checked with ``--no-deps``, the project
    wheel with ``--no-build-isolation``, ``pip check``), absolute paths moved under the root;
 3. the runtime stage's ``COPY`` from the context (deploy data) and its ``ENV`` (paths moved
    under the root): nothing else of the checkout is visible, the working directory is the
@@ -241,7 +241,7 @@ def test_context_holds_the_packages_and_deploy_data_but_no_secret_or_state(image
     packages = {p.rstrip("*") for p in patterns}
     assert packages <= tops, f"packages left out of the build context: {sorted(packages - tops)}"
     for data in ("deploy/venues.yaml", "deploy/agreements", "deploy/import-profiles", "deploy/consent-sources.yaml",
-                 "requirements.lock"):
+                 "requirements.txt"):
         assert any(f == data or f.startswith(data + "/") for f in files), f"{data} missing from the build context"
     for f in files:
         assert not f.startswith((".venv/", ".git/", ".techne/", "tests/")), f
